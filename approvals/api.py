@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from runs.serializers import ErrorSerializer, screenshot_url
+from tenants.access import access_for
+from twin_site.api import ApiError
+
+from .models import Approval, ApprovalStatus
+
+
+class ApprovalSerializer(serializers.ModelSerializer[Approval]):
+    run_id = serializers.UUIDField()
+    decided_by = serializers.SerializerMethodField()
+    screenshot_url = serializers.SerializerMethodField()
+    index = serializers.IntegerField(source="step_index")
+
+    class Meta:
+        model = Approval
+        fields = [
+            "id", "run_id", "index", "step_count", "action", "cause", "trigger", "kind", "prompt", "options",
+            "pattern", "page_url", "page_title", "screenshot_url", "status", "created_at", "expires_at",
+            "decided_at", "decided_by", "channel", "choice", "note", "input_supplied",
+        ]
+
+    def get_decided_by(self, approval: Approval) -> str | None:
+        return approval.decided_by.get_username() if approval.decided_by else None
+
+    def get_screenshot_url(self, approval: Approval) -> str | None:
+        return screenshot_url(approval, self.context.get("request"))
+
+
+class ApprovalsView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=ApprovalStatus.values), OpenApiParameter("limit", int)],
+        responses={200: ApprovalSerializer(many=True), 400: ErrorSerializer, 401: ErrorSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        access = access_for(request)
+        approvals = Approval.objects.filter(tenant=access.tenant).select_related("decided_by")
+        wanted = request.query_params.get("status")
+        if wanted:
+            if wanted not in ApprovalStatus.values:
+                raise ApiError("invalid_status", f"status must be one of {', '.join(ApprovalStatus.values)}")
+            approvals = approvals.filter(status=wanted)
+        try:
+            limit = max(1, min(int(request.query_params.get("limit", 100)), 500))
+        except ValueError:
+            raise ApiError("invalid_limit", "limit must be a whole number from 1 to 500") from None
+        page = approvals.order_by("-created_at")[:limit]
+        return Response(ApprovalSerializer(page, many=True, context={"request": request}).data)

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from runs.models import Run
+from tenants.models import Tenant
+
+
+class Trigger(models.TextChoices):
+    APPROVAL = "approval"
+    MFA = "mfa"
+    AMBIGUITY = "ambiguity"
+    BLOCKED = "blocked"
+
+
+class GateKind(models.TextChoices):
+    APPROVAL = "approval"
+    INPUT = "input"
+    CHOICE = "choice"
+
+
+class Cause(models.TextChoices):
+    GATE = "gate", "The program's gate"
+    AMBIGUITY = "ambiguity", "More than one element matched"
+    BLOCKED = "blocked", "The step could not proceed"
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class Channel(models.TextChoices):
+    API = "api"
+    DASHBOARD = "dashboard"
+    SYSTEM = "system"
+
+
+class Approval(models.Model):
+    """One pause of a run: what was asked, what the human saw, and what they decided."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="approvals")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="approvals")
+    step_index = models.PositiveIntegerField()
+    step_count = models.PositiveIntegerField(default=0)
+    action = models.CharField(max_length=32)
+    cause = models.CharField(max_length=16, choices=Cause.choices, default=Cause.GATE)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    kind = models.CharField(max_length=16, choices=GateKind.choices)
+    prompt = models.TextField(blank=True)
+    options = models.JSONField(null=True, blank=True)
+    # For ambiguity pauses: which element each option stands for ({"label", "nth"}).
+    candidates = models.JSONField(null=True, blank=True)
+    pattern = models.CharField(max_length=500, blank=True)
+
+    # What the human saw.
+    page_url = models.CharField(max_length=2048, blank=True)
+    page_title = models.CharField(max_length=500, blank=True)
+    screenshot = models.CharField(max_length=500, blank=True, help_text="Storage path of the screenshot.")
+
+    status = models.CharField(max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    # The decision.
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    channel = models.CharField(max_length=16, choices=Channel.choices, blank=True)
+    token_name = models.CharField(max_length=100, blank=True)
+    choice = models.CharField(max_length=500, blank=True)
+    note = models.TextField(blank=True)
+    input_supplied = models.BooleanField(default=False)
+    input_length = models.PositiveIntegerField(null=True, blank=True)
+    # The supplied input, encrypted, until the step has used it; then erased.
+    sealed_input = models.TextField(blank=True)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["tenant", "status", "-created_at"], name="approval_tenant_status"),
+            models.Index(fields=["status", "expires_at"], name="approval_expiry"),
+            models.Index(fields=["run", "step_index"], name="approval_run_step"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run"], condition=models.Q(status="pending"), name="one_pending_approval_per_run"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trigger} at step {self.step_index} ({self.status})"

@@ -1,0 +1,163 @@
+"""Deciding pauses: approve (with the answer), reject, expire. One winner per pause."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from runs.events import record_event
+from runs.executor import approval_scope
+from runs.models import Run, RunStatus, StepStatus
+from runs.routing import host_queue
+from runs.services import RunConflict, release_page_later
+from runs.states import run_transition, step_transition
+from vault.crypto import seal_text
+
+from .models import Approval, ApprovalStatus, Cause, Channel, GateKind
+
+
+class AnswerInvalid(ValueError):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
+@dataclass(frozen=True)
+class Decision:
+    approve: bool
+    input: str | None = None
+    choice: str | None = None
+    note: str = ""
+
+
+def pending_approval(run: Run) -> Approval | None:
+    return Approval.objects.filter(run=run, status=ApprovalStatus.PENDING).first()
+
+
+def _check_answer(approval: Approval, decision: Decision) -> None:
+    if approval.kind == GateKind.INPUT:
+        if not isinstance(decision.input, str) or decision.input == "":
+            raise AnswerInvalid("input_required", "this step needs an input: send {\"input\": \"…\"}")
+        if approval.pattern and not re.fullmatch(approval.pattern, decision.input):
+            raise AnswerInvalid("input_invalid", f"the input does not match the pattern {approval.pattern}")
+    elif approval.kind == GateKind.CHOICE:
+        options = approval.options or []
+        if decision.choice not in options:
+            raise AnswerInvalid(
+                "choice_invalid", f"choice must be one of: {', '.join(repr(o) for o in options)}"
+            )
+
+
+def approval_decide(
+    *, run: Run, decision: Decision, actor: Any, channel: str = Channel.API, token_name: str = ""
+) -> Run:
+    """Approve (resuming the run at the paused step) or reject (the step never happens)."""
+    approval = pending_approval(run)
+    if run.status != RunStatus.AWAITING_APPROVAL or approval is None:
+        raise RunConflict(run, f"the run is {run.status}, not awaiting approval")
+    if decision.approve:
+        _check_answer(approval, decision)
+    now = timezone.now()
+    supplied = approval.kind == GateKind.INPUT and decision.approve
+    changes: dict[str, Any] = {
+        "status": ApprovalStatus.APPROVED if decision.approve else ApprovalStatus.REJECTED,
+        "decided_by": actor if getattr(actor, "pk", None) else None,
+        "decided_at": now,
+        "channel": channel,
+        "token_name": token_name,
+        "note": decision.note or "",
+        "choice": (decision.choice or "") if decision.approve and approval.kind == GateKind.CHOICE else "",
+        "input_supplied": supplied,
+        "input_length": len(decision.input or "") if supplied else None,
+        "sealed_input": seal_text(decision.input or "", scope=approval_scope(run.tenant_id)) if supplied else "",
+    }
+    with transaction.atomic():
+        if not Approval.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(**changes):
+            run.refresh_from_db()
+            raise RunConflict(run, "this pause was already decided")
+        data = {"approval_id": str(approval.pk), "decision": changes["status"], "channel": channel,
+                "trigger": approval.trigger}
+        if approval.choice or changes["choice"]:
+            data["choice"] = changes["choice"]
+        if decision.approve:
+            won = run_transition(
+                run, to=RunStatus.RUNNING, expect=[RunStatus.AWAITING_APPROVAL], actor=actor,
+                resumed_from=approval.step_index, event_data=data,
+            )
+        else:
+            context = (run.host, run.browser_context_id)
+            won = run_transition(
+                run, to=RunStatus.REJECTED, expect=[RunStatus.AWAITING_APPROVAL], actor=actor,
+                error=f"rejected at step {approval.step_index}" + (f": {decision.note}" if decision.note else ""),
+                browser_context_id="", target_id="", event_data=data,
+            )
+        if not won:
+            transaction.set_rollback(True)
+            run.refresh_from_db()
+            raise RunConflict(run, f"the run is {run.status}, not awaiting approval")
+        record_event(run, "approval.decided", step_index=approval.step_index, actor=actor, data=data)
+        if decision.approve:
+            step_transition(run, approval.step_index, to=StepStatus.QUEUED, expect=[StepStatus.AWAITING_APPROVAL])
+            _enqueue_resume(run)
+        else:
+            step_transition(
+                run, approval.step_index, to=StepStatus.SKIPPED, expect=[StepStatus.AWAITING_APPROVAL],
+                error="rejected", event_data={"rejected": True},
+            )
+            run.host, run.browser_context_id = context
+            release_page_later(run)
+            run.browser_context_id = ""
+    return run
+
+
+def _enqueue_resume(run: Run) -> None:
+    run_id, host = str(run.pk), run.host
+
+    def send() -> None:
+        from runs.tasks import resume_run_task
+
+        resume_run_task.apply_async(args=[run_id], queue=host_queue(host))
+
+    transaction.on_commit(send)
+
+
+def approval_expire(*, approval: Approval) -> bool:
+    """Expire an overdue pause; False when it was decided (or expired) first."""
+    run = approval.run
+    with transaction.atomic():
+        if not Approval.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(
+            status=ApprovalStatus.EXPIRED, decided_at=timezone.now(), channel=Channel.SYSTEM
+        ):
+            return False
+        context = (run.host, run.browser_context_id)
+        won = run_transition(
+            run, to=RunStatus.EXPIRED, expect=[RunStatus.AWAITING_APPROVAL],
+            error=f"nobody decided step {approval.step_index} before {approval.expires_at:%Y-%m-%d %H:%M:%S} UTC",
+            browser_context_id="", target_id="", event_data={"approval_id": str(approval.pk)},
+        )
+        if not won:
+            transaction.set_rollback(True)
+            return False
+        step_transition(
+            run, approval.step_index, to=StepStatus.SKIPPED, expect=[StepStatus.AWAITING_APPROVAL],
+            error="expired",
+        )
+        run.host, run.browser_context_id = context
+        release_page_later(run)
+    return True
+
+
+def expire_overdue(*, now: Any = None, limit: int = 500) -> int:
+    overdue = Approval.objects.filter(status=ApprovalStatus.PENDING, expires_at__lte=now or timezone.now())
+    count = 0
+    for approval in overdue.select_related("run").order_by("expires_at")[:limit]:
+        count += approval_expire(approval=approval)
+    return count
+
+
+__all__ = ["AnswerInvalid", "Cause", "Decision", "approval_decide", "approval_expire", "expire_overdue",
+           "record_event"]

@@ -1,0 +1,221 @@
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from approvals.models import Approval
+from approvals.services import AnswerInvalid, Decision, approval_decide
+from tenants.access import access_for
+from tenants.models import Role
+from twin_site.api import ApiError
+
+from .models import Run, RunStatus
+from .selectors import get_run_for_tenant, runs_for_tenant
+from .serializers import DecisionSerializer, ErrorSerializer, RejectSerializer, RunCreateSerializer, RunSerializer
+from .services import ProgramInvalid, RunConflict, run_cancel, run_create
+from .waiting import parse_wait, wait_until_settled
+
+WAIT_PARAM = OpenApiParameter(
+    "wait", OpenApiTypes.FLOAT, description="Seconds (0–60) to wait for the run to pause or end."
+)
+ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer,
+          409: ErrorSerializer}
+
+
+def run_response(run: Run, request: Request, *, http_status: int = 200) -> Response:
+    fresh = get_run_for_tenant(run.tenant, run.pk)
+    response = Response(RunSerializer(fresh, context={"request": request}).data, status=http_status)
+    response["X-Twin-Status"] = fresh.status
+    return response
+
+
+def conflict(exc: RunConflict) -> ApiError:
+    return ApiError("conflict", exc.detail, http_status=409, status=exc.run.status)
+
+
+class RunsView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str), OpenApiParameter("limit", int),
+                    OpenApiParameter("before", str, description="created_at cursor from the Link header")],
+        responses={200: RunSerializer(many=True), **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        access = access_for(request)
+        runs = runs_for_tenant(access.tenant).order_by("-created_at", "-pk")
+        wanted = request.query_params.get("status")
+        if wanted:
+            if wanted not in RunStatus.values:
+                raise ApiError("invalid_status", f"status must be one of {', '.join(RunStatus.values)}")
+            runs = runs.filter(status=wanted)
+        before = request.query_params.get("before")
+        if before:
+            runs = runs.filter(created_at__lt=before)
+        try:
+            limit = max(1, min(int(request.query_params.get("limit", 50)), 200))
+        except ValueError:
+            raise ApiError("invalid_limit", "limit must be a whole number from 1 to 200") from None
+        page = list(runs[: limit + 1])
+        response = Response(RunSerializer(page[:limit], many=True, context={"request": request}).data)
+        if len(page) > limit:
+            cursor = page[limit - 1].created_at.isoformat()
+            url = request.build_absolute_uri(request.path)
+            response["Link"] = f'<{url}?limit={limit}&before={cursor}>; rel="next"'
+        return response
+
+    @extend_schema(request=RunCreateSerializer, parameters=[WAIT_PARAM],
+                   responses={201: RunSerializer, **ERRORS})
+    def post(self, request: Request) -> Response:
+        access = access_for(request)
+        access.require(Role.OPERATOR)
+        if not isinstance(request.data, dict):
+            raise ApiError("invalid", "the body must be a JSON object")
+        body = RunCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if "skill" in data:
+            raise ApiError("skill_not_found", f"no skill {data['skill']!r} in this tenant", http_status=404)
+        try:
+            run = run_create(
+                tenant=access.tenant, created_by=access.user, goal=data["goal"], url=data["url"],
+                steps=data["steps"], params=data["params"],
+            )
+        except ProgramInvalid as exc:
+            raise ApiError(
+                "invalid_program", f"the step program has {len(exc.problems)} problem(s)",
+                problems=[p.as_dict() for p in exc.problems],
+            ) from None
+        return run_response(run, request, http_status=status.HTTP_201_CREATED)
+
+
+class RunDetailView(APIView):
+    @extend_schema(parameters=[WAIT_PARAM], responses={200: RunSerializer, **ERRORS})
+    def get(self, request: Request, pk: str) -> Response:
+        access = access_for(request)
+        return run_response(get_run_for_tenant(access.tenant, pk), request)
+
+
+class ApproveView(APIView):
+    @extend_schema(request=DecisionSerializer, responses={202: RunSerializer, **ERRORS})
+    def post(self, request: Request, pk: str) -> Response:
+        access = access_for(request)
+        run = get_run_for_tenant(access.tenant, pk)
+        access.require(Role.APPROVER)
+        body = DecisionSerializer(data=request.data if isinstance(request.data, dict) else {})
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        decision = Decision(approve=True, input=data.get("input"), choice=data.get("choice"), note=data["note"])
+        try:
+            run = approval_decide(
+                run=run, decision=decision, actor=access.user, channel=access.channel,
+                token_name=access.token.name if access.token else "",
+            )
+        except RunConflict as exc:
+            raise conflict(exc) from None
+        except AnswerInvalid as exc:
+            raise ApiError(exc.code, exc.detail) from None
+        return run_response(run, request, http_status=status.HTTP_202_ACCEPTED)
+
+
+class RejectView(APIView):
+    @extend_schema(request=RejectSerializer, responses={200: RunSerializer, **ERRORS})
+    def post(self, request: Request, pk: str) -> Response:
+        access = access_for(request)
+        run = get_run_for_tenant(access.tenant, pk)
+        access.require(Role.APPROVER)
+        body = RejectSerializer(data=request.data if isinstance(request.data, dict) else {})
+        body.is_valid(raise_exception=True)
+        try:
+            run = approval_decide(
+                run=run, decision=Decision(approve=False, note=body.validated_data["reason"]), actor=access.user,
+                channel=access.channel, token_name=access.token.name if access.token else "",
+            )
+        except RunConflict as exc:
+            raise conflict(exc) from None
+        return run_response(run, request)
+
+
+class CancelView(APIView):
+    @extend_schema(request=None, responses={200: RunSerializer, **ERRORS})
+    def post(self, request: Request, pk: str) -> Response:
+        access = access_for(request)
+        run = get_run_for_tenant(access.tenant, pk)
+        access.require(Role.OPERATOR)
+        try:
+            run = run_cancel(run=run, actor=access.user)
+        except RunConflict as exc:
+            raise conflict(exc) from None
+        return run_response(run, request)
+
+
+class ScreenshotView(APIView):
+    @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY, **ERRORS})
+    def get(self, request: Request, approval_id: str) -> FileResponse:
+        access = access_for(request)
+        approval = Approval.objects.filter(pk=approval_id, tenant=access.tenant).first()
+        if approval is None or not approval.screenshot or not default_storage.exists(approval.screenshot):
+            raise Http404("no such screenshot")
+        return FileResponse(default_storage.open(approval.screenshot, "rb"), content_type="image/jpeg")
+
+
+# -- long polling: async views around the DRF views above ---------------------------------------
+_runs_view = RunsView.as_view()
+_run_detail_view = RunDetailView.as_view()
+
+
+def _visible_run(request: HttpRequest, pk: str) -> bool:
+    drf_request = APIView().initialize_request(request)
+    try:
+        if drf_request.user is None:
+            return False
+        access = access_for(drf_request)
+        get_run_for_tenant(access.tenant, pk)
+    except Exception:
+        return False  # the DRF view will answer with the right error
+    return True
+
+
+def _refresh(response: Any, request: HttpRequest) -> None:
+    run = Run.objects.get(pk=response.data["id"])
+    fresh = get_run_for_tenant(run.tenant, run.pk)
+    response.data = RunSerializer(fresh, context={"request": response.renderer_context["request"]}).data
+    response["X-Twin-Status"] = fresh.status
+
+
+def _wait_error(exc: ApiError) -> HttpResponse:
+    from django.http import JsonResponse
+
+    return JsonResponse({"error": exc.code, "detail": str(exc.detail)}, status=exc.status_code)
+
+
+@csrf_exempt
+async def runs_endpoint(request: HttpRequest) -> Any:
+    try:
+        wait = parse_wait(request.GET.get("wait")) if request.method == "POST" else 0.0
+    except ApiError as exc:
+        return _wait_error(exc)
+    response = await sync_to_async(_runs_view)(request)
+    if wait and response.status_code == 201:
+        await wait_until_settled(response.data["id"], wait)
+        await sync_to_async(_refresh)(response, request)
+    return response
+
+
+@csrf_exempt
+async def run_detail_endpoint(request: HttpRequest, pk: str) -> Any:
+    try:
+        wait = parse_wait(request.GET.get("wait")) if request.method == "GET" else 0.0
+    except ApiError as exc:
+        return _wait_error(exc)
+    if wait and await sync_to_async(_visible_run)(request, pk):
+        await wait_until_settled(pk, wait)
+    return await sync_to_async(_run_detail_view)(request, pk=pk)

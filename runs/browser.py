@@ -1,0 +1,314 @@
+"""The worker host's Chromium, and this process's connection to it.
+
+One Chromium per worker host, started detached (its own session) so it outlives the
+worker process that launched it; any process on the host reconnects over CDP on
+loopback. Each run gets its own browser context, created over raw CDP with
+``disposeOnDetach: false`` so it survives disconnects: runs never share cookies,
+storage or pages (docs/decisions.md has the memory figures behind this choice).
+
+Playwright lists the pages of such contexts under ``browser.contexts[0]``, so
+context-level Playwright calls would act on the wrong context: cookies go through CDP's
+``Storage`` domain with the run's ``browserContextId`` instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--mute-audio",
+]
+
+
+def chromium_path() -> str:
+    if settings.TWIN_CHROMIUM:
+        return str(settings.TWIN_CHROMIUM)
+    managed = sorted(Path.home().glob(".cache/ms-playwright/chromium-*/chrome-linux/chrome"))
+    if managed:
+        return str(managed[-1])
+    found = shutil.which("chromium") or "/usr/bin/chromium"
+    return found
+
+
+def host_dir() -> Path:
+    path = Path(settings.VAR_DIR) / "hosts" / settings.TWIN_HOST_ID
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _endpoint_alive(endpoint: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/json/version", timeout=timeout) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@dataclass
+class HostBrowser:
+    pid: int
+    endpoint: str
+    user_data_dir: str
+
+
+def _read_state() -> HostBrowser | None:
+    try:
+        data = json.loads((host_dir() / "browser.json").read_text())
+        return HostBrowser(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def ensure_host_browser() -> HostBrowser:
+    """The host's Chromium, launched if nobody on this host has one alive."""
+    state = _read_state()
+    if state and _endpoint_alive(state.endpoint):
+        return state
+    with open(host_dir() / "browser.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = _read_state()  # another process may have launched it while we waited
+        if state and _endpoint_alive(state.endpoint):
+            return state
+        if state:
+            _terminate(state)
+        state = _launch()
+        (host_dir() / "browser.json").write_text(json.dumps(state.__dict__))
+        return state
+
+
+def _launch() -> HostBrowser:
+    user_data_dir = tempfile.mkdtemp(prefix="twin-chromium-", dir=host_dir())
+    width, height = settings.TWIN_VIEWPORT
+    command = [
+        chromium_path(),
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={user_data_dir}",
+        f"--window-size={width},{height}",
+        "--remote-debugging-address=127.0.0.1",
+        "--remote-debugging-port=0",
+        "about:blank",
+    ]
+    process = subprocess.Popen(
+        command, start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    port_file = Path(user_data_dir) / "DevToolsActivePort"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"Chromium ({command[0]}) exited at start with code {process.returncode}")
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            port = int(port_file.read_text().splitlines()[0])
+            endpoint = f"http://127.0.0.1:{port}"
+            if _endpoint_alive(endpoint, timeout=0.5):
+                log.info("launched Chromium pid %s on %s", process.pid, endpoint)
+                return HostBrowser(pid=process.pid, endpoint=endpoint, user_data_dir=user_data_dir)
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"Chromium ({command[0]}) did not open its debugging port within 20 s")
+
+
+def _terminate(state: HostBrowser) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(state.pid, signal.SIGTERM)
+    for _ in range(50):
+        if not _endpoint_alive(state.endpoint, timeout=0.2):
+            break
+        time.sleep(0.1)
+    shutil.rmtree(state.user_data_dir, ignore_errors=True)
+
+
+def stop_host_browser() -> bool:
+    """Stop this host's Chromium (every parked page with it). True when one was running."""
+    state = _read_state()
+    if state is None:
+        return False
+    _terminate(state)
+    with contextlib.suppress(OSError):
+        (host_dir() / "browser.json").unlink()
+    return True
+
+
+class BrowserSession:
+    """This process's Playwright connection to the host browser (kept across tasks)."""
+
+    def __init__(self) -> None:
+        self._pid = os.getpid()
+        self._playwright: Any = None
+        self._browser: Any = None
+        self._cdp: Any = None
+        self._endpoint = ""
+        self._pages: dict[str, Any] = {}
+
+    # -- connection -------------------------------------------------------------------------
+    def browser(self) -> Any:
+        if self._browser is not None and self._browser.is_connected():
+            return self._browser
+        # Playwright's sync API runs an event loop in this thread; our Django calls between
+        # its calls are synchronous all the same.
+        os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        if self._playwright is None:
+            from playwright.sync_api import sync_playwright
+
+            self._playwright = sync_playwright().start()
+        host = ensure_host_browser()
+        self._endpoint = host.endpoint
+        self._pages.clear()
+        self._browser = self._playwright.chromium.connect_over_cdp(host.endpoint)
+        self._cdp = self._browser.new_browser_cdp_session()
+        return self._browser
+
+    def cdp(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        self.browser()
+        return self._cdp.send(method, params or {})
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._browser is not None:
+                self._browser.close()
+        with contextlib.suppress(Exception):
+            if self._playwright is not None:
+                self._playwright.stop()
+        self._browser = self._playwright = self._cdp = None
+        self._pages.clear()
+
+    # -- pages --------------------------------------------------------------------------------
+    def new_page(self) -> tuple[Any, str, str]:
+        """A page in a fresh, isolated browser context: (page, context_id, target_id)."""
+        browser = self.browser()
+        context_id = self.cdp("Target.createBrowserContext", {"disposeOnDetach": False})["browserContextId"]
+        with browser.contexts[0].expect_page() as page_info:
+            target_id = self.cdp("Target.createTarget", {"url": "about:blank", "browserContextId": context_id})[
+                "targetId"
+            ]
+        page = page_info.value
+        self._pages[target_id] = page
+        return page, context_id, target_id
+
+    def find_page(self, target_id: str) -> Any | None:
+        """The live page with this CDP target id, or None when it is gone."""
+        if not target_id:
+            return None
+        browser = self.browser()
+        page = self._pages.get(target_id)
+        if page is not None and not page.is_closed():
+            return page
+        known = {id(p) for p in self._pages.values()}
+        for context in browser.contexts:
+            for candidate in context.pages:
+                if id(candidate) in known or candidate.is_closed():
+                    continue
+                with contextlib.suppress(Exception):
+                    session = context.new_cdp_session(candidate)
+                    info = session.send("Target.getTargetInfo")["targetInfo"]
+                    session.detach()
+                    self._pages[info["targetId"]] = candidate
+                    if info["targetId"] == target_id:
+                        return candidate
+        return None
+
+    def close_context(self, context_id: str) -> None:
+        if not context_id:
+            return
+        with contextlib.suppress(Exception):
+            self.cdp("Target.disposeBrowserContext", {"browserContextId": context_id})
+        self._pages = {t: p for t, p in self._pages.items() if not p.is_closed()}
+
+    def context_ids(self) -> set[str]:
+        return set(self.cdp("Target.getBrowserContexts").get("browserContextIds", []))
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def capture(self, page: Any, context_id: str) -> dict[str, Any]:
+        """What a restore needs: URL, cookies, and the page origin's local + session storage."""
+        cookies = self.cdp("Storage.getCookies", {"browserContextId": context_id}).get("cookies", [])
+        storage: dict[str, Any] = {}
+        with contextlib.suppress(Exception):
+            storage = page.evaluate(_CAPTURE_STORAGE_JS) or {}
+        return {"url": page.url, "cookies": cookies, "storage": storage}
+
+    def restore(self, checkpoint: dict[str, Any], *, timeout_ms: float) -> tuple[Any, str, str]:
+        page, context_id, target_id = self.new_page()
+        cookies = [_cookie_param(c) for c in checkpoint.get("cookies", [])]
+        if cookies:
+            self.cdp("Storage.setCookies", {"cookies": cookies, "browserContextId": context_id})
+        storage = checkpoint.get("storage") or {}
+        url = checkpoint.get("url") or "about:blank"
+        if url.startswith(("http://", "https://")):
+            session = page.context.new_cdp_session(page)
+            script_id = None
+            if storage.get("origin"):
+                source = _RESTORE_STORAGE_JS % json.dumps(storage)
+                script_id = session.send("Page.addScriptToEvaluateOnNewDocument", {"source": source})["identifier"]
+            try:
+                page.goto(url, timeout=timeout_ms, wait_until="load")
+            finally:
+                if script_id is not None:
+                    with contextlib.suppress(Exception):
+                        session.send("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script_id})
+                with contextlib.suppress(Exception):
+                    session.detach()
+        return page, context_id, target_id
+
+
+_CAPTURE_STORAGE_JS = """() => {
+  const dump = (s) => { const o = {}; for (let i = 0; i < s.length; i++) { const k = s.key(i); o[k] = s.getItem(k); } return o; };
+  try { return {origin: location.origin, local: dump(localStorage), session: dump(sessionStorage)}; }
+  catch (e) { return {}; }
+}"""
+
+_RESTORE_STORAGE_JS = """(() => {
+  const saved = %s;
+  if (location.origin !== saved.origin) return;
+  try {
+    for (const [k, v] of Object.entries(saved.local || {})) localStorage.setItem(k, v);
+    for (const [k, v] of Object.entries(saved.session || {})) sessionStorage.setItem(k, v);
+  } catch (e) {}
+})();"""
+
+_COOKIE_FIELDS = ("name", "value", "domain", "path", "secure", "httpOnly", "sameSite", "priority",
+                  "sourceScheme", "sourcePort")
+
+
+def _cookie_param(cookie: dict[str, Any]) -> dict[str, Any]:
+    param = {k: cookie[k] for k in _COOKIE_FIELDS if k in cookie}
+    if not cookie.get("session") and cookie.get("expires", -1) > 0:
+        param["expires"] = cookie["expires"]
+    return param
+
+
+_session: BrowserSession | None = None
+
+
+def session() -> BrowserSession:
+    """This process's browser session (a forked child starts its own)."""
+    global _session
+    if _session is None or _session._pid != os.getpid():
+        _session = BrowserSession()
+    return _session

@@ -1,0 +1,594 @@
+"""Drives one run through its step program in the host's Chromium.
+
+Called by the Celery tasks. It claims the run's lease, attaches to the run's page (the
+parked page itself, else a restore from the checkpoint, else a fresh context), then
+performs steps until the run pauses, finishes or fails. At a pause it returns: the task
+ends and the page stays parked in the host browser, holding no worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from approvals.models import Approval, ApprovalStatus
+from vault.crypto import InvalidToken, open_json, open_text, seal_json
+from vault.services import secret_resolve
+
+from . import browser as browser_mod
+from .events import record_event
+from .models import Run, RunStatus, Step, StepStatus
+from .netguard import UrlRefused, check_url
+from .program import REPEATABLE_ACTIONS, SINGLE_TARGET_ACTIONS, describe, gate_of, render
+
+log = logging.getLogger(__name__)
+
+BLOCKED_OPTIONS = ["retry", "skip", "fail"]
+LEASE_MARGIN = timedelta(seconds=30)
+
+
+class Pause(Exception):
+    """The step needs a human: carries what to ask."""
+
+    def __init__(
+        self, *, cause: str, trigger: str, kind: str, prompt: str, options: list[str] | None = None,
+        candidates: list[dict[str, Any]] | None = None, pattern: str = "", expires_in: int | None = None,
+    ) -> None:
+        super().__init__(prompt)
+        self.cause, self.trigger, self.kind, self.prompt = cause, trigger, kind, prompt
+        self.options, self.candidates, self.pattern = options, candidates, pattern
+        self.expires_in = expires_in or settings.TWIN_DEFAULT_EXPIRES_IN
+
+
+class Stop(Exception):
+    """The run left ``running`` under us (cancelled) or another execution took the lease."""
+
+
+class StepFailed(Exception):
+    pass
+
+
+def checkpoint_scope(run: Run) -> str:
+    return f"tenant:{run.tenant_id}:checkpoints"
+
+
+def approval_scope(tenant_id: int) -> str:
+    return f"tenant:{tenant_id}:answers"
+
+
+# -- leases ------------------------------------------------------------------------------------
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def lease_owner_is_dead(owner: str) -> bool:
+    """Only an owner on this host can be seen to be dead; elsewhere the lease runs out."""
+    try:
+        host, pid, _ = owner.rsplit(":", 2)
+        return host == settings.TWIN_HOST_ID and not _pid_alive(int(pid))
+    except ValueError:
+        return True
+
+
+def claim_lease(run: Run, seconds: float) -> str | None:
+    me = f"{settings.TWIN_HOST_ID}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    now = timezone.now()
+    until = now + timedelta(seconds=seconds) + LEASE_MARGIN
+    free = Q(lease_owner="") | Q(lease_until__lt=now)
+    if Run.objects.filter(free, pk=run.pk).update(lease_owner=me, lease_until=until):
+        return me
+    current = Run.objects.filter(pk=run.pk).values_list("lease_owner", flat=True).first()
+    if current and lease_owner_is_dead(current):
+        if Run.objects.filter(pk=run.pk, lease_owner=current).update(lease_owner=me, lease_until=until):
+            log.warning("run %s: took over the lease of dead owner %s", run.pk, current)
+            return me
+    return None
+
+
+# -- the execution -------------------------------------------------------------------------------
+@dataclass
+class Answers:
+    gate: Approval | None = None
+    ambiguity: Approval | None = None
+    blocked: Approval | None = None
+    used: list[Approval] = field(default_factory=list)
+
+
+@dataclass
+class Execution:
+    run: Run
+    owner: str
+    reason: str
+    page: Any = None
+    secrets_used: list[str] = field(default_factory=list)
+    interrupted: set[int] = field(default_factory=set)
+
+    @property
+    def session(self) -> browser_mod.BrowserSession:
+        return browser_mod.session()
+
+    # ---------------------------------------------------------------------------------------
+    def execute(self) -> None:
+        run = self.run
+        steps = run.program
+        # A step left ``running`` by an earlier execution was interrupted mid-way.
+        self.interrupted = set(
+            Step.objects.filter(run=run, status=StepStatus.RUNNING).values_list("index", flat=True)
+        )
+        index = max(run.current_step, 1)
+        self.attach()
+        while index <= len(steps):
+            self.renew(index, steps[index - 1])
+            try:
+                outcome = self.run_step(index, steps[index - 1])
+            except Pause as pause:
+                self.pause(index, steps[index - 1], pause)
+                return
+            if outcome == "failed":
+                return
+            index += 1
+        self.finish()
+
+    # -- attaching to the page -----------------------------------------------------------------
+    def attach(self) -> None:
+        run, session = self.run, self.session
+        timeout_ms = settings.TWIN_DEFAULT_STEP_TIMEOUT * 1000
+        page = None
+        if run.target_id and run.host == settings.TWIN_HOST_ID:
+            page = session.find_page(run.target_id)
+        if page is not None:
+            self.page = page
+            if self.reason in {"resume", "recover"}:
+                record_event(run, "run.resumed_in_place", step_index=run.current_step,
+                             data={"host": run.host, "target_id": run.target_id, "reason": self.reason})
+            return
+        if run.checkpoint:
+            try:
+                checkpoint = open_json(run.checkpoint, scope=checkpoint_scope(run))
+            except InvalidToken:
+                checkpoint = None
+                log.error("run %s: checkpoint cannot be decrypted (master key changed?)", run.pk)
+            if checkpoint is not None:
+                page, context_id, target_id = session.restore(checkpoint, timeout_ms=timeout_ms)
+                self._owned(page, context_id, target_id)
+                record_event(run, "run.restored_from_checkpoint", step_index=run.current_step, data={
+                    "host": settings.TWIN_HOST_ID, "url": checkpoint.get("url", ""),
+                    "checkpoint_step": run.checkpoint_step, "reason": self.reason,
+                    "previous_host": run.host,
+                })
+                return
+        page, context_id, target_id = session.new_page()
+        self._owned(page, context_id, target_id)
+        first = run.program[0] if run.program else {}
+        if run.url and max(run.current_step, 1) == 1 and first.get("action") != "goto":
+            try:
+                check_url(run.url)
+                page.goto(run.url, timeout=timeout_ms, wait_until="load")
+            except Exception as exc:  # the first step will find the page wrong and pause blocked
+                log.warning("run %s: could not open %s: %s", run.pk, run.url, exc)
+
+    def _owned(self, page: Any, context_id: str, target_id: str) -> None:
+        self.page = page
+        run = self.run
+        # The old context (if any, on this host) is stale now: it is not the run's page anymore.
+        if run.browser_context_id and run.host == settings.TWIN_HOST_ID:
+            self.session.close_context(run.browser_context_id)
+        run.host, run.browser_context_id, run.target_id = settings.TWIN_HOST_ID, context_id, target_id
+        Run.objects.filter(pk=run.pk).update(host=run.host, browser_context_id=context_id, target_id=target_id)
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def renew(self, index: int, step: dict[str, Any]) -> None:
+        """Check we still own a running run, and extend the lease over this step."""
+        timeout = float(step.get("timeout") or settings.TWIN_DEFAULT_STEP_TIMEOUT)
+        until = timezone.now() + timedelta(seconds=timeout) + LEASE_MARGIN
+        updated = Run.objects.filter(pk=self.run.pk, lease_owner=self.owner, status=RunStatus.RUNNING).update(
+            lease_until=until, current_step=index
+        )
+        if not updated:
+            raise Stop()
+        self.run.current_step = index
+
+    def answers(self, index: int) -> Answers:
+        answers = Answers()
+        decided = Approval.objects.filter(
+            run=self.run, step_index=index, status=ApprovalStatus.APPROVED, consumed_at__isnull=True
+        ).order_by("created_at")
+        for approval in decided:
+            setattr(answers, approval.cause, approval)
+            answers.used.append(approval)
+        return answers
+
+    def checkpoint(self, index: int) -> None:
+        with contextlib.suppress(Exception):
+            state = self.session.capture(self.page, self.run.browser_context_id)
+            state["step_index"] = index
+            sealed = seal_json(state, scope=checkpoint_scope(self.run))
+            Run.objects.filter(pk=self.run.pk).update(
+                checkpoint=sealed, checkpoint_step=index, outputs=self.run.outputs
+            )
+            self.run.checkpoint, self.run.checkpoint_step = sealed, index
+
+    def scrub(self, text: str) -> str:
+        for value in self.secrets_used:
+            if value:
+                text = text.replace(value, "••••••")
+        return text
+
+    # -- one step ---------------------------------------------------------------------------------
+    def run_step(self, index: int, step: dict[str, Any]) -> str:
+        run = self.run
+        answers = self.answers(index)
+        gate = gate_of(step)
+        if answers.blocked is not None:
+            choice = answers.blocked.choice
+            if choice == "skip":
+                self._finish_step(index, StepStatus.SKIPPED, answers, data={"skipped_by": "human"})
+                return "skipped"
+            if choice == "fail":
+                self._finish_step(index, StepStatus.FAILED, answers, error="failed by a human after a block")
+                self._fail(f"step {index} failed: stopped by a human after it was blocked")
+                return "failed"
+            # "retry": the human vouches for performing the step again.
+            self.interrupted.discard(index)
+        if index in self.interrupted:
+            self.interrupted.discard(index)
+            if gate is not None or step["action"] not in REPEATABLE_ACTIONS:
+                raise Pause(
+                    cause="blocked", trigger="blocked", kind="choice", options=BLOCKED_OPTIONS,
+                    prompt=(
+                        f"Step {index} ({describe(step)}) was interrupted when its worker stopped: "
+                        "it may or may not have happened. Check the page, then retry, skip or fail it."
+                    ),
+                )
+            record_event(run, "step.repeated_after_interruption", step_index=index,
+                         data={"action": step["action"]})
+        if gate is not None and answers.gate is None:
+            raise Pause(
+                cause="gate", trigger=gate["trigger"], kind=gate["kind"],
+                prompt=gate.get("prompt") or describe(step), options=gate.get("options"),
+                pattern=gate.get("pattern", ""), expires_in=gate.get("expires_in"),
+            )
+        from .states import step_transition
+
+        Step.objects.filter(run=run, index=index).update(attempts=F("attempts") + 1)
+
+        step_transition(
+            run, index, to=StepStatus.RUNNING,
+            expect=[StepStatus.QUEUED, StepStatus.AWAITING_APPROVAL, StepStatus.RUNNING, StepStatus.FAILED],
+        )
+        try:
+            self.perform(step, answers)
+        except StepFailed as exc:
+            message = self.scrub(str(exc))
+            raise Pause(
+                cause="blocked", trigger="blocked", kind="choice", options=BLOCKED_OPTIONS,
+                prompt=f"Step {index} ({describe(step)}) cannot proceed: {message}",
+            ) from None
+        self._finish_step(index, StepStatus.DONE, answers)
+        self.checkpoint(index)
+        return "done"
+
+    def _finish_step(
+        self, index: int, status: str, answers: Answers, *, error: str = "", data: dict[str, Any] | None = None
+    ) -> None:
+        from .states import step_transition
+
+        now = timezone.now()
+        with transaction.atomic():
+            step_transition(
+                self.run, index, to=status,
+                expect=[StepStatus.RUNNING, StepStatus.QUEUED, StepStatus.AWAITING_APPROVAL],
+                error=error, event_data=data,
+            )
+            if answers.used:
+                # The answers are spent: erase any supplied input now that the step used it.
+                Approval.objects.filter(pk__in=[a.pk for a in answers.used]).update(consumed_at=now, sealed_input="")
+
+    # -- actions ----------------------------------------------------------------------------------
+    def lookup(self, answers: Answers) -> Any:
+        run = self.run
+
+        def resolve(expr: str) -> str:
+            if expr == "input":
+                approval = answers.gate
+                if approval is None or not approval.sealed_input:
+                    raise StepFailed("the input for this step is no longer available")
+                return open_text(approval.sealed_input, scope=approval_scope(run.tenant_id))
+            if expr == "choice":
+                return answers.gate.choice if answers.gate is not None else ""
+            source, _, name = expr.partition(".")
+            if source == "params":
+                return str(run.params.get(name, ""))
+            if source == "outputs":
+                return str(run.outputs.get(name, ""))
+            if source == "secrets":
+                secret = secret_resolve(tenant_id=run.tenant_id, name=name)
+                if secret is None:
+                    raise StepFailed(f"the vault has no secret named {name!r}")
+                origin = _origin(self.page.url)
+                if secret.origins and origin not in secret.origins:
+                    raise StepFailed(
+                        f"the secret {name!r} may only be typed into {', '.join(secret.origins)}, "
+                        f"and this page is {origin or self.page.url}"
+                    )
+                self.secrets_used.append(secret.value)
+                return secret.value
+            raise StepFailed(f"unknown template {{{{{expr}}}}}")
+
+        return resolve
+
+    def perform(self, step: dict[str, Any], answers: Answers) -> None:
+        page = self.page
+        action = step["action"]
+        timeout_ms = float(step.get("timeout") or settings.TWIN_DEFAULT_STEP_TIMEOUT) * 1000
+        resolve = self.lookup(answers)
+
+        def field_value(name: str) -> str:
+            return render(str(step.get(name, "")), resolve)
+
+        from playwright.sync_api import Error as PlaywrightError
+
+        try:
+            if action == "goto":
+                url = field_value("url")
+                try:
+                    check_url(url)
+                except UrlRefused as exc:
+                    raise StepFailed(str(exc)) from None
+                page.goto(url, timeout=timeout_ms, wait_until="load")
+                return
+            selector = field_value("selector") if "selector" in step else ""
+            if action in SINGLE_TARGET_ACTIONS:
+                target = self.single_target(selector, timeout_ms, answers)
+                if action == "click":
+                    target.click(timeout=timeout_ms)
+                elif action == "fill":
+                    target.fill(field_value("value"), timeout=timeout_ms)
+                elif action == "check":
+                    target.check(timeout=timeout_ms)
+                elif action == "select":
+                    target.select_option(field_value("value"), timeout=timeout_ms)
+            elif action == "press":
+                page.locator(selector).first.press(field_value("key"), timeout=timeout_ms)
+            elif action == "wait_for":
+                page.locator(selector).first.wait_for(state="visible", timeout=timeout_ms)
+            elif action == "assert_text":
+                self.assert_text(field_value("text"), selector or "body", timeout_ms)
+            elif action == "extract":
+                element = page.locator(selector).first
+                attribute = step.get("attribute")
+                value = element.get_attribute(attribute, timeout=timeout_ms) if attribute else element.inner_text(
+                    timeout=timeout_ms
+                )
+                self.run.outputs[step["name"]] = (value or "").strip()
+        except PlaywrightError as exc:
+            raise StepFailed(_short_error(exc)) from None
+
+    def single_target(self, selector: str, timeout_ms: float, answers: Answers) -> Any:
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        locator = self.page.locator(selector)
+        try:
+            locator.first.wait_for(state="attached", timeout=timeout_ms)
+        except PlaywrightTimeout:
+            raise StepFailed(f"nothing matches {selector!r} after {timeout_ms / 1000:g} s") from None
+        count = locator.count()
+        if count <= 1:
+            return locator.first
+        chosen = answers.ambiguity
+        if chosen is not None:
+            for candidate in chosen.candidates or []:
+                if candidate["label"] == chosen.choice and candidate["nth"] < count:
+                    return locator.nth(candidate["nth"])
+        labels = _describe_candidates(locator.evaluate_all(_CANDIDATES_JS))
+        raise Pause(
+            cause="ambiguity", trigger="ambiguity", kind="choice", options=labels,
+            candidates=[{"label": label, "nth": nth} for nth, label in enumerate(labels)],
+            prompt=f"{selector!r} matches {count} elements on this page. Which one is meant?",
+        )
+
+    def assert_text(self, text: str, selector: str, timeout_ms: float) -> None:
+        deadline = time.monotonic() + timeout_ms / 1000
+        seen = ""
+        while True:
+            with contextlib.suppress(Exception):
+                seen = self.page.locator(selector).first.inner_text(timeout=500)
+                if text in seen:
+                    return
+            if time.monotonic() >= deadline:
+                raise StepFailed(f"the text {text!r} did not appear on the page within {timeout_ms / 1000:g} s")
+            time.sleep(0.1)
+
+    # -- pausing and finishing ---------------------------------------------------------------------
+    def pause(self, index: int, step: dict[str, Any], pause: Pause) -> None:
+        from .states import run_transition, step_transition
+
+        run, page = self.run, self.page
+        page_url, page_title, shot = "", "", b""
+        with contextlib.suppress(Exception):
+            page_url = page.url
+            page_title = page.title()[:500]
+            shot = page.screenshot(type="jpeg", quality=75, timeout=10_000)
+        self.checkpoint(run.checkpoint_step)
+        approval_id = uuid.uuid4()
+        screenshot_path = ""
+        if shot:
+            screenshot_path = default_storage.save(
+                f"screenshots/{run.pk}/{approval_id}.jpg", ContentFile(shot)
+            )
+        with transaction.atomic():
+            Approval.objects.create(
+                id=approval_id, tenant_id=run.tenant_id, run=run, step_index=index, step_count=len(run.program),
+                action=step["action"], trigger=pause.trigger, kind=pause.kind, prompt=self.scrub(pause.prompt),
+                options=pause.options, cause=pause.cause, candidates=pause.candidates, pattern=pause.pattern,
+                page_url=page_url, page_title=page_title, screenshot=screenshot_path,
+                expires_at=timezone.now() + timedelta(seconds=pause.expires_in),
+            )
+            step_transition(
+                run, index, to=StepStatus.AWAITING_APPROVAL,
+                expect=[StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.AWAITING_APPROVAL, StepStatus.FAILED],
+                event_data={"trigger": pause.trigger},
+            )
+            won = run_transition(
+                run, to=RunStatus.AWAITING_APPROVAL, expect=[RunStatus.RUNNING], current_step=index,
+                lease_owner="", lease_until=None,
+                event_data={"trigger": pause.trigger, "kind": pause.kind, "approval_id": str(approval_id)},
+            )
+            if not won:
+                transaction.set_rollback(True)
+        if not won:
+            raise Stop()
+        enforce_parking_cap()
+
+    def finish(self) -> None:
+        from .states import run_transition
+
+        run = self.run
+        won = run_transition(
+            run, to=RunStatus.COMPLETED, expect=[RunStatus.RUNNING], outputs=run.outputs,
+            lease_owner="", lease_until=None, browser_context_id="", target_id="",
+        )
+        if won:
+            self.session.close_context(run.browser_context_id or "")
+
+    def _fail(self, error: str) -> None:
+        from .states import run_transition
+
+        run = self.run
+        context_id = run.browser_context_id
+        if run_transition(
+            run, to=RunStatus.FAILED, expect=[RunStatus.RUNNING], error=self.scrub(error), outputs=run.outputs,
+            lease_owner="", lease_until=None, browser_context_id="", target_id="",
+        ):
+            self.session.close_context(context_id)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return ""
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    port = f":{parts.port}" if parts.port and parts.port != default_port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}"
+
+
+def _short_error(exc: Exception) -> str:
+    message = str(exc).strip().splitlines()
+    first = message[0] if message else type(exc).__name__
+    return first.removeprefix("Error: ")[:500]
+
+
+_CANDIDATES_JS = """(els) => els.map((el) => {
+  const clean = (s) => (s || '').replace(/\\s+/g, ' ').trim();
+  const text = clean(el.innerText) || clean(el.value) || clean(el.getAttribute('aria-label')) ||
+    clean(el.getAttribute('title')) || clean(el.getAttribute('placeholder')) ||
+    clean(el.getAttribute('name')) || el.tagName.toLowerCase();
+  const context = [];
+  for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) context.push(clean(a.innerText));
+  return {text: text.slice(0, 80), context};
+})"""
+
+
+def _describe_candidates(raw: list[dict[str, Any]]) -> list[str]:
+    """One label per element, worded so a person can tell them apart."""
+    texts = [c["text"] for c in raw]
+    labels: list[str] = []
+    for i, candidate in enumerate(raw):
+        label = candidate["text"]
+        if texts.count(label) > 1:
+            others = [c for j, c in enumerate(raw) if j != i and c["text"] == label]
+            for level, ancestor in enumerate(candidate["context"]):
+                if ancestor and all(
+                    level >= len(o["context"]) or o["context"][level] != ancestor for o in others
+                ):
+                    extra = ancestor.replace(label, " ").strip(" -—:|·,")
+                    extra = " ".join(extra.split())[:60]
+                    if extra:
+                        label = f"{label} — {extra}"
+                    break
+        labels.append(label)
+    seen: dict[str, int] = {}
+    unique = []
+    for i, label in enumerate(labels):
+        if labels.count(label) > 1:
+            seen[label] = seen.get(label, 0) + 1
+            label = f"{label} (#{seen[label]} of {labels.count(label)})"
+        unique.append(label)
+        del i
+    return unique
+
+
+# -- host housekeeping ---------------------------------------------------------------------------
+def enforce_parking_cap() -> None:
+    """Past the per-host cap, checkpoint-only the oldest parked runs (their pages are closed)."""
+    parked = list(
+        Run.objects.filter(
+            host=settings.TWIN_HOST_ID, status=RunStatus.AWAITING_APPROVAL
+        ).exclude(target_id="").order_by("-updated_at").values_list("pk", "browser_context_id")[
+            settings.TWIN_MAX_PARKED_PAGES :
+        ]
+    )
+    for run_id, context_id in parked:
+        if Run.objects.filter(pk=run_id, browser_context_id=context_id).update(browser_context_id="", target_id=""):
+            browser_mod.session().close_context(context_id)
+            run = Run.objects.get(pk=run_id)
+            with transaction.atomic():
+                record_event(run, "page.evicted", step_index=run.current_step,
+                             data={"host": settings.TWIN_HOST_ID, "cap": settings.TWIN_MAX_PARKED_PAGES})
+
+
+def release_page(context_id: str) -> None:
+    browser_mod.session().close_context(context_id)
+
+
+def execute_run(run_id: Any, *, reason: str) -> None:
+    """Start or continue the run until it pauses or ends (the tasks' one entry point)."""
+    from .states import run_transition
+
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None:
+        return
+    if run.status == RunStatus.QUEUED:
+        run_transition(run, to=RunStatus.RUNNING, expect=[RunStatus.QUEUED])
+        run.refresh_from_db()
+    if run.status != RunStatus.RUNNING:
+        return
+    first_step = run.program[max(run.current_step, 1) - 1] if run.program else {}
+    owner = claim_lease(run, float(first_step.get("timeout") or settings.TWIN_DEFAULT_STEP_TIMEOUT) + 30)
+    if owner is None:
+        log.info("run %s: another execution holds the lease; leaving it alone", run.pk)
+        return
+    run.refresh_from_db()
+    execution = Execution(run=run, owner=owner, reason=reason)
+    try:
+        execution.execute()
+    except Stop:
+        run.refresh_from_db()
+        if run.status in {RunStatus.CANCELLED, RunStatus.FAILED, RunStatus.EXPIRED, RunStatus.REJECTED}:
+            execution.session.close_context(run.browser_context_id)
+    finally:
+        Run.objects.filter(pk=run.pk, lease_owner=owner).update(lease_owner="", lease_until=None)

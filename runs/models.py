@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from tenants.models import Tenant
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+TERMINAL_STATUSES = frozenset(
+    {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.REJECTED, RunStatus.CANCELLED, RunStatus.EXPIRED}
+)
+# What ``?wait=`` waits for: the run needs nobody but a human, or nobody at all.
+SETTLED_STATUSES = TERMINAL_STATUSES | {RunStatus.AWAITING_APPROVAL}
+
+
+class StepStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class Run(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="runs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    goal = models.TextField(blank=True)
+    url = models.CharField(max_length=2048, blank=True)
+    program = models.JSONField(help_text="The validated step program.")
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=32, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    current_step = models.PositiveIntegerField(default=0, help_text="1-based index of the step at hand.")
+    resumed_from = models.PositiveIntegerField(null=True, blank=True)
+    outputs = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    # Where the run's page lives while it is parked; empty when it has none.
+    host = models.CharField(max_length=200, blank=True)
+    browser_context_id = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    # What a restore needs (cookies, storage, URL), encrypted: cookies are credentials.
+    checkpoint = models.TextField(blank=True)
+    checkpoint_step = models.PositiveIntegerField(default=0)
+
+    # Which task execution owns the run; a crashed owner's lease is taken over.
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="run_tenant_recent"),
+            models.Index(fields=["tenant", "status", "-created_at"], name="run_tenant_status"),
+            models.Index(fields=["status", "lease_until"], name="run_status_lease"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.goal[:40] or 'run'} ({self.status})"
+
+    @property
+    def step_count(self) -> int:
+        return len(self.program)
+
+
+class Step(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    index = models.PositiveIntegerField()
+    action = models.CharField(max_length=32)
+    label = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=32, choices=StepStatus.choices, default=StepStatus.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="one_step_per_index")]
+
+    def __str__(self) -> str:
+        return f"{self.index}. {self.label or self.action} ({self.status})"
+
+
+class RunEvent(models.Model):
+    """Append-only: every status change, step start/finish, pause and decision."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    type = models.CharField(max_length=64)
+    step_index = models.PositiveIntegerField(null=True, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["run", "id"], name="event_run_order")]
+
+    def __str__(self) -> str:
+        return f"{self.type} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise RuntimeError("run events are append-only")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise RuntimeError("run events are append-only")

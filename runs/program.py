@@ -1,0 +1,212 @@
+"""Step programs: validation up front, and template resolution at the moment of the action."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .netguard import UrlRefused, check_url
+
+ACTIONS: dict[str, tuple[str, ...]] = {
+    # action: required fields
+    "goto": ("url",),
+    "fill": ("selector", "value"),
+    "click": ("selector",),
+    "press": ("selector", "key"),
+    "select": ("selector", "value"),
+    "check": ("selector",),
+    "wait_for": ("selector",),
+    "assert_text": ("text",),
+    "extract": ("selector", "name"),
+}
+OPTIONAL_FIELDS = {"timeout", "label", "gate", "action"}
+EXTRA_FIELDS: dict[str, tuple[str, ...]] = {"assert_text": ("selector",), "extract": ("attribute",)}
+TEMPLATED_FIELDS = ("url", "selector", "value", "key", "text")
+# Steps that may be run again after a crash without a second effect on the world.
+REPEATABLE_ACTIONS = frozenset({"goto", "fill", "wait_for", "assert_text", "extract"})
+# Steps that act on one element: more than one match is an ambiguity to ask about.
+SINGLE_TARGET_ACTIONS = frozenset({"click", "fill", "check", "select"})
+
+GATE_KINDS = ("approval", "input", "choice")
+TRIGGERS = ("approval", "mfa", "ambiguity", "blocked")
+DEFAULT_TRIGGER = {"approval": "approval", "input": "mfa", "choice": "ambiguity"}
+MAX_STEPS = 500
+MAX_TIMEOUT = 600
+MAX_EXPIRES_IN = 30 * 86400
+
+TEMPLATE_RE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    step: int | None
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "field": self.field, "message": self.message}
+
+
+def templates_in(text: str) -> list[str]:
+    return TEMPLATE_RE.findall(text)
+
+
+def validate_program(
+    steps: Any,
+    *,
+    params: dict[str, Any] | None = None,
+    secret_names: Iterable[str] | None = None,
+    resolve_hosts: bool = True,
+) -> list[Problem]:
+    """Every problem of the program, so a user can fix them all at once; empty when valid."""
+    problems: list[Problem] = []
+    if not isinstance(steps, list) or not steps:
+        return [Problem(None, "steps", "must be a non-empty list of steps")]
+    if len(steps) > MAX_STEPS:
+        return [Problem(None, "steps", f"at most {MAX_STEPS} steps")]
+    known_params = set((params or {}).keys())
+    known_secrets = None if secret_names is None else set(secret_names)
+    extracted: set[str] = set()
+    for index, step in enumerate(steps, start=1):
+        def problem(field: str, message: str, index: int = index) -> None:
+            problems.append(Problem(index, field, message))
+
+        if not isinstance(step, dict):
+            problem("step", "must be an object")
+            continue
+        action = step.get("action")
+        if action not in ACTIONS:
+            problem("action", f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
+            continue
+        allowed = set(ACTIONS[action]) | OPTIONAL_FIELDS | set(EXTRA_FIELDS.get(action, ()))
+        for field in sorted(set(step) - allowed):
+            problem(field, f"{action} does not take {field!r}")
+        for field in ACTIONS[action]:
+            value = step.get(field)
+            if not isinstance(value, str) or (value == "" and field != "value"):
+                problem(field, f"{action} needs {field!r} (a {'string' if field == 'value' else 'non-empty string'})")
+        for field in EXTRA_FIELDS.get(action, ()):
+            if field in step and (not isinstance(step[field], str) or not step[field]):
+                problem(field, "must be a non-empty string")
+        if "timeout" in step:
+            timeout = step["timeout"]
+            if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT:
+                problem("timeout", f"must be a number of seconds between 0 and {MAX_TIMEOUT}")
+        if "label" in step and not isinstance(step["label"], str):
+            problem("label", "must be a string")
+
+        gate = step.get("gate")
+        gate_kind = None
+        if gate is not None:
+            gate_kind = _validate_gate(gate, problem)
+
+        for field in TEMPLATED_FIELDS:
+            value = step.get(field)
+            if not isinstance(value, str):
+                continue
+            for expr in templates_in(value):
+                _validate_template(
+                    expr, field=field, action=action, gate_kind=gate_kind, known_params=known_params,
+                    known_secrets=known_secrets, extracted=extracted, problem=problem,
+                )
+        if action == "goto" and isinstance(step.get("url"), str) and not templates_in(step["url"]):
+            try:
+                check_url(step["url"], resolve=resolve_hosts)
+            except UrlRefused as exc:
+                problem("url", str(exc))
+        if action == "extract" and isinstance(step.get("name"), str):
+            if NAME_RE.match(step["name"]):
+                extracted.add(step["name"])
+            else:
+                problem("name", "must be a name of letters, digits and _")
+    return problems
+
+
+def _validate_gate(gate: Any, problem: Callable[[str, str], None]) -> str | None:
+    if not isinstance(gate, dict):
+        problem("gate", "must be an object")
+        return None
+    kind = gate.get("kind")
+    if kind not in GATE_KINDS:
+        problem("gate.kind", f"must be one of {', '.join(GATE_KINDS)}")
+        return None
+    for field in sorted(set(gate) - {"kind", "prompt", "trigger", "pattern", "options", "expires_in"}):
+        problem(f"gate.{field}", f"a gate does not take {field!r}")
+    if "prompt" in gate and not isinstance(gate["prompt"], str):
+        problem("gate.prompt", "must be a string")
+    if "trigger" in gate and gate["trigger"] not in TRIGGERS:
+        problem("gate.trigger", f"must be one of {', '.join(TRIGGERS)}")
+    if "pattern" in gate:
+        if kind != "input":
+            problem("gate.pattern", "only an input gate takes a pattern")
+        elif not isinstance(gate["pattern"], str):
+            problem("gate.pattern", "must be a regular expression string")
+        else:
+            try:
+                re.compile(gate["pattern"])
+            except re.error as exc:
+                problem("gate.pattern", f"is not a valid regular expression: {exc}")
+    options = gate.get("options")
+    if kind == "choice":
+        if (
+            not isinstance(options, list)
+            or not options
+            or not all(isinstance(o, str) and o for o in options)
+            or len(set(options)) != len(options)
+        ):
+            problem("gate.options", "a choice gate needs a list of distinct, non-empty option strings")
+    elif options is not None:
+        problem("gate.options", "only a choice gate takes options")
+    if "expires_in" in gate:
+        expires_in = gate["expires_in"]
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or not 0 < expires_in <= MAX_EXPIRES_IN:
+            problem("gate.expires_in", f"must be a whole number of seconds between 1 and {MAX_EXPIRES_IN}")
+    return str(kind)
+
+
+def _validate_template(
+    expr: str, *, field: str, action: str, gate_kind: str | None, known_params: set[str],
+    known_secrets: set[str] | None, extracted: set[str], problem: Callable[[str, str], None],
+) -> None:
+    shown = "{{" + expr + "}}"
+    if expr in {"input", "choice"}:
+        if gate_kind != expr:
+            problem(field, f"{shown} needs a gate of kind {expr!r} on this step")
+        return
+    source, _, name = expr.partition(".")
+    if source not in {"secrets", "params", "outputs"} or not NAME_RE.match(name):
+        problem(field, f"{shown} names an unknown source; use input, choice, secrets.NAME, params.NAME or outputs.NAME")
+        return
+    if source == "secrets":
+        if not (action == "fill" and field == "value"):
+            problem(field, f"{shown}: secrets can only be typed, as the value of a fill step")
+        elif known_secrets is not None and name not in known_secrets:
+            problem(field, f"{shown}: the vault has no secret named {name!r}")
+    elif source == "params" and name not in known_params:
+        problem(field, f"{shown}: no parameter named {name!r} was given")
+    elif source == "outputs" and name not in extracted:
+        problem(field, f"{shown}: no earlier extract step is named {name!r}")
+
+
+def gate_of(step: dict[str, Any]) -> dict[str, Any] | None:
+    gate = step.get("gate")
+    if not gate:
+        return None
+    return {**gate, "trigger": gate.get("trigger") or DEFAULT_TRIGGER[gate["kind"]]}
+
+
+def render(text: str, lookup: Callable[[str], str]) -> str:
+    """Replace every ``{{expr}}`` in ``text`` with ``lookup(expr)``."""
+    return TEMPLATE_RE.sub(lambda m: lookup(m.group(1)), text)
+
+
+def describe(step: dict[str, Any]) -> str:
+    """What a person reads in the step list (never a resolved secret)."""
+    if step.get("label"):
+        return str(step["label"])
+    action = step["action"]
+    target = step.get("selector") or step.get("url") or step.get("text") or ""
+    return f"{action} {target}".strip()

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404
+
+from approvals.models import Approval, ApprovalStatus
+from tenants.models import Tenant
+
+from .models import Run, Step
+
+
+def runs_for_tenant(tenant: Tenant) -> QuerySet[Run]:
+    return Run.objects.filter(tenant=tenant).prefetch_related(
+        Prefetch("steps", queryset=Step.objects.order_by("index")),
+        Prefetch(
+            "approvals", queryset=Approval.objects.filter(status=ApprovalStatus.PENDING), to_attr="pending_list"
+        ),
+    )
+
+
+def get_run_for_tenant(tenant: Tenant, pk: Any) -> Run:
+    """The tenant's run, or 404 (another tenant's run does not exist for you)."""
+    try:
+        return runs_for_tenant(tenant).get(pk=pk)
+    except (Run.DoesNotExist, ValueError, TypeError):
+        raise Http404("no such run") from None
+
+
+def run_status(pk: Any) -> str | None:
+    return Run.objects.filter(pk=pk).values_list("status", flat=True).first()

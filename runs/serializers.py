@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from approvals.models import Approval
+
+from .models import Run, Step
+
+
+class StepSerializer(serializers.ModelSerializer[Step]):
+    class Meta:
+        model = Step
+        fields = ["index", "action", "label", "status", "attempts", "started_at", "finished_at"]
+
+
+def screenshot_url(approval: Approval, request: Any) -> str | None:
+    if not approval.screenshot:
+        return None
+    path = reverse("api-screenshot", args=[approval.pk])
+    return request.build_absolute_uri(path) if request is not None else path
+
+
+class PendingStepSerializer(serializers.Serializer[Approval]):
+    index = serializers.IntegerField(source="step_index")
+    action = serializers.CharField()
+    trigger = serializers.CharField()
+    kind = serializers.CharField()
+    prompt = serializers.CharField()
+    options = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    pattern = serializers.CharField(allow_blank=True)
+    page_url = serializers.CharField()
+    page_title = serializers.CharField()
+    screenshot_url = serializers.SerializerMethodField()
+    expires_at = serializers.DateTimeField()
+    approval_id = serializers.UUIDField(source="pk")
+    created_at = serializers.DateTimeField()
+
+    def get_screenshot_url(self, approval: Approval) -> str | None:
+        return screenshot_url(approval, self.context.get("request"))
+
+
+class RunSerializer(serializers.ModelSerializer[Run]):
+    steps = StepSerializer(many=True, read_only=True)
+    step_count = serializers.IntegerField(read_only=True)
+    pending_step = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+    video_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Run
+        fields = [
+            "id", "status", "goal", "url", "current_step", "step_count", "resumed_from", "steps", "pending_step",
+            "outputs", "params", "error", "video_url", "created_at", "updated_at", "started_at", "finished_at",
+        ]
+
+    @extend_schema_field(PendingStepSerializer(allow_null=True))
+    def get_pending_step(self, run: Run) -> dict[str, Any] | None:
+        if run.status != "awaiting_approval":
+            return None
+        pending = getattr(run, "pending_list", None)
+        if pending is None:
+            pending = list(run.approvals.filter(status="pending"))
+        if not pending:
+            return None
+        return dict(PendingStepSerializer(pending[0], context=self.context).data)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_error(self, run: Run) -> str | None:
+        return run.error or None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_video_url(self, run: Run) -> str | None:
+        return None
+
+
+class RunCreateSerializer(serializers.Serializer[Any]):
+    goal = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+    url = serializers.CharField(required=False, allow_blank=True, default="", max_length=2048)
+    steps = serializers.JSONField(required=False)
+    skill = serializers.CharField(required=False)
+    params = serializers.DictField(required=False, default=dict)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "skill" not in attrs and "steps" not in attrs:
+            raise serializers.ValidationError({"steps": ["give either steps (a step program) or a skill"]})
+        return attrs
+
+
+class DecisionSerializer(serializers.Serializer[Any]):
+    input = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=10_000)
+    choice = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=1_000)
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+
+
+class RejectSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    error = serializers.CharField()
+    detail = serializers.CharField()

@@ -1,0 +1,98 @@
+"""Runs: everything that changes them (reads live in selectors.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from approvals.models import Approval, ApprovalStatus
+from tenants.models import Tenant
+from vault.selectors import secret_names
+
+from .events import record_event
+from .models import Run, RunStatus, Step
+from .netguard import UrlRefused, check_url
+from .program import Problem, describe, validate_program
+from .routing import DEFAULT_QUEUE, host_queue
+from .states import run_transition
+
+
+class ProgramInvalid(ValueError):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = problems
+
+
+class RunConflict(Exception):
+    """The run is not in a status that allows this; carries the status it is in."""
+
+    def __init__(self, run: Run, detail: str) -> None:
+        super().__init__(detail)
+        self.run = run
+        self.detail = detail
+
+
+def run_create(
+    *, tenant: Tenant, created_by: Any, goal: str, url: str, steps: Any, params: dict[str, Any] | None = None
+) -> Run:
+    """Validate the program up front (every problem at once), store the run, queue it."""
+    problems = validate_program(steps, params=params, secret_names=secret_names(tenant_id=tenant.pk))
+    if url:
+        try:
+            check_url(url)
+        except UrlRefused as exc:
+            problems.insert(0, Problem(None, "url", str(exc)))
+    if problems:
+        raise ProgramInvalid(problems)
+    with transaction.atomic():
+        run = Run.objects.create(
+            tenant=tenant, created_by=created_by, goal=goal, url=url, program=steps, params=params or {},
+        )
+        Step.objects.bulk_create(
+            Step(run=run, index=i, action=step["action"], label=describe(step)[:300])
+            for i, step in enumerate(steps, start=1)
+        )
+        record_event(run, "run.queued", actor=created_by, data={"steps": len(steps)})
+        run_id = run.pk
+        transaction.on_commit(lambda: _enqueue_start(run_id))
+    return run
+
+
+def _enqueue_start(run_id: Any) -> None:
+    from .tasks import start_run_task
+
+    start_run_task.apply_async(args=[str(run_id)], queue=DEFAULT_QUEUE)
+
+
+def release_page_later(run: Run) -> None:
+    """Close the run's parked page on the host that holds it, once the transaction commits."""
+    if not (run.host and run.browser_context_id):
+        return
+    host, context_id = run.host, run.browser_context_id
+
+    def send() -> None:
+        from .tasks import release_page_task
+
+        release_page_task.apply_async(args=[context_id], queue=host_queue(host))
+
+    transaction.on_commit(send)
+
+
+def run_cancel(*, run: Run, actor: Any) -> Run:
+    with transaction.atomic():
+        context = (run.host, run.browser_context_id)
+        won = run_transition(
+            run, to=RunStatus.CANCELLED,
+            expect=[RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL], actor=actor,
+            browser_context_id="", target_id="",
+        )
+        if not won:
+            run.refresh_from_db()
+            raise RunConflict(run, f"the run is {run.status} and can no longer be cancelled")
+        Approval.objects.filter(run=run, status=ApprovalStatus.PENDING).update(status=ApprovalStatus.CANCELLED)
+        run.host, run.browser_context_id = context
+        release_page_later(run)
+        record_event(run, "run.cancel_requested", actor=actor)
+    run.browser_context_id = ""
+    return run

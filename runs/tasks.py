@@ -1,0 +1,92 @@
+"""Thin tasks: take ids, call the executor or a service, retry transient errors."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+from django.db import OperationalError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .executor import execute_run, lease_owner_is_dead, release_page
+from .models import Run, RunStatus
+from .routing import DEFAULT_QUEUE, host_queue
+from .states import run_transition
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 3
+
+
+def _execute(task: Any, run_id: str, reason: str) -> None:
+    try:
+        execute_run(run_id, reason=reason)
+    except OperationalError as exc:
+        raise task.retry(exc=exc, countdown=2, max_retries=10) from exc
+    except Exception as exc:
+        log.exception("run %s: execution failed (%s)", run_id, reason)
+        if task.request.retries >= MAX_ATTEMPTS - 1:
+            run = Run.objects.filter(pk=run_id).first()
+            if run is not None:
+                with transaction.atomic():
+                    run_transition(
+                        run, to=RunStatus.FAILED, expect=[RunStatus.RUNNING, RunStatus.QUEUED],
+                        error=f"internal error after {MAX_ATTEMPTS} attempts: {type(exc).__name__}: {exc}"[:2000],
+                        lease_owner="", lease_until=None,
+                    )
+            return
+        # The next attempt finds the interrupted step and treats it as a crash would.
+        raise task.retry(exc=exc, countdown=1) from exc
+
+
+@shared_task(bind=True, max_retries=MAX_ATTEMPTS)
+def start_run_task(self: Any, run_id: str) -> None:
+    _execute(self, run_id, "start")
+
+
+@shared_task(bind=True, max_retries=MAX_ATTEMPTS)
+def resume_run_task(self: Any, run_id: str) -> None:
+    _execute(self, run_id, "resume")
+
+
+@shared_task(bind=True, max_retries=MAX_ATTEMPTS)
+def continue_run_task(self: Any, run_id: str) -> None:
+    _execute(self, run_id, "recover")
+
+
+@shared_task
+def release_page_task(context_id: str) -> None:
+    release_page(context_id)
+
+
+@shared_task
+def sweep_runs_task() -> int:
+    """Pick up runs no live task is driving: a dead worker's, or a lost message's."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=max(30.0, 2 * settings.TWIN_SWEEP_INTERVAL))
+    orphaned = Run.objects.filter(
+        Q(status=RunStatus.RUNNING, lease_until__lt=now)
+        | Q(status=RunStatus.RUNNING, lease_owner="", updated_at__lt=stale)
+        | Q(status=RunStatus.QUEUED, updated_at__lt=stale)
+        | Q(status=RunStatus.RUNNING, lease_owner__startswith=f"{settings.TWIN_HOST_ID}:")
+    ).only("pk", "status", "host", "target_id", "lease_owner", "lease_until", "updated_at")
+    count = 0
+    for run in orphaned[:200]:
+        if run.lease_owner and not (
+            (run.lease_until and run.lease_until < now) or lease_owner_is_dead(run.lease_owner)
+        ):
+            continue
+        if run.status == RunStatus.QUEUED:
+            start_run_task.apply_async(args=[str(run.pk)], queue=DEFAULT_QUEUE)
+        else:
+            # Prefer the host that holds the page; after two minutes, anyone (from the checkpoint).
+            recent = run.updated_at > now - timedelta(minutes=2)
+            queue = host_queue(run.host) if run.host and run.target_id and recent else DEFAULT_QUEUE
+            continue_run_task.apply_async(args=[str(run.pk)], queue=queue)
+        count += 1
+    if count:
+        log.warning("sweeper re-queued %d run(s)", count)
+    return count

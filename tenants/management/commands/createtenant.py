@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.text import slugify
+
+from tenants.services import tenant_create
+
+
+class Command(BaseCommand):
+    help = "Create (or reuse) a tenant and an approver member; print a fresh API token as the last line."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("slug")
+        parser.add_argument("--owner", required=True, help="username of the member (created if missing)")
+        parser.add_argument("--password", help="set this password for the member")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        slug = options["slug"]
+        if slugify(slug) != slug:
+            raise CommandError(f"{slug!r} is not a valid slug: use lowercase letters, digits and hyphens.")
+        tenant, user, raw = tenant_create(slug=slug, owner_username=options["owner"], password=options["password"])
+        self.stderr.write(f"Tenant {tenant.slug}: {user.username} is an approver.")
+        self.stdout.write(raw)

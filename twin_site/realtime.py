@@ -1,0 +1,71 @@
+"""Fan-out transport: Redis pub/sub for ``?wait=`` and the Channels layer for live pages.
+
+Redis is transport only: a failure here is logged and never loses anything, because the
+event row is already committed. Sends are fire-and-forget from one background event loop
+per process, so a slow Redis never slows a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+from typing import Any
+
+import redis
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_pid: int | None = None
+_client: redis.Redis | None = None
+_client_pid: int | None = None
+
+
+def run_channel(run_id: object) -> str:
+    return f"twin:run:{run_id}"
+
+
+def _redis() -> redis.Redis:
+    global _client, _client_pid
+    if _client is None or _client_pid != os.getpid():
+        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        _client_pid = os.getpid()
+    return _client
+
+
+def publish(channel: str, message: dict[str, Any]) -> None:
+    try:
+        _redis().publish(channel, json.dumps(message))
+    except redis.RedisError as exc:
+        log.warning("could not publish to %s: %s", channel, exc)
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    global _loop, _loop_pid
+    with _lock:
+        if _loop is None or _loop_pid != os.getpid():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="twin-broadcast", daemon=True).start()
+            _loop, _loop_pid = loop, os.getpid()
+        return _loop
+
+
+async def _group_send(group: str, event: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(group, event)
+    except Exception as exc:  # transport only: never let it break the caller
+        log.warning("could not broadcast to %s: %s", group, exc)
+
+
+def broadcast(group: str, event: dict[str, Any]) -> None:
+    """Send a JSON-only event to a Channels group, without waiting for it."""
+    asyncio.run_coroutine_threadsafe(_group_send(group, event), _background_loop())

@@ -1,0 +1,165 @@
+"""Twin settings: one module, every difference driven by the environment.
+
+Works with no configuration at all (SQLite in ``var/``, Redis on 127.0.0.1:6379,
+a generated development vault key); see README "Configuration" for the variables.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import dj_database_url
+
+from .env import env_bool, env_float, env_int, env_secret, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("TWIN_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("TWIN_DEBUG", False)
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY") or "twin-dev-insecure-key-change-me-in-production-0123456789"
+ALLOWED_HOSTS = [h for h in env_str("TWIN_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in env_str("TWIN_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "drf_spectacular",
+    "django_htmx",
+    "template_partials",
+    "tenants",
+    "runs",
+    "approvals",
+    "vault",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "twin_site.urls"
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "twin_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_default_db = f"sqlite:///{VAR_DIR / 'twin.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", _default_db), conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Worker processes and the web server write concurrently: WAL lets readers go on while
+    # one writes, IMMEDIATE takes the write lock up front (no upgrade deadlocks), and the
+    # timeout waits for the lock instead of failing with "database is locked".
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "static"
+MEDIA_URL = "media/"
+MEDIA_ROOT = VAR_DIR / "media"
+LOGIN_URL = "/admin/login/"
+
+# --- Redis: transport only; the database is the source of truth -------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "twin:channels"},
+    }
+}
+
+# --- Celery ---------------------------------------------------------------------------------
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "runs"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("TWIN_VISIBILITY_TIMEOUT", 900, minimum=30)}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+TWIN_SWEEP_INTERVAL = env_float("TWIN_SWEEP_INTERVAL", 15.0)
+CELERY_BEAT_SCHEDULE = {
+    "expire-pauses": {"task": "approvals.tasks.expire_pauses_task", "schedule": TWIN_SWEEP_INTERVAL},
+    "sweep-runs": {"task": "runs.tasks.sweep_runs_task", "schedule": TWIN_SWEEP_INTERVAL},
+}
+
+# --- Twin -----------------------------------------------------------------------------------
+# The worker host owning parked pages; a resume is routed to this host's own queue.
+TWIN_HOST_ID = env_str("TWIN_HOST_ID", socket.gethostname())
+TWIN_CHROMIUM = env_str("TWIN_CHROMIUM", "")
+TWIN_ALLOW_PRIVATE_URLS = env_bool("TWIN_ALLOW_PRIVATE_URLS", False)
+TWIN_MAX_PARKED_PAGES = env_int("TWIN_MAX_PARKED_PAGES", 20, minimum=1)
+TWIN_DEFAULT_STEP_TIMEOUT = env_float("TWIN_DEFAULT_STEP_TIMEOUT", 15.0)
+TWIN_DEFAULT_EXPIRES_IN = env_int("TWIN_DEFAULT_EXPIRES_IN", 86400, minimum=1)
+TWIN_MASTER_KEY = env_secret("TWIN_MASTER_KEY")
+TWIN_VIEWPORT = (1280, 720)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tenants.auth.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "twin_site.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Twin API",
+    "DESCRIPTION": "Browser automation runs that pause for a human and resume at the exact step.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("TWIN_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

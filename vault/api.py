@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from runs.serializers import ErrorSerializer
+from tenants.access import access_for
+from tenants.models import Role
+from twin_site.api import ApiError
+
+from .models import SecretKind, SecretVersion
+from .selectors import secret_list
+from .services import SecretError, secret_delete, secret_put
+
+
+class SecretInSerializer(serializers.Serializer[SecretVersion]):
+    name = serializers.CharField(max_length=100)
+    value = serializers.CharField(trim_whitespace=False, max_length=10_000, write_only=True)
+    kind = serializers.ChoiceField(choices=SecretKind.choices, default=SecretKind.PASSWORD)
+    origins = serializers.ListField(child=serializers.CharField(max_length=300), required=False, default=list)
+
+
+class SecretOutSerializer(serializers.ModelSerializer[SecretVersion]):
+    class Meta:
+        model = SecretVersion
+        fields = ["name", "kind", "version", "origins", "created_at"]
+
+
+class SecretsView(APIView):
+    @extend_schema(responses={200: SecretOutSerializer(many=True), 401: ErrorSerializer})
+    def get(self, request: Request) -> Response:
+        access = access_for(request)
+        return Response(SecretOutSerializer(secret_list(tenant=access.tenant), many=True).data)
+
+    @extend_schema(request=SecretInSerializer, responses={201: SecretOutSerializer, 400: ErrorSerializer})
+    def post(self, request: Request) -> Response:
+        access = access_for(request)
+        access.require(Role.OPERATOR)
+        body = SecretInSerializer(data=request.data if isinstance(request.data, dict) else {})
+        body.is_valid(raise_exception=True)
+        try:
+            version = secret_put(tenant=access.tenant, created_by=access.user, **body.validated_data)
+        except SecretError as exc:
+            raise ApiError("invalid_secret", str(exc)) from None
+        return Response(SecretOutSerializer(version).data, status=status.HTTP_201_CREATED)
+
+
+class SecretDetailView(APIView):
+    @extend_schema(request=None, responses={204: None, 404: ErrorSerializer})
+    def delete(self, request: Request, name: str) -> Response:
+        access = access_for(request)
+        access.require(Role.OPERATOR)
+        if not secret_delete(tenant=access.tenant, name=name):
+            raise ApiError("not_found", f"no secret named {name!r}", http_status=404)
+        return Response(status=status.HTTP_204_NO_CONTENT)
