@@ -58,6 +58,7 @@ def approval_decide(
     """Approve (resuming the run at the paused step) or reject (the step never happens)."""
     approval = pending_approval(run)
     if run.status != RunStatus.AWAITING_APPROVAL or approval is None:
+        run.refresh_from_db()  # a concurrent decision may have moved it: say what it is now
         raise RunConflict(run, f"the run is {run.status}, not awaiting approval")
     if decision.approve:
         _check_answer(approval, decision)

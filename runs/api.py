@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import uuid
+from datetime import UTC
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.files.storage import default_storage
+from django.db.models import Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -46,7 +51,8 @@ def conflict(exc: RunConflict) -> ApiError:
 class RunsView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("status", str), OpenApiParameter("limit", int),
-                    OpenApiParameter("before", str, description="created_at cursor from the Link header")],
+                    OpenApiParameter("before", str, description="created_at cursor from the Link header"),
+                    OpenApiParameter("before_id", str, description="run id cursor from the Link header")],
         responses={200: RunSerializer(many=True), **ERRORS},
     )
     def get(self, request: Request) -> Response:
@@ -59,7 +65,7 @@ class RunsView(APIView):
             runs = runs.filter(status=wanted)
         before = request.query_params.get("before")
         if before:
-            runs = runs.filter(created_at__lt=before)
+            runs = _before_cursor(runs, before, request.query_params.get("before_id"))
         try:
             limit = max(1, min(int(request.query_params.get("limit", 50)), 200))
         except ValueError:
@@ -67,9 +73,13 @@ class RunsView(APIView):
         page = list(runs[: limit + 1])
         response = Response(RunSerializer(page[:limit], many=True, context={"request": request}).data)
         if len(page) > limit:
-            cursor = page[limit - 1].created_at.isoformat()
+            # The next page keeps the filter; the cursor is URL-encoded (an offset's "+" is not a space).
+            query = request.query_params.copy()
+            query["limit"] = str(limit)
+            query["before"] = page[limit - 1].created_at.isoformat()
+            query["before_id"] = str(page[limit - 1].pk)
             url = request.build_absolute_uri(request.path)
-            response["Link"] = f'<{url}?limit={limit}&before={cursor}>; rel="next"'
+            response["Link"] = f'<{url}?{query.urlencode()}>; rel="next"'
         return response
 
     @extend_schema(request=RunCreateSerializer, parameters=[WAIT_PARAM],
@@ -95,6 +105,22 @@ class RunsView(APIView):
                 problems=[p.as_dict() for p in exc.problems],
             ) from None
         return run_response(run, request, http_status=status.HTTP_201_CREATED)
+
+
+def _before_cursor(runs: QuerySet[Run], before: str, before_id: str | None) -> QuerySet[Run]:
+    """Keyset pagination on (created_at, id), the list's order: runs created at the same instant are kept."""
+    try:
+        moment = parse_datetime(before)
+        last_id = uuid.UUID(before_id) if before_id else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise ApiError("invalid_cursor", "before and before_id must be the cursor of a Link header")
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, UTC)
+    if last_id is None:
+        return runs.filter(created_at__lt=moment)
+    return runs.filter(Q(created_at__lt=moment) | Q(created_at=moment, pk__lt=last_id))
 
 
 class RunDetailView(APIView):
@@ -219,3 +245,10 @@ async def run_detail_endpoint(request: HttpRequest, pk: str) -> Any:
     if wait and await sync_to_async(_visible_run)(request, pk):
         await wait_until_settled(pk, wait)
     return await sync_to_async(_run_detail_view)(request, pk=pk)
+
+
+# drf-spectacular documents a URL only through its DRF view class: name the views these wrap.
+runs_endpoint.cls = RunsView  # type: ignore[attr-defined]
+runs_endpoint.initkwargs = {}  # type: ignore[attr-defined]
+run_detail_endpoint.cls = RunDetailView  # type: ignore[attr-defined]
+run_detail_endpoint.initkwargs = {}  # type: ignore[attr-defined]

@@ -185,6 +185,19 @@ class BrowserSession:
         self._cdp = self._browser.new_browser_cdp_session()
         return self._browser
 
+    def check(self) -> None:
+        """Make sure the connection is live: the sync API only learns of a dead browser on a call."""
+        if self._browser is not None:
+            try:
+                self._cdp.send("Browser.getVersion")
+            except Exception:
+                log.warning("the host browser went away; reconnecting")
+                with contextlib.suppress(Exception):
+                    self._browser.close()
+                self._browser = None
+                self._pages.clear()
+        self.browser()
+
     def cdp(self, method: str, params: dict[str, Any] | None = None) -> Any:
         self.browser()
         return self._cdp.send(method, params or {})
@@ -262,6 +275,7 @@ class BrowserSession:
         url = checkpoint.get("url") or "about:blank"
         if url.startswith(("http://", "https://")):
             session = page.context.new_cdp_session(page)
+            session.send("Page.enable")
             script_id = None
             if storage.get("origin"):
                 source = _RESTORE_STORAGE_JS % json.dumps(storage)

@@ -158,13 +158,15 @@ class Execution:
         run, session = self.run, self.session
         timeout_ms = settings.TWIN_DEFAULT_STEP_TIMEOUT * 1000
         page = None
+        session.check()
         if run.target_id and run.host == settings.TWIN_HOST_ID:
             page = session.find_page(run.target_id)
         if page is not None:
             self.page = page
             if self.reason in {"resume", "recover"}:
                 record_event(run, "run.resumed_in_place", step_index=run.current_step,
-                             data={"host": run.host, "target_id": run.target_id, "reason": self.reason})
+                             data={"host": run.host, "target_id": run.target_id, "reason": self.reason,
+                                   "pid": os.getpid()})
             return
         if run.checkpoint:
             try:
@@ -178,7 +180,7 @@ class Execution:
                 record_event(run, "run.restored_from_checkpoint", step_index=run.current_step, data={
                     "host": settings.TWIN_HOST_ID, "url": checkpoint.get("url", ""),
                     "checkpoint_step": run.checkpoint_step, "reason": self.reason,
-                    "previous_host": run.host,
+                    "previous_host": run.host, "pid": os.getpid(),
                 })
                 return
         page, context_id, target_id = session.new_page()
@@ -254,6 +256,7 @@ class Execution:
                 return "failed"
             # "retry": the human vouches for performing the step again.
             self.interrupted.discard(index)
+        retrying = answers.blocked is not None
         if index in self.interrupted:
             self.interrupted.discard(index)
             if gate is not None or step["action"] not in REPEATABLE_ACTIONS:
@@ -281,7 +284,13 @@ class Execution:
             expect=[StepStatus.QUEUED, StepStatus.AWAITING_APPROVAL, StepStatus.RUNNING, StepStatus.FAILED],
         )
         try:
-            self.perform(step, answers)
+            try:
+                self.perform(step, answers)
+            except StepFailed:
+                # A parked page is a snapshot: what the human fixed is only seen after a reload.
+                if not (retrying and step["action"] != "goto" and self.reopen_page(index, step)):
+                    raise
+                self.perform(step, answers)
         except StepFailed as exc:
             message = self.scrub(str(exc))
             raise Pause(
@@ -291,6 +300,23 @@ class Execution:
         self._finish_step(index, StepStatus.DONE, answers)
         self.checkpoint(index)
         return "done"
+
+    def reopen_page(self, index: int, step: dict[str, Any]) -> bool:
+        """Load the page's address again (a GET: a form is never re-posted); False if it has none."""
+        url = self.page.url
+        if not url.startswith(("http://", "https://")):
+            return False
+        self.renew(index, step)
+        timeout_ms = float(step.get("timeout") or settings.TWIN_DEFAULT_STEP_TIMEOUT) * 1000
+        try:
+            check_url(url)
+            self.page.goto(url, timeout=timeout_ms, wait_until="load")
+        except Exception as exc:
+            log.warning("run %s: could not reopen %s for a retry: %s", self.run.pk, url, exc)
+            return False
+        with transaction.atomic():
+            record_event(self.run, "step.retried_after_reload", step_index=index, data={"url": url})
+        return True
 
     def _finish_step(
         self, index: int, status: str, answers: Answers, *, error: str = "", data: dict[str, Any] | None = None
@@ -454,7 +480,10 @@ class Execution:
             won = run_transition(
                 run, to=RunStatus.AWAITING_APPROVAL, expect=[RunStatus.RUNNING], current_step=index,
                 lease_owner="", lease_until=None,
-                event_data={"trigger": pause.trigger, "kind": pause.kind, "approval_id": str(approval_id)},
+                event_data={
+                    "trigger": pause.trigger, "kind": pause.kind, "approval_id": str(approval_id),
+                    "pid": os.getpid(),
+                },
             )
             if not won:
                 transaction.set_rollback(True)

@@ -112,12 +112,14 @@ def validate_program(
                     expr, field=field, action=action, gate_kind=gate_kind, known_params=known_params,
                     known_secrets=known_secrets, extracted=extracted, problem=problem,
                 )
-        if action == "goto" and isinstance(step.get("url"), str) and not templates_in(step["url"]):
+        # An empty url or name was reported above as missing; once is enough.
+        url = step.get("url")
+        if action == "goto" and isinstance(url, str) and url and not templates_in(url):
             try:
                 check_url(step["url"], resolve=resolve_hosts)
             except UrlRefused as exc:
                 problem("url", str(exc))
-        if action == "extract" and isinstance(step.get("name"), str):
+        if action == "extract" and isinstance(step.get("name"), str) and step["name"]:
             if NAME_RE.match(step["name"]):
                 extracted.add(step["name"])
             else:

@@ -90,10 +90,19 @@ class RunCreateSerializer(serializers.Serializer[Any]):
         return attrs
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string and nothing else: DRF's CharField would turn 123456 into "123456"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class DecisionSerializer(serializers.Serializer[Any]):
-    input = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=10_000)
-    choice = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=1_000)
-    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+    input = StrictCharField(required=False, allow_blank=True, trim_whitespace=False, max_length=10_000)
+    choice = StrictCharField(required=False, allow_blank=True, trim_whitespace=False, max_length=1_000)
+    note = StrictCharField(required=False, allow_blank=True, default="", max_length=10_000)
 
 
 class RejectSerializer(serializers.Serializer[Any]):

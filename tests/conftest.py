@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -180,13 +181,25 @@ def worker(_session_worker: Worker, transactional_db: Any) -> Iterator[Worker]:
     _close_all_contexts()
 
 
-def _close_all_contexts() -> None:
-    from runs.browser import session
+# Playwright's sync API runs an event loop in the thread that uses it, and Django's test client
+# cannot call async views from such a thread: the tests' own browser calls live in one thread.
+_browser_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-browser")
 
-    try:
+
+def in_browser_thread(fn: Any, *args: Any) -> Any:
+    return _browser_thread.submit(fn, *args).result(timeout=60)
+
+
+def _close_all_contexts() -> None:
+    def close() -> None:
+        from runs.browser import session
+
         browser_session = session()
         for context_id in browser_session.context_ids():
             browser_session.close_context(context_id)
+
+    try:
+        in_browser_thread(close)
     except Exception:
         pass
 

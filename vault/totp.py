@@ -15,6 +15,8 @@ import struct
 import time
 
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
+# 80 bits, the shortest seed sites hand out (16 base32 characters); shorter is a typo, not a seed.
+MIN_SEED_BYTES = 10
 
 
 def decode_seed(seed: str) -> bytes:
@@ -24,12 +26,14 @@ def decode_seed(seed: str) -> bytes:
         raise ValueError("a TOTP seed cannot be empty")
     try:
         padded = cleaned.upper() + "=" * (-len(cleaned) % 8)
-        return base64.b32decode(padded, casefold=True)
+        key = base64.b32decode(padded, casefold=True)
     except (binascii.Error, ValueError):
-        pass
-    if _HEX.match(cleaned):
-        return bytes.fromhex(cleaned)
-    raise ValueError("a TOTP seed must be base32 or hex")
+        if not _HEX.match(cleaned):
+            raise ValueError("a TOTP seed must be base32 or hex") from None
+        key = bytes.fromhex(cleaned)
+    if len(key) < MIN_SEED_BYTES:
+        raise ValueError("a TOTP seed must be base32 or hex of at least 80 bits (16 base32 characters)")
+    return key
 
 
 def totp(seed: str, *, at: float | None = None, digits: int = 6, period: int = 30) -> str:

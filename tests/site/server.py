@@ -624,6 +624,25 @@ class _Handler(BaseHTTPRequestHandler):
         time.sleep(min(max(ms, 0), MAX_SLOW_MS) / 1000)
         self._html(_page("Slow", '<h1>Slow</h1>\n<p id="slow">Slow page</p>'))
 
+    def later(self) -> None:
+        """A button ``#late`` that appears only ``ms`` milliseconds after the page loaded."""
+        try:
+            ms = min(max(int(self.query.get("ms", "3000")), 0), MAX_SLOW_MS)
+        except ValueError:
+            self._html(_page("Bad request", "<h1>ms must be an integer</h1>"), HTTPStatus.BAD_REQUEST)
+            return
+        script = (
+            "setTimeout(() => { const f = document.createElement('form'); f.method = 'post';"
+            " f.action = '/later'; f.innerHTML = '<button id=\"late\" type=\"submit\">Late</button>';"
+            f" document.getElementById('spot').appendChild(f); }}, {ms});"
+        )
+        self._html(_page("Later", '<h1>Later</h1>\n<div id="spot"></div>', script=script))
+
+    def later_submit(self) -> None:
+        self._body()
+        self.site.record("late")
+        self._html(_page("Later", '<p id="late-done">Late click recorded</p>'))
+
     def counter(self) -> None:
         self._html(_counter_page(self.site.count("click")))
 
@@ -680,6 +699,8 @@ _ROUTES: dict[tuple[str, str], Callable[[_Handler], None]] = {
     ("GET", "/flaky"): _Handler.flaky,
     ("POST", "/flaky"): _Handler.flaky_submit,
     ("GET", "/slow"): _Handler.slow,
+    ("GET", "/later"): _Handler.later,
+    ("POST", "/later"): _Handler.later_submit,
     ("GET", "/counter"): _Handler.counter,
     ("POST", "/counter"): _Handler.counter_submit,
     ("GET", "/anim"): _Handler.anim,
