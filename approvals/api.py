@@ -22,9 +22,29 @@ class ApprovalSerializer(serializers.ModelSerializer[Approval]):
     class Meta:
         model = Approval
         fields = [
-            "id", "run_id", "index", "step_count", "action", "cause", "trigger", "kind", "prompt", "options",
-            "pattern", "page_url", "page_title", "screenshot_url", "status", "created_at", "expires_at",
-            "decided_at", "decided_by", "channel", "choice", "note", "input_supplied",
+            "id",
+            "run_id",
+            "index",
+            "step_count",
+            "action",
+            "cause",
+            "trigger",
+            "kind",
+            "prompt",
+            "options",
+            "pattern",
+            "page_url",
+            "page_title",
+            "screenshot_url",
+            "status",
+            "created_at",
+            "expires_at",
+            "decided_at",
+            "decided_by",
+            "channel",
+            "choice",
+            "note",
+            "input_supplied",
         ]
 
     def get_decided_by(self, approval: Approval) -> str | None:
@@ -36,7 +56,10 @@ class ApprovalSerializer(serializers.ModelSerializer[Approval]):
 
 class ApprovalsView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("status", str, enum=ApprovalStatus.values), OpenApiParameter("limit", int)],
+        parameters=[
+            OpenApiParameter("status", str, enum=ApprovalStatus.values),
+            OpenApiParameter("limit", int),
+        ],
         responses={200: ApprovalSerializer(many=True), 400: ErrorSerializer, 401: ErrorSerializer},
     )
     def get(self, request: Request) -> Response:

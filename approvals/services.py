@@ -41,7 +41,7 @@ def pending_approval(run: Run) -> Approval | None:
 def _check_answer(approval: Approval, decision: Decision) -> None:
     if approval.kind == GateKind.INPUT:
         if not isinstance(decision.input, str) or decision.input == "":
-            raise AnswerInvalid("input_required", "this step needs an input: send {\"input\": \"…\"}")
+            raise AnswerInvalid("input_required", 'this step needs an input: send {"input": "…"}')
         if approval.pattern and not re.fullmatch(approval.pattern, decision.input):
             raise AnswerInvalid("input_invalid", f"the input does not match the pattern {approval.pattern}")
     elif approval.kind == GateKind.CHOICE:
@@ -74,27 +74,43 @@ def approval_decide(
         "choice": (decision.choice or "") if decision.approve and approval.kind == GateKind.CHOICE else "",
         "input_supplied": supplied,
         "input_length": len(decision.input or "") if supplied else None,
-        "sealed_input": seal_text(decision.input or "", scope=approval_scope(run.tenant_id)) if supplied else "",
+        "sealed_input": seal_text(decision.input or "", scope=approval_scope(run.tenant_id))
+        if supplied
+        else "",
     }
     with transaction.atomic():
         if not Approval.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(**changes):
             run.refresh_from_db()
             raise RunConflict(run, "this pause was already decided")
-        data = {"approval_id": str(approval.pk), "decision": changes["status"], "channel": channel,
-                "trigger": approval.trigger}
+        data = {
+            "approval_id": str(approval.pk),
+            "decision": changes["status"],
+            "channel": channel,
+            "trigger": approval.trigger,
+        }
         if approval.choice or changes["choice"]:
             data["choice"] = changes["choice"]
         if decision.approve:
             won = run_transition(
-                run, to=RunStatus.RUNNING, expect=[RunStatus.AWAITING_APPROVAL], actor=actor,
-                resumed_from=approval.step_index, event_data=data,
+                run,
+                to=RunStatus.RUNNING,
+                expect=[RunStatus.AWAITING_APPROVAL],
+                actor=actor,
+                resumed_from=approval.step_index,
+                event_data=data,
             )
         else:
             context = (run.host, run.browser_context_id)
             won = run_transition(
-                run, to=RunStatus.REJECTED, expect=[RunStatus.AWAITING_APPROVAL], actor=actor,
-                error=f"rejected at step {approval.step_index}" + (f": {decision.note}" if decision.note else ""),
-                browser_context_id="", target_id="", event_data=data,
+                run,
+                to=RunStatus.REJECTED,
+                expect=[RunStatus.AWAITING_APPROVAL],
+                actor=actor,
+                error=f"rejected at step {approval.step_index}"
+                + (f": {decision.note}" if decision.note else ""),
+                browser_context_id="",
+                target_id="",
+                event_data=data,
             )
         if not won:
             transaction.set_rollback(True)
@@ -102,12 +118,18 @@ def approval_decide(
             raise RunConflict(run, f"the run is {run.status}, not awaiting approval")
         record_event(run, "approval.decided", step_index=approval.step_index, actor=actor, data=data)
         if decision.approve:
-            step_transition(run, approval.step_index, to=StepStatus.QUEUED, expect=[StepStatus.AWAITING_APPROVAL])
+            step_transition(
+                run, approval.step_index, to=StepStatus.QUEUED, expect=[StepStatus.AWAITING_APPROVAL]
+            )
             _enqueue_resume(run)
         else:
             step_transition(
-                run, approval.step_index, to=StepStatus.SKIPPED, expect=[StepStatus.AWAITING_APPROVAL],
-                error="rejected", event_data={"rejected": True},
+                run,
+                approval.step_index,
+                to=StepStatus.SKIPPED,
+                expect=[StepStatus.AWAITING_APPROVAL],
+                error="rejected",
+                event_data={"rejected": True},
             )
             run.host, run.browser_context_id = context
             release_page_later(run)
@@ -121,7 +143,7 @@ def _enqueue_resume(run: Run) -> None:
     def send() -> None:
         from runs.tasks import resume_run_task
 
-        resume_run_task.apply_async(args=[run_id], queue=host_queue(host))
+        resume_run_task.apply_async(args=(run_id,), queue=host_queue(host))
 
     transaction.on_commit(send)
 
@@ -136,15 +158,25 @@ def approval_expire(*, approval: Approval) -> bool:
             return False
         context = (run.host, run.browser_context_id)
         won = run_transition(
-            run, to=RunStatus.EXPIRED, expect=[RunStatus.AWAITING_APPROVAL],
-            error=f"nobody decided step {approval.step_index} before {approval.expires_at:%Y-%m-%d %H:%M:%S} UTC",
-            browser_context_id="", target_id="", event_data={"approval_id": str(approval.pk)},
+            run,
+            to=RunStatus.EXPIRED,
+            expect=[RunStatus.AWAITING_APPROVAL],
+            error=(
+                f"nobody decided step {approval.step_index} "
+                f"before {approval.expires_at:%Y-%m-%d %H:%M:%S} UTC"
+            ),
+            browser_context_id="",
+            target_id="",
+            event_data={"approval_id": str(approval.pk)},
         )
         if not won:
             transaction.set_rollback(True)
             return False
         step_transition(
-            run, approval.step_index, to=StepStatus.SKIPPED, expect=[StepStatus.AWAITING_APPROVAL],
+            run,
+            approval.step_index,
+            to=StepStatus.SKIPPED,
+            expect=[StepStatus.AWAITING_APPROVAL],
             error="expired",
         )
         run.host, run.browser_context_id = context
@@ -160,5 +192,12 @@ def expire_overdue(*, now: Any = None, limit: int = 500) -> int:
     return count
 
 
-__all__ = ["AnswerInvalid", "Cause", "Decision", "approval_decide", "approval_expire", "expire_overdue",
-           "record_event"]
+__all__ = [
+    "AnswerInvalid",
+    "Cause",
+    "Decision",
+    "approval_decide",
+    "approval_expire",
+    "expire_overdue",
+    "record_event",
+]

@@ -26,15 +26,26 @@ from twin_site.api import ApiError
 
 from .models import Run, RunStatus
 from .selectors import get_run_for_tenant, runs_for_tenant
-from .serializers import DecisionSerializer, ErrorSerializer, RejectSerializer, RunCreateSerializer, RunSerializer
+from .serializers import (
+    DecisionSerializer,
+    ErrorSerializer,
+    RejectSerializer,
+    RunCreateSerializer,
+    RunSerializer,
+)
 from .services import ProgramInvalid, RunConflict, run_cancel, run_create
 from .waiting import parse_wait, wait_until_settled
 
 WAIT_PARAM = OpenApiParameter(
-    "wait", OpenApiTypes.FLOAT, description="Seconds (0–60) to wait for the run to pause or end."
+    "wait", OpenApiTypes.FLOAT, description="Seconds (0 to 60) to wait for the run to pause or end."
 )
-ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer,
-          409: ErrorSerializer}
+ERRORS = {
+    400: ErrorSerializer,
+    401: ErrorSerializer,
+    403: ErrorSerializer,
+    404: ErrorSerializer,
+    409: ErrorSerializer,
+}
 
 
 def run_response(run: Run, request: Request, *, http_status: int = 200) -> Response:
@@ -50,9 +61,12 @@ def conflict(exc: RunConflict) -> ApiError:
 
 class RunsView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("status", str), OpenApiParameter("limit", int),
-                    OpenApiParameter("before", str, description="created_at cursor from the Link header"),
-                    OpenApiParameter("before_id", str, description="run id cursor from the Link header")],
+        parameters=[
+            OpenApiParameter("status", str),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("before", str, description="created_at cursor from the Link header"),
+            OpenApiParameter("before_id", str, description="run id cursor from the Link header"),
+        ],
         responses={200: RunSerializer(many=True), **ERRORS},
     )
     def get(self, request: Request) -> Response:
@@ -82,8 +96,9 @@ class RunsView(APIView):
             response["Link"] = f'<{url}?{query.urlencode()}>; rel="next"'
         return response
 
-    @extend_schema(request=RunCreateSerializer, parameters=[WAIT_PARAM],
-                   responses={201: RunSerializer, **ERRORS})
+    @extend_schema(
+        request=RunCreateSerializer, parameters=[WAIT_PARAM], responses={201: RunSerializer, **ERRORS}
+    )
     def post(self, request: Request) -> Response:
         access = access_for(request)
         access.require(Role.OPERATOR)
@@ -96,12 +111,17 @@ class RunsView(APIView):
             raise ApiError("skill_not_found", f"no skill {data['skill']!r} in this tenant", http_status=404)
         try:
             run = run_create(
-                tenant=access.tenant, created_by=access.user, goal=data["goal"], url=data["url"],
-                steps=data["steps"], params=data["params"],
+                tenant=access.tenant,
+                created_by=access.user,
+                goal=data["goal"],
+                url=data["url"],
+                steps=data["steps"],
+                params=data["params"],
             )
         except ProgramInvalid as exc:
             raise ApiError(
-                "invalid_program", f"the step program has {len(exc.problems)} problem(s)",
+                "invalid_program",
+                f"the step program has {len(exc.problems)} problem(s)",
                 problems=[p.as_dict() for p in exc.problems],
             ) from None
         return run_response(run, request, http_status=status.HTTP_201_CREATED)
@@ -139,10 +159,15 @@ class ApproveView(APIView):
         body = DecisionSerializer(data=request.data if isinstance(request.data, dict) else {})
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        decision = Decision(approve=True, input=data.get("input"), choice=data.get("choice"), note=data["note"])
+        decision = Decision(
+            approve=True, input=data.get("input"), choice=data.get("choice"), note=data["note"]
+        )
         try:
             run = approval_decide(
-                run=run, decision=decision, actor=access.user, channel=access.channel,
+                run=run,
+                decision=decision,
+                actor=access.user,
+                channel=access.channel,
                 token_name=access.token.name if access.token else "",
             )
         except RunConflict as exc:
@@ -162,8 +187,11 @@ class RejectView(APIView):
         body.is_valid(raise_exception=True)
         try:
             run = approval_decide(
-                run=run, decision=Decision(approve=False, note=body.validated_data["reason"]), actor=access.user,
-                channel=access.channel, token_name=access.token.name if access.token else "",
+                run=run,
+                decision=Decision(approve=False, note=body.validated_data["reason"]),
+                actor=access.user,
+                channel=access.channel,
+                token_name=access.token.name if access.token else "",
             )
         except RunConflict as exc:
             raise conflict(exc) from None

@@ -116,7 +116,10 @@ def _launch() -> HostBrowser:
         "about:blank",
     ]
     process = subprocess.Popen(
-        command, start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        command,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     port_file = Path(user_data_dir) / "DevToolsActivePort"
@@ -218,9 +221,9 @@ class BrowserSession:
         browser = self.browser()
         context_id = self.cdp("Target.createBrowserContext", {"disposeOnDetach": False})["browserContextId"]
         with browser.contexts[0].expect_page() as page_info:
-            target_id = self.cdp("Target.createTarget", {"url": "about:blank", "browserContextId": context_id})[
-                "targetId"
-            ]
+            target_id = self.cdp(
+                "Target.createTarget", {"url": "about:blank", "browserContextId": context_id}
+            )["targetId"]
         page = page_info.value
         self._pages[target_id] = page
         return page, context_id, target_id
@@ -279,7 +282,9 @@ class BrowserSession:
             script_id = None
             if storage.get("origin"):
                 source = _RESTORE_STORAGE_JS % json.dumps(storage)
-                script_id = session.send("Page.addScriptToEvaluateOnNewDocument", {"source": source})["identifier"]
+                script_id = session.send("Page.addScriptToEvaluateOnNewDocument", {"source": source})[
+                    "identifier"
+                ]
             try:
                 page.goto(url, timeout=timeout_ms, wait_until="load")
             finally:
@@ -292,7 +297,11 @@ class BrowserSession:
 
 
 _CAPTURE_STORAGE_JS = """() => {
-  const dump = (s) => { const o = {}; for (let i = 0; i < s.length; i++) { const k = s.key(i); o[k] = s.getItem(k); } return o; };
+  const dump = (s) => {
+    const o = {};
+    for (let i = 0; i < s.length; i++) { const k = s.key(i); o[k] = s.getItem(k); }
+    return o;
+  };
   try { return {origin: location.origin, local: dump(localStorage), session: dump(sessionStorage)}; }
   catch (e) { return {}; }
 }"""
@@ -306,8 +315,18 @@ _RESTORE_STORAGE_JS = """(() => {
   } catch (e) {}
 })();"""
 
-_COOKIE_FIELDS = ("name", "value", "domain", "path", "secure", "httpOnly", "sameSite", "priority",
-                  "sourceScheme", "sourcePort")
+_COOKIE_FIELDS = (
+    "name",
+    "value",
+    "domain",
+    "path",
+    "secure",
+    "httpOnly",
+    "sameSite",
+    "priority",
+    "sourceScheme",
+    "sourcePort",
+)
 
 
 def _cookie_param(cookie: dict[str, Any]) -> dict[str, Any]:

@@ -12,16 +12,29 @@ from .models import Run, RunEvent
 
 
 def record_event(
-    run: Run, type: str, *, step_index: int | None = None, actor: Any = None, data: dict[str, Any] | None = None
+    run: Run,
+    type: str,
+    *,
+    step_index: int | None = None,
+    actor: Any = None,
+    data: dict[str, Any] | None = None,
 ) -> RunEvent:
     """Append an event in the caller's transaction; fan it out once that commits."""
     event = RunEvent.objects.create(
-        run_id=run.pk, tenant_id=run.tenant_id, type=type, step_index=step_index,
-        actor=actor if actor is not None and getattr(actor, "pk", None) else None, data=data or {},
+        run_id=run.pk,
+        tenant_id=run.tenant_id,
+        type=type,
+        step_index=step_index,
+        actor=actor if actor is not None and getattr(actor, "pk", None) else None,
+        data=data or {},
     )
     message = {
-        "type": type, "event_id": event.pk, "run_id": str(run.pk), "status": run.status,
-        "step_index": step_index, "data": event.data,
+        "type": type,
+        "event_id": event.pk,
+        "run_id": str(run.pk),
+        "status": run.status,
+        "step_index": step_index,
+        "data": event.data,
     }
     transaction.on_commit(lambda: fan_out(run.pk, run.tenant_id, message))
     return event

@@ -45,8 +45,16 @@ class Pause(Exception):
     """The step needs a human: carries what to ask."""
 
     def __init__(
-        self, *, cause: str, trigger: str, kind: str, prompt: str, options: list[str] | None = None,
-        candidates: list[dict[str, Any]] | None = None, pattern: str = "", expires_in: int | None = None,
+        self,
+        *,
+        cause: str,
+        trigger: str,
+        kind: str,
+        prompt: str,
+        options: list[str] | None = None,
+        candidates: list[dict[str, Any]] | None = None,
+        pattern: str = "",
+        expires_in: int | None = None,
     ) -> None:
         super().__init__(prompt)
         self.cause, self.trigger, self.kind, self.prompt = cause, trigger, kind, prompt
@@ -102,10 +110,13 @@ def claim_lease(run: Run, seconds: float) -> str | None:
     if Run.objects.filter(free, pk=run.pk).update(lease_owner=me, lease_until=until):
         return me
     current = Run.objects.filter(pk=run.pk).values_list("lease_owner", flat=True).first()
-    if current and lease_owner_is_dead(current):
-        if Run.objects.filter(pk=run.pk, lease_owner=current).update(lease_owner=me, lease_until=until):
-            log.warning("run %s: took over the lease of dead owner %s", run.pk, current)
-            return me
+    if (
+        current
+        and lease_owner_is_dead(current)
+        and Run.objects.filter(pk=run.pk, lease_owner=current).update(lease_owner=me, lease_until=until)
+    ):
+        log.warning("run %s: took over the lease of dead owner %s", run.pk, current)
+        return me
     return None
 
 
@@ -164,9 +175,17 @@ class Execution:
         if page is not None:
             self.page = page
             if self.reason in {"resume", "recover"}:
-                record_event(run, "run.resumed_in_place", step_index=run.current_step,
-                             data={"host": run.host, "target_id": run.target_id, "reason": self.reason,
-                                   "pid": os.getpid()})
+                record_event(
+                    run,
+                    "run.resumed_in_place",
+                    step_index=run.current_step,
+                    data={
+                        "host": run.host,
+                        "target_id": run.target_id,
+                        "reason": self.reason,
+                        "pid": os.getpid(),
+                    },
+                )
             return
         if run.checkpoint:
             try:
@@ -177,11 +196,19 @@ class Execution:
             if checkpoint is not None:
                 page, context_id, target_id = session.restore(checkpoint, timeout_ms=timeout_ms)
                 self._owned(page, context_id, target_id)
-                record_event(run, "run.restored_from_checkpoint", step_index=run.current_step, data={
-                    "host": settings.TWIN_HOST_ID, "url": checkpoint.get("url", ""),
-                    "checkpoint_step": run.checkpoint_step, "reason": self.reason,
-                    "previous_host": run.host, "pid": os.getpid(),
-                })
+                record_event(
+                    run,
+                    "run.restored_from_checkpoint",
+                    step_index=run.current_step,
+                    data={
+                        "host": settings.TWIN_HOST_ID,
+                        "url": checkpoint.get("url", ""),
+                        "checkpoint_step": run.checkpoint_step,
+                        "reason": self.reason,
+                        "previous_host": run.host,
+                        "pid": os.getpid(),
+                    },
+                )
                 return
         page, context_id, target_id = session.new_page()
         self._owned(page, context_id, target_id)
@@ -200,7 +227,9 @@ class Execution:
         if run.browser_context_id and run.host == settings.TWIN_HOST_ID:
             self.session.close_context(run.browser_context_id)
         run.host, run.browser_context_id, run.target_id = settings.TWIN_HOST_ID, context_id, target_id
-        Run.objects.filter(pk=run.pk).update(host=run.host, browser_context_id=context_id, target_id=target_id)
+        Run.objects.filter(pk=run.pk).update(
+            host=run.host, browser_context_id=context_id, target_id=target_id
+        )
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def renew(self, index: int, step: dict[str, Any]) -> None:
@@ -261,26 +290,36 @@ class Execution:
             self.interrupted.discard(index)
             if gate is not None or step["action"] not in REPEATABLE_ACTIONS:
                 raise Pause(
-                    cause="blocked", trigger="blocked", kind="choice", options=BLOCKED_OPTIONS,
+                    cause="blocked",
+                    trigger="blocked",
+                    kind="choice",
+                    options=BLOCKED_OPTIONS,
                     prompt=(
                         f"Step {index} ({describe(step)}) was interrupted when its worker stopped: "
                         "it may or may not have happened. Check the page, then retry, skip or fail it."
                     ),
                 )
-            record_event(run, "step.repeated_after_interruption", step_index=index,
-                         data={"action": step["action"]})
+            record_event(
+                run, "step.repeated_after_interruption", step_index=index, data={"action": step["action"]}
+            )
         if gate is not None and answers.gate is None:
             raise Pause(
-                cause="gate", trigger=gate["trigger"], kind=gate["kind"],
-                prompt=gate.get("prompt") or describe(step), options=gate.get("options"),
-                pattern=gate.get("pattern", ""), expires_in=gate.get("expires_in"),
+                cause="gate",
+                trigger=gate["trigger"],
+                kind=gate["kind"],
+                prompt=gate.get("prompt") or describe(step),
+                options=gate.get("options"),
+                pattern=gate.get("pattern", ""),
+                expires_in=gate.get("expires_in"),
             )
         from .states import step_transition
 
         Step.objects.filter(run=run, index=index).update(attempts=F("attempts") + 1)
 
         step_transition(
-            run, index, to=StepStatus.RUNNING,
+            run,
+            index,
+            to=StepStatus.RUNNING,
             expect=[StepStatus.QUEUED, StepStatus.AWAITING_APPROVAL, StepStatus.RUNNING, StepStatus.FAILED],
         )
         try:
@@ -294,7 +333,10 @@ class Execution:
         except StepFailed as exc:
             message = self.scrub(str(exc))
             raise Pause(
-                cause="blocked", trigger="blocked", kind="choice", options=BLOCKED_OPTIONS,
+                cause="blocked",
+                trigger="blocked",
+                kind="choice",
+                options=BLOCKED_OPTIONS,
                 prompt=f"Step {index} ({describe(step)}) cannot proceed: {message}",
             ) from None
         self._finish_step(index, StepStatus.DONE, answers)
@@ -319,7 +361,13 @@ class Execution:
         return True
 
     def _finish_step(
-        self, index: int, status: str, answers: Answers, *, error: str = "", data: dict[str, Any] | None = None
+        self,
+        index: int,
+        status: str,
+        answers: Answers,
+        *,
+        error: str = "",
+        data: dict[str, Any] | None = None,
     ) -> None:
         from .states import step_transition
 
@@ -331,7 +379,9 @@ class Execution:
             step_transition(self.run, index, to=status, expect=expect, error=error, event_data=data)
             if answers.used:
                 # The answers are spent: erase any supplied input now that the step used it.
-                Approval.objects.filter(pk__in=[a.pk for a in answers.used]).update(consumed_at=now, sealed_input="")
+                Approval.objects.filter(pk__in=[a.pk for a in answers.used]).update(
+                    consumed_at=now, sealed_input=""
+                )
 
     # -- actions ----------------------------------------------------------------------------------
     def lookup(self, answers: Answers) -> Any:
@@ -406,8 +456,10 @@ class Execution:
             elif action == "extract":
                 element = page.locator(selector).first
                 attribute = step.get("attribute")
-                value = element.get_attribute(attribute, timeout=timeout_ms) if attribute else element.inner_text(
-                    timeout=timeout_ms
+                value = (
+                    element.get_attribute(attribute, timeout=timeout_ms)
+                    if attribute
+                    else element.inner_text(timeout=timeout_ms)
                 )
                 self.run.outputs[step["name"]] = (value or "").strip()
         except PlaywrightError as exc:
@@ -431,7 +483,10 @@ class Execution:
                     return locator.nth(candidate["nth"])
         labels = _describe_candidates(locator.evaluate_all(_CANDIDATES_JS))
         raise Pause(
-            cause="ambiguity", trigger="ambiguity", kind="choice", options=labels,
+            cause="ambiguity",
+            trigger="ambiguity",
+            kind="choice",
+            options=labels,
             candidates=[{"label": label, "nth": nth} for nth, label in enumerate(labels)],
             prompt=f"{selector!r} matches {count} elements on this page. Which one is meant?",
         )
@@ -445,7 +500,9 @@ class Execution:
                 if text in seen:
                     return
             if time.monotonic() >= deadline:
-                raise StepFailed(f"the text {text!r} did not appear on the page within {timeout_ms / 1000:g} s")
+                raise StepFailed(
+                    f"the text {text!r} did not appear on the page within {timeout_ms / 1000:g} s"
+                )
             time.sleep(0.1)
 
     # -- pausing and finishing ---------------------------------------------------------------------
@@ -467,21 +524,42 @@ class Execution:
             )
         with transaction.atomic():
             Approval.objects.create(
-                id=approval_id, tenant_id=run.tenant_id, run=run, step_index=index, step_count=len(run.program),
-                action=step["action"], trigger=pause.trigger, kind=pause.kind, prompt=self.scrub(pause.prompt),
-                options=pause.options, cause=pause.cause, candidates=pause.candidates, pattern=pause.pattern,
-                page_url=page_url, page_title=page_title, screenshot=screenshot_path,
+                id=approval_id,
+                tenant_id=run.tenant_id,
+                run=run,
+                step_index=index,
+                step_count=len(run.program),
+                action=step["action"],
+                trigger=pause.trigger,
+                kind=pause.kind,
+                prompt=self.scrub(pause.prompt),
+                options=pause.options,
+                cause=pause.cause,
+                candidates=pause.candidates,
+                pattern=pause.pattern,
+                page_url=page_url,
+                page_title=page_title,
+                screenshot=screenshot_path,
                 expires_at=timezone.now() + timedelta(seconds=pause.expires_in),
             )
             step_transition(
-                run, index, to=StepStatus.AWAITING_APPROVAL, expect=[StepStatus.QUEUED, StepStatus.RUNNING],
+                run,
+                index,
+                to=StepStatus.AWAITING_APPROVAL,
+                expect=[StepStatus.QUEUED, StepStatus.RUNNING],
                 event_data={"trigger": pause.trigger},
             )
             won = run_transition(
-                run, to=RunStatus.AWAITING_APPROVAL, expect=[RunStatus.RUNNING], current_step=index,
-                lease_owner="", lease_until=None,
+                run,
+                to=RunStatus.AWAITING_APPROVAL,
+                expect=[RunStatus.RUNNING],
+                current_step=index,
+                lease_owner="",
+                lease_until=None,
                 event_data={
-                    "trigger": pause.trigger, "kind": pause.kind, "approval_id": str(approval_id),
+                    "trigger": pause.trigger,
+                    "kind": pause.kind,
+                    "approval_id": str(approval_id),
                     "pid": os.getpid(),
                 },
             )
@@ -496,8 +574,14 @@ class Execution:
 
         run = self.run
         won = run_transition(
-            run, to=RunStatus.COMPLETED, expect=[RunStatus.RUNNING], outputs=run.outputs,
-            lease_owner="", lease_until=None, browser_context_id="", target_id="",
+            run,
+            to=RunStatus.COMPLETED,
+            expect=[RunStatus.RUNNING],
+            outputs=run.outputs,
+            lease_owner="",
+            lease_until=None,
+            browser_context_id="",
+            target_id="",
         )
         if won:
             self.session.close_context(run.browser_context_id or "")
@@ -508,8 +592,15 @@ class Execution:
         run = self.run
         context_id = run.browser_context_id
         if run_transition(
-            run, to=RunStatus.FAILED, expect=[RunStatus.RUNNING], error=self.scrub(error), outputs=run.outputs,
-            lease_owner="", lease_until=None, browser_context_id="", target_id="",
+            run,
+            to=RunStatus.FAILED,
+            expect=[RunStatus.RUNNING],
+            error=self.scrub(error),
+            outputs=run.outputs,
+            lease_owner="",
+            lease_until=None,
+            browser_context_id="",
+            target_id="",
         ):
             self.session.close_context(context_id)
 
@@ -535,7 +626,9 @@ _CANDIDATES_JS = """(els) => els.map((el) => {
     clean(el.getAttribute('title')) || clean(el.getAttribute('placeholder')) ||
     clean(el.getAttribute('name')) || el.tagName.toLowerCase();
   const context = [];
-  for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) context.push(clean(a.innerText));
+  for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+    context.push(clean(a.innerText));
+  }
   return {text: text.slice(0, 80), context};
 })"""
 
@@ -554,9 +647,9 @@ def _describe_candidates(raw: list[dict[str, Any]]) -> list[str]:
                 ):
                     extra = ancestor.replace(label, " ").strip(" -—:|·,")
                     extra = " ".join(extra.split())[:60]
-                    if extra:
+                    if extra:  # else this ancestor differs only in the label itself: look further up
                         label = f"{label} — {extra}"
-                    break
+                        break
         labels.append(label)
     seen: dict[str, int] = {}
     unique = []
@@ -573,19 +666,24 @@ def _describe_candidates(raw: list[dict[str, Any]]) -> list[str]:
 def enforce_parking_cap() -> None:
     """Past the per-host cap, checkpoint-only the oldest parked runs (their pages are closed)."""
     parked = list(
-        Run.objects.filter(
-            host=settings.TWIN_HOST_ID, status=RunStatus.AWAITING_APPROVAL
-        ).exclude(target_id="").order_by("-updated_at").values_list("pk", "browser_context_id")[
-            settings.TWIN_MAX_PARKED_PAGES :
-        ]
+        Run.objects.filter(host=settings.TWIN_HOST_ID, status=RunStatus.AWAITING_APPROVAL)
+        .exclude(target_id="")
+        .order_by("-updated_at")
+        .values_list("pk", "browser_context_id")[settings.TWIN_MAX_PARKED_PAGES :]
     )
     for run_id, context_id in parked:
-        if Run.objects.filter(pk=run_id, browser_context_id=context_id).update(browser_context_id="", target_id=""):
+        if Run.objects.filter(pk=run_id, browser_context_id=context_id).update(
+            browser_context_id="", target_id=""
+        ):
             browser_mod.session().close_context(context_id)
             run = Run.objects.get(pk=run_id)
             with transaction.atomic():
-                record_event(run, "page.evicted", step_index=run.current_step,
-                             data={"host": settings.TWIN_HOST_ID, "cap": settings.TWIN_MAX_PARKED_PAGES})
+                record_event(
+                    run,
+                    "page.evicted",
+                    step_index=run.current_step,
+                    data={"host": settings.TWIN_HOST_ID, "cap": settings.TWIN_MAX_PARKED_PAGES},
+                )
 
 
 def release_page(context_id: str) -> None:

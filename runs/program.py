@@ -71,6 +71,7 @@ def validate_program(
     known_secrets = None if secret_names is None else set(secret_names)
     extracted: set[str] = set()
     for index, step in enumerate(steps, start=1):
+
         def problem(field: str, message: str, index: int = index) -> None:
             problems.append(Problem(index, field, message))
 
@@ -87,13 +88,20 @@ def validate_program(
         for field in ACTIONS[action]:
             value = step.get(field)
             if not isinstance(value, str) or (value == "" and field != "value"):
-                problem(field, f"{action} needs {field!r} (a {'string' if field == 'value' else 'non-empty string'})")
+                problem(
+                    field,
+                    f"{action} needs {field!r} (a {'string' if field == 'value' else 'non-empty string'})",
+                )
         for field in EXTRA_FIELDS.get(action, ()):
             if field in step and (not isinstance(step[field], str) or not step[field]):
                 problem(field, "must be a non-empty string")
         if "timeout" in step:
             timeout = step["timeout"]
-            if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT:
+            if (
+                isinstance(timeout, bool)
+                or not isinstance(timeout, int | float)
+                or not 0 < timeout <= MAX_TIMEOUT
+            ):
                 problem("timeout", f"must be a number of seconds between 0 and {MAX_TIMEOUT}")
         if "label" in step and not isinstance(step["label"], str):
             problem("label", "must be a string")
@@ -109,8 +117,14 @@ def validate_program(
                 continue
             for expr in templates_in(value):
                 _validate_template(
-                    expr, field=field, action=action, gate_kind=gate_kind, known_params=known_params,
-                    known_secrets=known_secrets, extracted=extracted, problem=problem,
+                    expr,
+                    field=field,
+                    action=action,
+                    gate_kind=gate_kind,
+                    known_params=known_params,
+                    known_secrets=known_secrets,
+                    extracted=extracted,
+                    problem=problem,
                 )
         # An empty url or name was reported above as missing; once is enough.
         url = step.get("url")
@@ -164,14 +178,25 @@ def _validate_gate(gate: Any, problem: Callable[[str, str], None]) -> str | None
         problem("gate.options", "only a choice gate takes options")
     if "expires_in" in gate:
         expires_in = gate["expires_in"]
-        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or not 0 < expires_in <= MAX_EXPIRES_IN:
+        if (
+            isinstance(expires_in, bool)
+            or not isinstance(expires_in, int)
+            or not 0 < expires_in <= MAX_EXPIRES_IN
+        ):
             problem("gate.expires_in", f"must be a whole number of seconds between 1 and {MAX_EXPIRES_IN}")
     return str(kind)
 
 
 def _validate_template(
-    expr: str, *, field: str, action: str, gate_kind: str | None, known_params: set[str],
-    known_secrets: set[str] | None, extracted: set[str], problem: Callable[[str, str], None],
+    expr: str,
+    *,
+    field: str,
+    action: str,
+    gate_kind: str | None,
+    known_params: set[str],
+    known_secrets: set[str] | None,
+    extracted: set[str],
+    problem: Callable[[str, str], None],
 ) -> None:
     shown = "{{" + expr + "}}"
     if expr in {"input", "choice"}:
@@ -180,7 +205,10 @@ def _validate_template(
         return
     source, _, name = expr.partition(".")
     if source not in {"secrets", "params", "outputs"} or not NAME_RE.match(name):
-        problem(field, f"{shown} names an unknown source; use input, choice, secrets.NAME, params.NAME or outputs.NAME")
+        problem(
+            field,
+            f"{shown} names an unknown source; use input, choice, secrets.NAME, params.NAME or outputs.NAME",
+        )
         return
     if source == "secrets":
         if not (action == "fill" and field == "value"):

@@ -15,7 +15,9 @@ def runs_for_tenant(tenant: Tenant) -> QuerySet[Run]:
     return Run.objects.filter(tenant=tenant).prefetch_related(
         Prefetch("steps", queryset=Step.objects.order_by("index")),
         Prefetch(
-            "approvals", queryset=Approval.objects.filter(status=ApprovalStatus.PENDING), to_attr="pending_list"
+            "approvals",
+            queryset=Approval.objects.filter(status=ApprovalStatus.PENDING),
+            to_attr="pending_list",
         ),
     )
 

@@ -53,8 +53,23 @@ class RunSerializer(serializers.ModelSerializer[Run]):
     class Meta:
         model = Run
         fields = [
-            "id", "status", "goal", "url", "current_step", "step_count", "resumed_from", "steps", "pending_step",
-            "outputs", "params", "error", "video_url", "created_at", "updated_at", "started_at", "finished_at",
+            "id",
+            "status",
+            "goal",
+            "url",
+            "current_step",
+            "step_count",
+            "resumed_from",
+            "steps",
+            "pending_step",
+            "outputs",
+            "params",
+            "error",
+            "video_url",
+            "created_at",
+            "updated_at",
+            "started_at",
+            "finished_at",
         ]
 
     @extend_schema_field(PendingStepSerializer(allow_null=True))

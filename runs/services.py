@@ -11,11 +11,11 @@ from tenants.models import Tenant
 from vault.selectors import secret_names
 
 from .events import record_event
-from .models import Run, RunStatus, Step
+from .models import Run, RunStatus, Step, StepStatus
 from .netguard import UrlRefused, check_url
 from .program import Problem, describe, validate_program
 from .routing import DEFAULT_QUEUE, host_queue
-from .states import run_transition
+from .states import run_transition, step_transition
 
 
 class ProgramInvalid(ValueError):
@@ -47,7 +47,12 @@ def run_create(
         raise ProgramInvalid(problems)
     with transaction.atomic():
         run = Run.objects.create(
-            tenant=tenant, created_by=created_by, goal=goal, url=url, program=steps, params=params or {},
+            tenant=tenant,
+            created_by=created_by,
+            goal=goal,
+            url=url,
+            program=steps,
+            params=params or {},
         )
         Step.objects.bulk_create(
             Step(run=run, index=i, action=step["action"], label=describe(step)[:300])
@@ -62,7 +67,7 @@ def run_create(
 def _enqueue_start(run_id: Any) -> None:
     from .tasks import start_run_task
 
-    start_run_task.apply_async(args=[str(run_id)], queue=DEFAULT_QUEUE)
+    start_run_task.apply_async(args=(str(run_id),), queue=DEFAULT_QUEUE)
 
 
 def release_page_later(run: Run) -> None:
@@ -74,7 +79,7 @@ def release_page_later(run: Run) -> None:
     def send() -> None:
         from .tasks import release_page_task
 
-        release_page_task.apply_async(args=[context_id], queue=host_queue(host))
+        release_page_task.apply_async(args=(context_id,), queue=host_queue(host))
 
     transaction.on_commit(send)
 
@@ -83,14 +88,25 @@ def run_cancel(*, run: Run, actor: Any) -> Run:
     with transaction.atomic():
         context = (run.host, run.browser_context_id)
         won = run_transition(
-            run, to=RunStatus.CANCELLED,
-            expect=[RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL], actor=actor,
-            browser_context_id="", target_id="",
+            run,
+            to=RunStatus.CANCELLED,
+            expect=[RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL],
+            actor=actor,
+            browser_context_id="",
+            target_id="",
         )
         if not won:
             run.refresh_from_db()
             raise RunConflict(run, f"the run is {run.status} and can no longer be cancelled")
-        Approval.objects.filter(run=run, status=ApprovalStatus.PENDING).update(status=ApprovalStatus.CANCELLED)
+        Approval.objects.filter(run=run, status=ApprovalStatus.PENDING).update(
+            status=ApprovalStatus.CANCELLED
+        )
+        # Like a rejected or expired pause: the step that waited for a human will never happen.
+        paused = Step.objects.filter(run=run, status=StepStatus.AWAITING_APPROVAL)
+        for index in list(paused.values_list("index", flat=True)):
+            step_transition(
+                run, index, to=StepStatus.SKIPPED, expect=[StepStatus.AWAITING_APPROVAL], error="cancelled"
+            )
         run.host, run.browser_context_id = context
         release_page_later(run)
         record_event(run, "run.cancel_requested", actor=actor)

@@ -71,14 +71,22 @@ def run_transition(
             setattr(run, name, value)
         event = "run.resumed" if old == S.AWAITING_APPROVAL and to == S.RUNNING else RUN_EVENT[to]
         record_event(
-            run, event, step_index=run.current_step or None, actor=actor,
+            run,
+            event,
+            step_index=run.current_step or None,
+            actor=actor,
             data={"from": old, "to": to, **(event_data or {})},
         )
     return True
 
 
 def step_transition(
-    run: Run, index: int, *, to: str, expect: Iterable[str], event_data: dict[str, Any] | None = None,
+    run: Run,
+    index: int,
+    *,
+    to: str,
+    expect: Iterable[str],
+    event_data: dict[str, Any] | None = None,
     **fields: Any,
 ) -> bool:
     expected = _check(STEP_TRANSITIONS, expect, to)
@@ -93,6 +101,12 @@ def step_transition(
         won = Step.objects.filter(run_id=run.pk, index=index, status__in=expected).update(**changes)
         if not won:
             return False
-        kind = "step.started" if to == P.RUNNING else "step.finished" if to != P.AWAITING_APPROVAL else "step.paused"
+        kind = (
+            "step.started"
+            if to == P.RUNNING
+            else "step.finished"
+            if to != P.AWAITING_APPROVAL
+            else "step.paused"
+        )
         record_event(run, kind, step_index=index, data={"status": to, **(event_data or {})})
     return True

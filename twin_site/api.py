@@ -64,4 +64,6 @@ def json_404(request: Any, exception: Exception | None = None) -> JsonResponse:
 
 
 def json_500(request: Any) -> JsonResponse:
-    return JsonResponse({"error": "server_error", "detail": "an unexpected error happened; it was logged"}, status=500)
+    return JsonResponse(
+        {"error": "server_error", "detail": "an unexpected error happened; it was logged"}, status=500
+    )

@@ -35,7 +35,12 @@ def normalize_origin(origin: str) -> str:
 
 
 def secret_put(
-    *, tenant: Tenant, name: str, value: str, kind: str = SecretKind.PASSWORD, origins: list[str] | None = None,
+    *,
+    tenant: Tenant,
+    name: str,
+    value: str,
+    kind: str = SecretKind.PASSWORD,
+    origins: list[str] | None = None,
     created_by: Any = None,
 ) -> SecretVersion:
     """Store ``value`` as the next version of ``name``."""
@@ -54,10 +59,16 @@ def secret_put(
     for _ in range(3):
         try:
             with transaction.atomic():
-                latest = SecretVersion.objects.filter(tenant=tenant, name=name).aggregate(v=Max("version"))["v"]
+                latest = SecretVersion.objects.filter(tenant=tenant, name=name).aggregate(v=Max("version"))[
+                    "v"
+                ]
                 return SecretVersion.objects.create(
-                    tenant=tenant, name=name, version=(latest or 0) + 1, kind=kind,
-                    ciphertext=seal_text(value, scope=_scope(tenant.pk)), origins=clean_origins,
+                    tenant=tenant,
+                    name=name,
+                    version=(latest or 0) + 1,
+                    kind=kind,
+                    ciphertext=seal_text(value, scope=_scope(tenant.pk)),
+                    origins=clean_origins,
                     created_by=created_by,
                 )
         except IntegrityError:

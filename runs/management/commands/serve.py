@@ -83,15 +83,17 @@ class Command(BaseCommand):
         manager.add_process("beat", f"{python} -m celery -A twin_site beat -s {schedule} -l info")
 
         self.stdout.write(
-            "\n".join([
-                "",
-                f"Twin is starting on http://127.0.0.1:{port}/",
-                f"  dashboard login: {DEMO_USER} / {DEMO_PASSWORD}  (tenant: demo)",
-                f"  API token:       {token}",
-                f"  try:  curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/runs",
-                "Ctrl-C stops everything.",
-                "",
-            ])
+            "\n".join(
+                [
+                    "",
+                    f"Twin is starting on http://127.0.0.1:{port}/",
+                    f"  dashboard login: {DEMO_USER} / {DEMO_PASSWORD}  (tenant: demo)",
+                    f"  API token:       {token}",
+                    f"  try:  curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/runs",
+                    "Ctrl-C stops everything.",
+                    "",
+                ]
+            )
         )
         self.stdout.flush()
         try:

@@ -20,6 +20,8 @@ class Command(BaseCommand):
         slug = options["slug"]
         if slugify(slug) != slug:
             raise CommandError(f"{slug!r} is not a valid slug: use lowercase letters, digits and hyphens.")
-        tenant, user, raw = tenant_create(slug=slug, owner_username=options["owner"], password=options["password"])
+        tenant, user, raw = tenant_create(
+            slug=slug, owner_username=options["owner"], password=options["password"]
+        )
         self.stderr.write(f"Tenant {tenant.slug}: {user.username} is an approver.")
         self.stdout.write(raw)
