@@ -7,13 +7,14 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.core.files.storage import default_storage
 from django.db.models import Q, QuerySet
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, JsonResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -53,6 +54,16 @@ def run_response(run: Run, request: Request, *, http_status: int = 200) -> Respo
     response = Response(RunSerializer(fresh, context={"request": request}).data, status=http_status)
     response["X-Twin-Status"] = fresh.status
     return response
+
+
+def json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object; an empty body is {}, anything else but an object is a 400."""
+    data = request.data
+    if not data:
+        return {}
+    if not isinstance(data, dict):
+        raise ApiError("invalid", "the body must be a JSON object")
+    return dict(data)
 
 
 def conflict(exc: RunConflict) -> ApiError:
@@ -156,7 +167,7 @@ class ApproveView(APIView):
         access = access_for(request)
         run = get_run_for_tenant(access.tenant, pk)
         access.require(Role.APPROVER)
-        body = DecisionSerializer(data=request.data if isinstance(request.data, dict) else {})
+        body = DecisionSerializer(data=json_object(request))
         body.is_valid(raise_exception=True)
         data = body.validated_data
         decision = Decision(
@@ -183,7 +194,7 @@ class RejectView(APIView):
         access = access_for(request)
         run = get_run_for_tenant(access.tenant, pk)
         access.require(Role.APPROVER)
-        body = RejectSerializer(data=request.data if isinstance(request.data, dict) else {})
+        body = RejectSerializer(data=json_object(request))
         body.is_valid(raise_exception=True)
         try:
             run = approval_decide(
@@ -245,9 +256,17 @@ def _refresh(response: Any, request: HttpRequest) -> None:
     response["X-Twin-Status"] = fresh.status
 
 
-def _wait_error(exc: ApiError) -> HttpResponse:
-    from django.http import JsonResponse
+def _authenticated(request: HttpRequest) -> bool:
+    try:
+        return APIView().initialize_request(request).user is not None
+    except APIException:
+        return False
 
+
+async def _wait_error(exc: ApiError, request: HttpRequest, view: Any, **kwargs: Any) -> Any:
+    """A bad ``wait`` is a 400, but only for a caller who may learn that: others get the view's 401."""
+    if not await sync_to_async(_authenticated)(request):
+        return await sync_to_async(view)(request, **kwargs)
     return JsonResponse({"error": exc.code, "detail": str(exc.detail)}, status=exc.status_code)
 
 
@@ -256,7 +275,7 @@ async def runs_endpoint(request: HttpRequest) -> Any:
     try:
         wait = parse_wait(request.GET.get("wait")) if request.method == "POST" else 0.0
     except ApiError as exc:
-        return _wait_error(exc)
+        return await _wait_error(exc, request, _runs_view)
     response = await sync_to_async(_runs_view)(request)
     if wait and response.status_code == 201:
         await wait_until_settled(response.data["id"], wait)
@@ -269,7 +288,7 @@ async def run_detail_endpoint(request: HttpRequest, pk: str) -> Any:
     try:
         wait = parse_wait(request.GET.get("wait")) if request.method == "GET" else 0.0
     except ApiError as exc:
-        return _wait_error(exc)
+        return await _wait_error(exc, request, _run_detail_view, pk=pk)
     if wait and await sync_to_async(_visible_run)(request, pk):
         await wait_until_settled(pk, wait)
     return await sync_to_async(_run_detail_view)(request, pk=pk)

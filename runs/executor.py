@@ -283,8 +283,9 @@ class Execution:
                 self._finish_step(index, StepStatus.FAILED, answers, error="failed by a human after a block")
                 self._fail(f"step {index} failed: stopped by a human after it was blocked")
                 return "failed"
-            # "retry": the human vouches for performing the step again.
+            # "retry": the human vouches for performing the step again, once: a later crash asks again.
             self.interrupted.discard(index)
+            Approval.objects.filter(pk=answers.blocked.pk).update(consumed_at=timezone.now())
         retrying = answers.blocked is not None
         if index in self.interrupted:
             self.interrupted.discard(index)
@@ -672,7 +673,9 @@ def enforce_parking_cap() -> None:
         .values_list("pk", "browser_context_id")[settings.TWIN_MAX_PARKED_PAGES :]
     )
     for run_id, context_id in parked:
-        if Run.objects.filter(pk=run_id, browser_context_id=context_id).update(
+        if Run.objects.filter(
+            pk=run_id, browser_context_id=context_id, status=RunStatus.AWAITING_APPROVAL
+        ).update(
             browser_context_id="", target_id=""
         ):
             browser_mod.session().close_context(context_id)

@@ -39,6 +39,15 @@ def _flatten(detail: Any) -> str:
     return str(detail)
 
 
+def _problems(detail: Any, field: str = "") -> list[dict[str, Any]]:
+    """Field errors in the same shape as a program's problems: [{"step", "field", "message"}]."""
+    if isinstance(detail, dict):
+        return [p for key, value in detail.items() for p in _problems(value, f"{field}.{key}" if field else key)]
+    if isinstance(detail, list):
+        return [p for value in detail for p in _problems(value, field)]
+    return [{"step": None, "field": field or "body", "message": str(detail)}]
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("not found")
@@ -52,8 +61,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         detail = getattr(exc, "detail", str(exc))
         body = {"error": code, "detail": _flatten(detail)}
         if isinstance(exc, exceptions.ValidationError):
-            body["problems"] = detail
+            body["problems"] = _problems(detail)
     response.data = body
+    if isinstance(exc, ApiError) and "status" in exc.extra:
+        response["X-Twin-Status"] = exc.extra["status"]
     if response.status_code == status.HTTP_401_UNAUTHORIZED:
         response["WWW-Authenticate"] = "Bearer"
     return response
