@@ -7,6 +7,9 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
+TOKEN_HELP = "An API token from `manage.py createtenant` (shown once; only its hash is stored)."
+
+
 class BearerTokenScheme(OpenApiAuthenticationExtension):
     target_class = "tenants.auth.BearerTokenAuthentication"
     name = "bearerAuth"
@@ -15,5 +18,5 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "An API token from `manage.py createtenant` (shown once; only its hash is stored).",
+            "description": TOKEN_HELP,
         }

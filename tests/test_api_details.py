@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from approvals.models import ApprovalStatus
 from tenants.models import Role
+from tenants.schema import TOKEN_HELP
 from tests.conftest import Persona
 from tests.test_state_machine import paused_run
 
@@ -46,9 +47,10 @@ def test_a_409_says_the_runs_status_in_the_header_too(alice):
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_a_bad_wait_from_an_unauthenticated_caller_is_a_401_not_a_400(db, method):
     anonymous = APIClient()
-    path = "/api/runs?wait=abc" if method == "post" else "/api/runs/00000000-0000-0000-0000-000000000000?wait=abc"
-
-    response = getattr(anonymous, method)(path, {}, format="json") if method == "post" else anonymous.get(path)
+    if method == "post":
+        response = anonymous.post("/api/runs?wait=abc", {}, format="json")
+    else:
+        response = anonymous.get("/api/runs/00000000-0000-0000-0000-000000000000?wait=abc")
 
     assert response.status_code == 401
     assert response.json()["error"] == "unauthorized"
@@ -75,5 +77,5 @@ def test_the_schema_declares_bearer_token_authentication(alice):
     assert body["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http",
         "scheme": "bearer",
-        "description": "An API token from `manage.py createtenant` (shown once; only its hash is stored).",
+        "description": TOKEN_HELP,
     }

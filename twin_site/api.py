@@ -42,7 +42,11 @@ def _flatten(detail: Any) -> str:
 def _problems(detail: Any, field: str = "") -> list[dict[str, Any]]:
     """Field errors in the same shape as a program's problems: [{"step", "field", "message"}]."""
     if isinstance(detail, dict):
-        return [p for key, value in detail.items() for p in _problems(value, f"{field}.{key}" if field else key)]
+        return [
+            problem
+            for key, value in detail.items()
+            for problem in _problems(value, f"{field}.{key}" if field else key)
+        ]
     if isinstance(detail, list):
         return [p for value in detail for p in _problems(value, field)]
     return [{"step": None, "field": field or "body", "message": str(detail)}]
