@@ -6,7 +6,6 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
-
 TOKEN_HELP = "An API token from `manage.py createtenant` (shown once; only its hash is stored)."
 
 
