@@ -14,6 +14,11 @@ from tests.conftest import Persona
 from tests.test_state_machine import paused_run
 
 
+@pytest.fixture(autouse=True)
+def _private_urls_allowed(settings: Any) -> None:
+    settings.TWIN_ALLOW_PRIVATE_URLS = True  # shop.example does not resolve here
+
+
 @pytest.fixture
 def alice(db: Any) -> Persona:
     return Persona("alice", "acme", Role.APPROVER)
