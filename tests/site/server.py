@@ -51,9 +51,14 @@ Headers = Iterable[tuple[str, str]]
 class FixtureSite:
     """The fixture site and everything it has recorded; safe to use from any thread."""
 
-    def __init__(self, *, port: int = 0) -> None:
-        """``port=0`` picks a free port; pass a fixed one only to keep the origin stable across restarts."""
+    def __init__(self, *, port: int = 0, timestamps: bool = False) -> None:
+        """``port=0`` picks a free port; pass a fixed one only to keep the origin stable across restarts.
+
+        With ``timestamps=True`` every recorded event also carries ``"at"``: the ``time.time()`` at which
+        the site recorded it (the benchmarks time browser actions with it; tests compare events exactly).
+        """
         self._port = port
+        self._timestamps = timestamps
         self._lock = threading.Condition()
         self._events: list[Event] = []
         self._sessions: dict[str, str] = {}
@@ -129,6 +134,8 @@ class FixtureSite:
     def record(self, kind: str, **fields: Any) -> Event:
         """Record an action and wake up anyone in :meth:`wait_for`."""
         event: Event = {"kind": kind, **fields}
+        if self._timestamps:
+            event["at"] = time.time()
         with self._lock:
             self._events.append(event)
             self._lock.notify_all()
