@@ -77,7 +77,26 @@ def run_transition(
             actor=actor,
             data={"from": old, "to": to, **(event_data or {})},
         )
+        if to in TERMINAL_STATUSES and to != S.COMPLETED:
+            _close_steps(run, reason=to, now=now)
     return True
+
+
+def _close_steps(run: Run, *, reason: str, now: Any) -> None:
+    """A run that ended early: steps still queued will never run, a running one was cut off.
+
+    (A step awaiting approval is closed by the service that decided the pause, with its reason.)
+    """
+    skipped = list(
+        Step.objects.filter(run_id=run.pk, status=P.QUEUED).order_by("index").values_list("index", flat=True)
+    )
+    if skipped:
+        Step.objects.filter(run_id=run.pk, status=P.QUEUED, index__in=skipped).update(
+            status=P.SKIPPED, finished_at=now
+        )
+        record_event(run, "steps.skipped", data={"indexes": skipped, "because": reason})
+    for index in Step.objects.filter(run_id=run.pk, status=P.RUNNING).values_list("index", flat=True):
+        step_transition(run, index, to=P.FAILED, expect=[P.RUNNING], error=f"the run was {reason} during this step")
 
 
 def step_transition(

@@ -364,3 +364,25 @@ def test_run_events_cannot_be_changed_or_deleted_through_the_orm(queued_run):
         event.delete()
 
     assert RunEvent.objects.get(pk=event.pk).type == original_type
+
+
+def test_a_run_that_ends_early_skips_its_queued_steps_and_fails_the_one_cut_off(acme):
+    tenant, user = acme
+    steps = [{"action": "click", "selector": f"#b{i}"} for i in range(3)]
+    queued_run = run_create(tenant=tenant, created_by=user, goal="g", url="", steps=steps)
+    assert run_transition(queued_run, to=S.RUNNING, expect=[S.QUEUED])
+    assert step_transition(queued_run, 1, to=P.RUNNING, expect=[P.QUEUED])
+
+    assert run_transition(queued_run, to=S.CANCELLED, expect=[S.RUNNING])
+
+    statuses = dict(Step.objects.filter(run=queued_run).values_list("index", "status"))
+    assert statuses == {1: P.FAILED, 2: P.SKIPPED, 3: P.SKIPPED}
+    assert Step.objects.get(run=queued_run, index=1).error == "the run was cancelled during this step"
+    assert "steps.skipped" in events(queued_run)
+
+
+def test_a_completed_run_leaves_its_steps_alone(queued_run):
+    assert run_transition(queued_run, to=S.RUNNING, expect=[S.QUEUED])
+    assert run_transition(queued_run, to=S.COMPLETED, expect=[S.RUNNING])
+
+    assert set(Step.objects.filter(run=queued_run).values_list("status", flat=True)) == {P.QUEUED}
