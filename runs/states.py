@@ -96,7 +96,8 @@ def _close_steps(run: Run, *, reason: str, now: Any) -> None:
         )
         record_event(run, "steps.skipped", data={"indexes": skipped, "because": reason})
     for index in Step.objects.filter(run_id=run.pk, status=P.RUNNING).values_list("index", flat=True):
-        step_transition(run, index, to=P.FAILED, expect=[P.RUNNING], error=f"the run was {reason} during this step")
+        error = f"the run was {reason} during this step"
+        step_transition(run, index, to=P.FAILED, expect=[P.RUNNING], error=error)
 
 
 def step_transition(
