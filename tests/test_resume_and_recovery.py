@@ -155,3 +155,30 @@ def test_parked_pages_past_the_host_cap_are_checkpointed_and_restored_on_resume(
         assert site.count("click") == 4  # three first clicks, one after the resume: nothing replayed
     finally:
         capped.stop()
+
+
+def test_a_run_whose_whole_worker_died_is_picked_up_by_the_sweeper(alice, site, worker):
+    steps = [
+        {"action": "goto", "url": site.url("/later?ms=3000")},
+        {"action": "wait_for", "selector": "#late", "timeout": 30},
+        {"action": "extract", "selector": "#late", "name": "button"},
+    ]
+    run = start_run(alice, steps, wait=0)
+    wait_until(lambda: _step_running(run["id"], 2), what="step 2 running")
+
+    # Every process of the worker dies at once: no redelivery, the message stays unacknowledged.
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.process.wait(timeout=10)
+    assert Run.objects.get(pk=run["id"]).status == "running"
+
+    replacement = Worker(worker_env()).start()
+    try:
+        from runs.tasks import sweep_runs_task
+
+        sweep_runs_task.delay()
+        done = wait_run(alice, run["id"], wait=45)
+    finally:
+        replacement.stop()
+    assert done["status"] == "completed", done
+    assert done["outputs"] == {"button": "Late"}
+    assert "step.repeated_after_interruption" in event_types(run["id"])
