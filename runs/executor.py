@@ -675,9 +675,7 @@ def enforce_parking_cap() -> None:
     for run_id, context_id in parked:
         if Run.objects.filter(
             pk=run_id, browser_context_id=context_id, status=RunStatus.AWAITING_APPROVAL
-        ).update(
-            browser_context_id="", target_id=""
-        ):
+        ).update(browser_context_id="", target_id=""):
             browser_mod.session().close_context(context_id)
             run = Run.objects.get(pk=run_id)
             with transaction.atomic():

@@ -49,7 +49,7 @@ def race(persona: Persona, requests: list[tuple[str, dict[str, Any]]]) -> list[t
 def test_two_simultaneous_approves_resume_once_and_the_payment_happens_once(alice, site, worker):
     run = start_run(alice, pay_program(site))
     assert run["status"] == "awaiting_approval"
-    approve = (f"/api/runs/{run['id']}/approve", {})
+    approve: tuple[str, dict[str, str]] = (f"/api/runs/{run['id']}/approve", {})
 
     results = race(alice, [approve, approve])
 
