@@ -10,10 +10,10 @@ from tenants.models import Tenant
 
 
 class Trigger(models.TextChoices):
-    APPROVAL = "approval"
-    MFA = "mfa"
-    AMBIGUITY = "ambiguity"
-    BLOCKED = "blocked"
+    APPROVAL = "approval", "Approval"
+    MFA = "mfa", "MFA"
+    AMBIGUITY = "ambiguity", "Ambiguity"
+    BLOCKED = "blocked", "Blocked"
 
 
 class GateKind(models.TextChoices):

@@ -20,6 +20,10 @@ from vault.crypto import seal_text
 from .models import Approval, ApprovalStatus, Cause, Channel, GateKind
 
 
+class DecisionForbidden(PermissionError):
+    """The actor may not decide this pause (four eyes)."""
+
+
 class AnswerInvalid(ValueError):
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(detail)
@@ -60,6 +64,9 @@ def approval_decide(
     if run.status != RunStatus.AWAITING_APPROVAL or approval is None:
         run.refresh_from_db()  # a concurrent decision may have moved it: say what it is now
         raise RunConflict(run, f"the run is {run.status}, not awaiting approval")
+    started_by_actor = run.created_by_id is not None and run.created_by_id == getattr(actor, "pk", None)
+    if run.tenant.four_eyes and started_by_actor:
+        raise DecisionForbidden("four eyes: someone other than the person who started this run must decide")
     if decision.approve:
         _check_answer(approval, decision)
     now = timezone.now()

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals.models import Approval
-from approvals.services import AnswerInvalid, Decision, approval_decide
+from approvals.services import AnswerInvalid, Decision, DecisionForbidden, approval_decide
 from tenants.access import access_for
 from tenants.models import Role
 from twin_site.api import ApiError
@@ -183,6 +183,8 @@ class ApproveView(APIView):
             )
         except RunConflict as exc:
             raise conflict(exc) from None
+        except DecisionForbidden as exc:
+            raise ApiError("four_eyes", str(exc), http_status=403) from None
         except AnswerInvalid as exc:
             raise ApiError(exc.code, exc.detail) from None
         return run_response(run, request, http_status=status.HTTP_202_ACCEPTED)
@@ -206,6 +208,8 @@ class RejectView(APIView):
             )
         except RunConflict as exc:
             raise conflict(exc) from None
+        except DecisionForbidden as exc:
+            raise ApiError("four_eyes", str(exc), http_status=403) from None
         return run_response(run, request)
 
 

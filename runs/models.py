@@ -45,6 +45,7 @@ class Run(models.Model):
     goal = models.TextField(blank=True)
     url = models.CharField(max_length=2048, blank=True)
     program = models.JSONField(help_text="The validated step program.")
+    step_total = models.PositiveIntegerField(default=0, help_text="How many steps the program has.")
     params = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=32, choices=RunStatus.choices, default=RunStatus.QUEUED)
     current_step = models.PositiveIntegerField(default=0, help_text="1-based index of the step at hand.")
@@ -82,7 +83,7 @@ class Run(models.Model):
 
     @property
     def step_count(self) -> int:
-        return len(self.program)
+        return self.step_total or len(self.program)
 
 
 class Step(models.Model):

@@ -50,6 +50,7 @@ def run_create(
             tenant=tenant,
             created_by=created_by,
             goal=goal,
+            step_total=len(steps),
             url=url,
             program=steps,
             params=params or {},

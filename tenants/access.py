@@ -29,7 +29,8 @@ class Access:
 def access_for(request: Any) -> Access:
     """The tenant of the token (API) or of the session (dashboard); 403 when not a member."""
     user = request.user
-    token = request.auth if isinstance(request.auth, ApiToken) else None
+    auth = getattr(request, "auth", None)
+    token = auth if isinstance(auth, ApiToken) else None
     memberships = Membership.objects.select_related("tenant").filter(user=user)
     if token is not None:
         membership = memberships.filter(tenant_id=token.tenant_id).first()

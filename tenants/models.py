@@ -10,6 +10,10 @@ from django.db import models
 class Tenant(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
+    four_eyes = models.BooleanField(
+        default=False,
+        help_text="An approver may not decide a pause of a run they started themselves.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

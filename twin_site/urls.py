@@ -1,16 +1,34 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from approvals import views as approval_views
 from approvals.api import ApprovalsView
 from runs import api as runs_api
+from runs import views as run_views
+from tenants import views as tenant_views
 from vault.api import SecretDetailView, SecretsView
 
 handler404 = "twin_site.views.not_found"
 handler500 = "twin_site.views.server_error"
 
 urlpatterns = [
+    # The dashboard
+    path("", run_views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("tenant/switch", tenant_views.switch_tenant, name="tenant-switch"),
+    path("inbox/", approval_views.inbox, name="inbox"),
+    path("inbox/count", approval_views.pending_count, name="inbox-count"),
+    path("inbox/<uuid:approval_id>/decide", approval_views.decide, name="decide"),
+    path("runs/", run_views.run_list, name="runs"),
+    path("runs/new", run_views.run_start, name="run-start"),
+    path("runs/<uuid:pk>/", run_views.run_detail, name="run"),
+    path("runs/<uuid:pk>/cancel", run_views.run_cancel_view, name="run-cancel"),
+    path("runs/<uuid:pk>/live", run_views.run_live, name="run-live"),
     path("admin/", admin.site.urls),
+    # The API
     path("api/runs", runs_api.runs_endpoint, name="api-runs"),
     path("api/runs/<uuid:pk>", runs_api.run_detail_endpoint, name="api-run"),
     path("api/runs/<uuid:pk>/approve", runs_api.ApproveView.as_view(), name="api-run-approve"),

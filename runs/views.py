@@ -1,0 +1,170 @@
+"""Runs in the dashboard: the list, a run's detail, starting and cancelling one."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_POST
+
+from approvals.models import ApprovalStatus
+from tenants.models import Role
+from tenants.web import dashboard_view
+
+from .models import Run, RunStatus
+from .selectors import get_run_for_tenant
+from .services import ProgramInvalid, RunConflict, run_cancel, run_create
+
+PAGE = 50
+MAX_PROGRAM_BYTES = 1_000_000
+
+
+@dashboard_view
+def home(request: HttpRequest) -> HttpResponse:
+    access = request.access  # type: ignore[attr-defined]
+    return HttpResponseRedirect(reverse("inbox" if access.membership.allows(Role.APPROVER) else "runs"))
+
+
+@dashboard_view
+def run_list(request: HttpRequest) -> HttpResponse:
+    access = request.access  # type: ignore[attr-defined]
+    runs = (
+        Run.objects.filter(tenant=access.tenant)
+        .select_related("created_by")
+        .only(
+            "id",
+            "status",
+            "goal",
+            "url",
+            "current_step",
+            "step_total",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "updated_at",
+            "created_by__username",
+        )
+        .order_by("-created_at", "-id")
+    )
+    status = request.GET.get("status", "")
+    if status in RunStatus.values:
+        runs = runs.filter(status=status)
+    else:
+        status = ""
+    before = parse_datetime(request.GET.get("before", "") or "")
+    before_id = request.GET.get("before_id", "")
+    if before is not None and before_id:
+        runs = runs.filter(created_at__lte=before).exclude(created_at=before, id__gte=before_id)
+    page = list(runs[: PAGE + 1])
+    context = {
+        "runs": page[:PAGE],
+        "next_cursor": page[PAGE - 1] if len(page) > PAGE else None,
+        "status": status,
+        "statuses": RunStatus.choices,
+        "paged": before is not None,
+    }
+    template = "runs/list.html#list" if request.htmx else "runs/list.html"  # type: ignore[attr-defined]
+    return render(request, template, context)
+
+
+def _detail_context(request: HttpRequest, pk: str) -> dict[str, Any]:
+    access = request.access  # type: ignore[attr-defined]
+    run = get_run_for_tenant(access.tenant, pk)
+    approvals = list(run.approvals.select_related("decided_by").order_by("created_at"))
+    return {
+        "run": run,
+        "steps": list(run.steps.all()),
+        "approvals": approvals,
+        "pending": next((a for a in approvals if a.status == ApprovalStatus.PENDING), None),
+        "events": list(run.events.select_related("actor").order_by("-id")[:200]),
+        "outputs": sorted(run.outputs.items()),
+    }
+
+
+@dashboard_view
+def run_detail(request: HttpRequest, pk: str) -> HttpResponse:
+    template = "runs/detail.html#body" if request.htmx else "runs/detail.html"  # type: ignore[attr-defined]
+    return render(request, template, _detail_context(request, pk))
+
+
+@dashboard_view
+@require_POST
+def run_cancel_view(request: HttpRequest, pk: str) -> HttpResponse:
+    access = request.access  # type: ignore[attr-defined]
+    run = get_run_for_tenant(access.tenant, pk)
+    if not access.membership.allows(Role.OPERATOR):
+        raise PermissionDenied("only operators can cancel runs")
+    with contextlib.suppress(RunConflict):  # it ended meanwhile: the page shows how
+        run_cancel(run=run, actor=request.user)
+    return HttpResponseRedirect(reverse("run", args=[run.pk]))
+
+
+@dashboard_view
+def run_start(request: HttpRequest) -> HttpResponse:
+    access = request.access  # type: ignore[attr-defined]
+    if not access.membership.allows(Role.OPERATOR):
+        raise PermissionDenied("only operators can start runs")
+    errors: dict[str, list[str]] = {}
+    step_problems: list[dict[str, Any]] = []
+    form = {"goal": "", "url": "", "program": ""}
+    if request.method == "POST":
+        form = {key: request.POST.get(key, "").strip() for key in form}
+        upload = request.FILES.get("program_file")
+        if upload is not None:
+            if upload.size and upload.size > MAX_PROGRAM_BYTES:
+                errors.setdefault("program", []).append("the file is larger than 1 MB")
+            else:
+                form["program"] = upload.read().decode("utf-8", errors="replace").strip()
+        steps: Any = None
+        if not form["program"]:
+            errors.setdefault("program", []).append("paste or upload a step program (a JSON list of steps)")
+        else:
+            try:
+                parsed = json.loads(form["program"])
+            except ValueError as exc:
+                errors.setdefault("program", []).append(f"this is not valid JSON: {exc}")
+            else:
+                # Accept a bare list of steps or a whole API body {"goal", "url", "steps"}.
+                if isinstance(parsed, dict):
+                    form["goal"] = form["goal"] or str(parsed.get("goal", ""))
+                    form["url"] = form["url"] or str(parsed.get("url", ""))
+                    steps = parsed.get("steps")
+                else:
+                    steps = parsed
+        if not errors:
+            try:
+                run = run_create(
+                    tenant=access.tenant,
+                    created_by=request.user,
+                    goal=form["goal"],
+                    url=form["url"],
+                    steps=steps,
+                )
+            except ProgramInvalid as exc:
+                for problem in exc.problems:
+                    if problem.step is None:
+                        field = "url" if problem.field == "url" else "program"
+                        errors.setdefault(field, []).append(problem.message)
+                    else:
+                        step_problems.append(problem.as_dict())
+            else:
+                return HttpResponseRedirect(reverse("run", args=[run.pk]))
+    return render(
+        request,
+        "runs/start.html",
+        {"form": form, "errors": errors, "step_problems": step_problems},
+        status=400 if errors or step_problems else 200,
+    )
+
+
+@dashboard_view
+def run_live(request: HttpRequest, pk: str) -> HttpResponse:
+    access = request.access  # type: ignore[attr-defined]
+    run = get_run_for_tenant(access.tenant, pk)
+    return render(request, "runs/live.html", {"run": run})
