@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,18 @@ def stop_host_browser() -> bool:
     return True
 
 
+def page_ws_url(target_id: str) -> str | None:
+    """The CDP websocket of one page of this host's Chromium (any process on the host may use it).
+
+    None when this host has no Chromium on record or the id is not a CDP target id. Nothing is
+    launched or checked here: a dead browser shows as a refused connection.
+    """
+    state = _read_state()
+    if state is None or not target_id or not target_id.isalnum():
+        return None
+    return state.endpoint.replace("http://", "ws://", 1) + f"/devtools/page/{target_id}"
+
+
 class BrowserSession:
     """This process's Playwright connection to the host browser (kept across tasks)."""
 
@@ -220,10 +233,13 @@ class BrowserSession:
         """A page in a fresh, isolated browser context: (page, context_id, target_id)."""
         browser = self.browser()
         context_id = self.cdp("Target.createBrowserContext", {"disposeOnDetach": False})["browserContextId"]
-        with browser.contexts[0].expect_page() as page_info:
-            target_id = self.cdp(
-                "Target.createTarget", {"url": "about:blank", "browserContextId": context_id}
-            )["targetId"]
+        # Every process connected to the host browser sees every new page: wait for *ours*, known by
+        # a URL no other page has (another worker creating a page at the same moment must not win).
+        marker = f"about:blank#twin-{uuid.uuid4().hex}"
+        with browser.contexts[0].expect_page(lambda candidate: candidate.url == marker) as page_info:
+            target_id = self.cdp("Target.createTarget", {"url": marker, "browserContextId": context_id})[
+                "targetId"
+            ]
         page = page_info.value
         self._pages[target_id] = page
         return page, context_id, target_id
