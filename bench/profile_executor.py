@@ -1,0 +1,184 @@
+"""Where the executor's time goes: Twin's executor run in this process, its phases timed.
+
+No web server and no Celery here: runs are created with ``runs.services.run_create`` (the start task
+is not sent) and driven by calling ``runs.executor.execute_run`` directly, in one thread, against the
+host Chromium, exactly as a worker child would. Product functions are wrapped at run time with
+timers (nothing in the product is changed); the times are inclusive (``run_step`` contains
+``perform``, which contains ``single_target``, ...).
+
+Part 1: the 20-step flow of bench/executor_overhead.py.
+Part 2: ``goto /pay`` + gated ``click #pay``: start -> pause, then approve (approvals.services) and
+resume -> completed.
+
+Usage:  .venv/bin/python bench/profile_executor.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import statistics
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.executor_overhead import steps as twenty_steps
+from bench.harness import Bench, loadavg, table
+
+TOTALS: defaultdict[str, float] = defaultdict(float)
+CALLS: Counter[str] = Counter()
+
+
+def wrap(owner: Any, name: str, label: str | None = None) -> None:
+    original: Callable[..., Any] = getattr(owner, name)
+    key = label or name
+
+    @functools.wraps(original)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            TOTALS[key] += time.perf_counter() - started
+            CALLS[key] += 1
+
+    setattr(owner, name, timed)
+
+
+def instrument() -> None:
+    from playwright.sync_api import Page
+
+    from runs import browser, executor, services, states
+
+    services._enqueue_start = lambda run_id: None  # no start task: this process drives the run
+    for name in (
+        "attach", "renew", "answers", "run_step", "perform", "single_target", "assert_text",
+        "_finish_step", "checkpoint", "pause", "finish",
+    ):  # fmt: skip
+        wrap(executor.Execution, name, f"Execution.{name}")
+    for name in ("new_page", "find_page", "check", "capture", "close_context"):
+        wrap(browser.BrowserSession, name, f"BrowserSession.{name}")
+    wrap(Page, "screenshot", "Page.screenshot")
+    wrap(states, "step_transition", "states.step_transition")
+    wrap(states, "run_transition", "states.run_transition")
+    wrap(executor, "enforce_parking_cap", "executor.enforce_parking_cap")
+    wrap(executor, "seal_json", "vault seal_json (checkpoint)")
+
+
+def report(label: str, runs: int, totals: list[float]) -> None:
+    print(f"{label}: {runs} runs, median {statistics.median(totals) * 1000:.0f} ms per run")
+    rows = [
+        [
+            key,
+            f"{TOTALS[key] / runs * 1000:.1f}",
+            f"{CALLS[key] / runs:g}",
+            f"{TOTALS[key] / CALLS[key] * 1000:.2f}",
+        ]
+        for key in sorted(TOTALS, key=lambda k: -TOTALS[k])
+    ]
+    print(table(["phase (inclusive)", "ms / run", "calls / run", "ms / call"], rows))
+    print()
+    TOTALS.clear()
+    CALLS.clear()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=5, help="measured runs per part (default 5)")
+    args = parser.parse_args()
+
+    with Bench("Twin profile: the executor's phases, in process", services=False) as bench:
+        from approvals.services import Decision, approval_decide
+        from runs import executor, services
+        from runs.models import Run
+        from tenants.services import tenant_create
+
+        # As in a worker child (runs/browser.py sets it too): Playwright's sync API runs an event loop
+        # in the thread whose ORM calls stay synchronous all the same.
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+        instrument()
+        tenant, user, _ = tenant_create(slug="profile", owner_username="profile")
+        flow = twenty_steps(bench)
+        gated: list[dict[str, Any]] = [
+            {"action": "goto", "url": bench.site.url("/pay")},
+            {"action": "click", "selector": "#pay", "gate": {"kind": "approval", "prompt": "Pay?"}},
+        ]
+
+        def drive(
+            program: list[dict[str, Any]], expect: str, run_id: Any = None, reason: str = "start"
+        ) -> Any:
+            if run_id is None:
+                run_id = services.run_create(
+                    tenant=tenant, created_by=user, goal="profile", url="", steps=program
+                ).pk
+            started = time.perf_counter()
+            executor.execute_run(run_id, reason=reason)
+            elapsed = time.perf_counter() - started
+            run = Run.objects.get(pk=run_id)
+            if run.status != expect:
+                raise RuntimeError(f"run {run_id} is {run.status}, expected {expect}: {run.error}")
+            return run_id, elapsed
+
+        def part1() -> list[float]:
+            for _ in range(2):
+                drive(flow, "completed")  # warm-up
+            TOTALS.clear()
+            CALLS.clear()
+            return [drive(flow, "completed")[1] for _ in range(args.runs)]
+
+        def part2() -> tuple[list[float], list[float], dict[str, float], Counter[str]]:
+            to_pause: list[float] = []
+            to_end: list[float] = []
+            resume_totals: defaultdict[str, float] = defaultdict(float)
+            resume_calls: Counter[str] = Counter()
+            for i in range(args.runs + 2):
+                if i == 2:
+                    TOTALS.clear()
+                    CALLS.clear()
+                    resume_totals.clear()
+                    resume_calls.clear()
+                run_id, paused = drive(gated, "awaiting_approval")
+                before, calls_before = dict(TOTALS), Counter(CALLS)
+                run = Run.objects.get(pk=run_id)
+                approval_decide(
+                    run=run, decision=Decision(approve=True, input=None, choice=None, note=""), actor=user
+                )
+                _, resumed = drive(gated, "completed", run_id=run_id, reason="resume")
+                for key in TOTALS:  # move the resume's share out of the start -> pause totals
+                    resume_totals[key] += TOTALS[key] - before.get(key, 0.0)
+                    resume_calls[key] += CALLS[key] - calls_before.get(key, 0)
+                    TOTALS[key], CALLS[key] = before.get(key, 0.0), calls_before.get(key, 0)
+                if i >= 2:
+                    to_pause.append(paused)
+                    to_end.append(resumed)
+            return to_pause, to_end, dict(resume_totals), resume_calls
+
+        bench.header(
+            "Each product function below is wrapped with a timer; inclusive times, medians of runs.\n"
+            "Warm: two runs of each part come first."
+        )
+        totals = bench.in_thread(part1)
+        report("part 1, the 20-step flow (execute_run, start -> completed)", args.runs, totals)
+        to_pause, to_end, resume_totals, resume_calls = bench.in_thread(part2)
+        for key in list(TOTALS):
+            if CALLS[key] == 0:
+                del TOTALS[key]
+        report("part 2a, goto /pay + gated click: start -> paused", args.runs, to_pause)
+        TOTALS.update({k: v for k, v in resume_totals.items() if resume_calls[k]})
+        CALLS.update({k: v for k, v in resume_calls.items() if v})
+        report("part 2b, the same runs: approve, then resume -> completed", args.runs, to_end)
+        print(f"load average at end: {loadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
