@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 BLOCKED_OPTIONS = ["retry", "skip", "fail"]
 LEASE_MARGIN = timedelta(seconds=30)
+# Steps after which a restore could find something new (URL, cookies, storage): checkpoint then.
+# A fill changes only the DOM, which a restore cannot bring back anyway; reads change nothing.
+STATEFUL_ACTIONS = frozenset({"goto", "click", "press", "select", "check"})
 
 
 class Pause(Exception):
@@ -146,13 +149,17 @@ class Execution:
     def execute(self) -> None:
         run = self.run
         steps = run.program
+        statuses = dict(Step.objects.filter(run=run).values_list("index", "status"))
         # A step left ``running`` by an earlier execution was interrupted mid-way.
-        self.interrupted = set(
-            Step.objects.filter(run=run, status=StepStatus.RUNNING).values_list("index", flat=True)
-        )
+        self.interrupted = {index for index, status in statuses.items() if status == StepStatus.RUNNING}
+        # A step already finished is never performed again (a crash may have come right after it).
+        finished = {StepStatus.DONE, StepStatus.SKIPPED}
         index = max(run.current_step, 1)
         self.attach()
         while index <= len(steps):
+            if statuses.get(index) in finished:
+                index += 1
+                continue
             self.renew(index, steps[index - 1])
             try:
                 outcome = self.run_step(index, steps[index - 1])
@@ -341,7 +348,10 @@ class Execution:
                 prompt=f"Step {index} ({describe(step)}) cannot proceed: {message}",
             ) from None
         self._finish_step(index, StepStatus.DONE, answers)
-        self.checkpoint(index)
+        if step["action"] in STATEFUL_ACTIONS:
+            self.checkpoint(index)
+        elif step["action"] == "extract":
+            Run.objects.filter(pk=run.pk).update(outputs=run.outputs)
         return "done"
 
     def reopen_page(self, index: int, step: dict[str, Any]) -> bool:
@@ -439,15 +449,8 @@ class Execution:
                 return
             selector = field_value("selector") if "selector" in step else ""
             if action in SINGLE_TARGET_ACTIONS:
-                target = self.single_target(selector, timeout_ms, answers)
-                if action == "click":
-                    target.click(timeout=timeout_ms)
-                elif action == "fill":
-                    target.fill(field_value("value"), timeout=timeout_ms)
-                elif action == "check":
-                    target.check(timeout=timeout_ms)
-                elif action == "select":
-                    target.select_option(field_value("value"), timeout=timeout_ms)
+                value = field_value("value") if action in {"fill", "select"} else ""
+                self.act_on_one(action, selector, value, timeout_ms, answers)
             elif action == "press":
                 page.locator(selector).first.press(field_value("key"), timeout=timeout_ms)
             elif action == "wait_for":
@@ -466,22 +469,41 @@ class Execution:
         except PlaywrightError as exc:
             raise StepFailed(_short_error(exc)) from None
 
-    def single_target(self, selector: str, timeout_ms: float, answers: Answers) -> Any:
+    def act_on_one(self, action: str, selector: str, value: str, timeout_ms: float, answers: Answers) -> None:
+        """Act on the one element the selector means; more than one match is a question for a human.
+
+        Playwright's strict locators refuse to act on several matches, so the common case costs no
+        extra round trip: candidates are only counted and described when that happens.
+        """
+        from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
         locator = self.page.locator(selector)
-        try:
-            locator.first.wait_for(state="attached", timeout=timeout_ms)
-        except PlaywrightTimeout:
-            raise StepFailed(f"nothing matches {selector!r} after {timeout_ms / 1000:g} s") from None
-        count = locator.count()
-        if count <= 1:
-            return locator.first
+        target = locator
         chosen = answers.ambiguity
         if chosen is not None:
+            count = locator.count()
             for candidate in chosen.candidates or []:
                 if candidate["label"] == chosen.choice and candidate["nth"] < count:
-                    return locator.nth(candidate["nth"])
+                    target = locator.nth(candidate["nth"])
+        try:
+            if action == "click":
+                target.click(timeout=timeout_ms)
+            elif action == "fill":
+                target.fill(value, timeout=timeout_ms)
+            elif action == "check":
+                target.check(timeout=timeout_ms)
+            elif action == "select":
+                target.select_option(value, timeout=timeout_ms)
+        except PlaywrightError as exc:
+            if "strict mode violation" in str(exc):
+                self.ask_which(locator, selector)
+            if isinstance(exc, PlaywrightTimeout) and locator.count() == 0:
+                raise StepFailed(f"nothing matches {selector!r} after {timeout_ms / 1000:g} s") from None
+            raise
+
+    def ask_which(self, locator: Any, selector: str) -> None:
+        count = locator.count()
         labels = _describe_candidates(locator.evaluate_all(_CANDIDATES_JS))
         raise Pause(
             cause="ambiguity",
@@ -574,6 +596,7 @@ class Execution:
         from .states import run_transition
 
         run = self.run
+        context_id = run.browser_context_id
         won = run_transition(
             run,
             to=RunStatus.COMPLETED,
@@ -585,7 +608,7 @@ class Execution:
             target_id="",
         )
         if won:
-            self.session.close_context(run.browser_context_id or "")
+            self.session.close_context(context_id)
 
     def _fail(self, error: str) -> None:
         from .states import run_transition

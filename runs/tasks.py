@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_process_init
 from django.conf import settings
 from django.db import OperationalError, transaction
 from django.db.models import Q
@@ -95,3 +96,15 @@ def sweep_runs_task() -> int:
     if count:
         log.warning("sweeper re-queued %d run(s)", count)
     return count
+
+
+@worker_process_init.connect
+def _connect_browser(**kwargs: Any) -> None:
+    """Connect each worker process to the host browser at start: the first resume it takes is
+    then as fast as the others (a cold connection costs about 0.7 s)."""
+    from .browser import session
+
+    try:
+        session().browser()
+    except Exception:  # the first task will try again and report properly
+        log.exception("could not connect to the host browser at worker start")

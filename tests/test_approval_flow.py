@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.conftest import event_types, start_run, wait_run
+from tests.conftest import event_types, in_browser_thread, start_run, wait_run, wait_until
 
 
 def pay_program(site):
@@ -32,3 +32,22 @@ def test_approved_payment_resumes_at_the_paused_step_and_completes(alice, site, 
     assert done["outputs"] == {"receipt_id": "R-0001"}
     assert site.count("payment") == 1
     assert "run.resumed_in_place" in event_types(run["id"])
+
+
+def _live_contexts() -> set[str]:
+    from runs.browser import session
+
+    return session().context_ids()
+
+
+def test_a_finished_run_leaves_no_page_behind_in_the_host_browser(alice, site, worker):
+    before = in_browser_thread(_live_contexts)
+    run = start_run(alice, pay_program(site))
+    parked = in_browser_thread(_live_contexts)
+    assert len(parked - before) == 1  # the paused run's own context, parked
+
+    alice.post(f"/api/runs/{run['id']}/approve")
+    assert wait_run(alice, run["id"])["status"] == "completed"
+
+    # The page goes as the run ends (the status may be visible a moment before it is closed).
+    wait_until(lambda: in_browser_thread(_live_contexts) == before, what="the run's page closed")

@@ -108,7 +108,9 @@ REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "twin:channels"},
+        # redis-py 8 reads with a 5 s socket timeout by default, which cuts channels_redis's
+        # 5 s blocking pop short and drops every idle websocket: allow the pop to finish.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": "twin:channels"},
     }
 }
 
@@ -123,6 +125,8 @@ CELERY_TASK_DEFAULT_QUEUE = "runs"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("TWIN_VISIBILITY_TIMEOUT", 900, minimum=30)}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Worker processes connect to the host browser as they start (runs.tasks): give them time.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = 60
 TWIN_SWEEP_INTERVAL = env_float("TWIN_SWEEP_INTERVAL", 15.0)
 CELERY_BEAT_SCHEDULE = {
     "expire-pauses": {"task": "approvals.tasks.expire_pauses_task", "schedule": TWIN_SWEEP_INTERVAL},
