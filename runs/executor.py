@@ -140,6 +140,7 @@ class Execution:
     page: Any = None
     secrets_used: list[str] = field(default_factory=list)
     interrupted: set[int] = field(default_factory=set)
+    first_index: int = 0
 
     @property
     def session(self) -> browser_mod.BrowserSession:
@@ -155,6 +156,7 @@ class Execution:
         # A step already finished is never performed again (a crash may have come right after it).
         finished = {StepStatus.DONE, StepStatus.SKIPPED}
         index = max(run.current_step, 1)
+        self.first_index = index
         self.attach()
         while index <= len(steps):
             if statuses.get(index) in finished:
@@ -279,7 +281,8 @@ class Execution:
     # -- one step ---------------------------------------------------------------------------------
     def run_step(self, index: int, step: dict[str, Any]) -> str:
         run = self.run
-        answers = self.answers(index)
+        # Answers are given while the run is paused, so only the step an execution starts at has any.
+        answers = self.answers(index) if index == self.first_index else Answers()
         gate = gate_of(step)
         if answers.blocked is not None:
             choice = answers.blocked.choice
@@ -322,13 +325,12 @@ class Execution:
             )
         from .states import step_transition
 
-        Step.objects.filter(run=run, index=index).update(attempts=F("attempts") + 1)
-
         step_transition(
             run,
             index,
             to=StepStatus.RUNNING,
             expect=[StepStatus.QUEUED, StepStatus.AWAITING_APPROVAL, StepStatus.RUNNING, StepStatus.FAILED],
+            attempts=F("attempts") + 1,
         )
         try:
             try:
