@@ -47,6 +47,7 @@ VIEWER_WINDOW = 3  # frames sent to the viewer and not yet drawn by it, before w
 CDP_TIMEOUT = 10.0
 LIVE_STATUSES = frozenset({RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL})
 MAX_TEXT = 1000  # characters per insertText: a paste, not a document
+START_ATTEMPTS = 30  # 100 ms apart
 
 _CONNECT_OPTIONS: dict[str, Any] = {
     "compression": None,  # JPEG does not compress; CDP on loopback does not need it
@@ -335,14 +336,18 @@ class Screencast:
         cast = cls(on_frame)
         cast._page = await PageConnection.open(url, cast._event)
         width, height = settings.TWIN_VIEWPORT
-        try:
-            await cast._page.call(
-                "Page.startScreencast",
-                {"format": "jpeg", "quality": JPEG_QUALITY, "maxWidth": width, "maxHeight": height},
-            )
-        except CdpError:
-            await cast._page.close()
-            raise
+        params = {"format": "jpeg", "quality": JPEG_QUALITY, "maxWidth": width, "maxHeight": height}
+        # A page between two documents (the run is navigating) answers "Not attached to an active
+        # page" for a moment: try again while the connection lives.
+        for attempt in itertools.count(1):
+            try:
+                await cast._page.call("Page.startScreencast", params)
+                break
+            except CdpError:
+                if cast._page.closed or attempt >= START_ATTEMPTS:
+                    await cast._page.close()
+                    raise
+                await asyncio.sleep(0.1)
         cast.started = time.monotonic()
         _open.add(cast)
         return cast
