@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
 from runs.services import RunConflict
@@ -27,6 +31,9 @@ def _pending(request: HttpRequest) -> tuple[Any, dict[str, str]]:
     pending = (
         Approval.objects.filter(tenant=access.tenant, status=ApprovalStatus.PENDING)
         .select_related("run", "run__created_by")
+        # An item shows its run's goal and starter, never the program, outputs or sealed checkpoint
+        # (cookies and storage: kilobytes a run, 51 runs a page).
+        .defer("run__program", "run__params", "run__outputs", "run__checkpoint")
         .order_by("created_at", "id")
     )
     filters = {"trigger": request.GET.get("trigger", ""), "age": request.GET.get("age", "")}
@@ -55,8 +62,15 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "triggers": Trigger.choices,
         "total": pending.count() if len(items) > PAGE else len(items),
     }
-    template = "approvals/inbox.html#list" if request.htmx else "approvals/inbox.html"  # type: ignore[attr-defined]
-    return render(request, template, context)
+    if not filters["trigger"] and not filters["age"]:
+        context["pending_count"] = context["total"]  # the navigation bar's count: no second COUNT
+    if not request.htmx:  # type: ignore[attr-defined]
+        return render(request, "approvals/inbox.html", context)
+    response = render(request, "approvals/inbox.html#list", context)
+    # The address shows the filters the list was rendered with, whichever request won the race.
+    query = urlencode({name: value for name, value in filters.items() if value})
+    response["HX-Replace-Url"] = reverse("inbox") + (f"?{query}" if query else "")
+    return response
 
 
 @dashboard_view
@@ -80,17 +94,44 @@ def decide(request: HttpRequest, approval_id: str) -> HttpResponse:
         choice=request.POST.get("choice"),
         note=request.POST.get("note", "").strip(),
     )
+    conflict = False
     try:
         approval_decide(run=approval.run, decision=decision, actor=request.user, channel=Channel.DASHBOARD)
     except AnswerInvalid as exc:
         return _item(request, approval, error=exc.detail)
     except DecisionForbidden as exc:
         return _item(request, approval, error=str(exc))
-    except RunConflict:
-        pass  # someone else decided first: show who, not an error page
+    except RunConflict as exc:
+        # Someone else decided first: show who, not an error page.
+        approval.refresh_from_db()
+        if approval.status == ApprovalStatus.PENDING:
+            return _item(request, approval, error=exc.detail)
+        conflict = True
     approval.refresh_from_db()
-    return _item(request, approval)
+    return _item(request, approval, decided=True, conflict=conflict)
 
 
-def _item(request: HttpRequest, approval: Approval, *, error: str = "") -> HttpResponse:
-    return render(request, "approvals/inbox.html#item", {"item": approval, "error": error})
+def _item(
+    request: HttpRequest,
+    approval: Approval,
+    *,
+    error: str = "",
+    decided: bool = False,
+    conflict: bool = False,
+) -> HttpResponse:
+    """The item again (with the error, or decided), and a notice of the outcome that outlives it."""
+    context = {"item": approval, "error": error, "conflict": conflict}
+    if not request.htmx:  # type: ignore[attr-defined]
+        # A form posted without JavaScript: back to the page it came from, the outcome as a message.
+        if error:
+            messages.error(request, error)
+        elif decided:
+            messages.info(request, render_to_string("approvals/_notice.html#text", context, request=request))
+        target = request.headers.get("referer", "")
+        if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+            target = reverse("inbox")
+        return HttpResponseRedirect(target)
+    # The form swaps its answer into #notices; the item is replaced out of band when still shown.
+    notice = render_to_string("approvals/_notice.html", context, request=request) if decided else ""
+    item = render_to_string("approvals/inbox.html#item", {**context, "oob": True}, request=request)
+    return HttpResponse(notice + item)

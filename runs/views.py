@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from approvals.models import ApprovalStatus
@@ -69,8 +70,13 @@ def run_list(request: HttpRequest) -> HttpResponse:
         "statuses": RunStatus.choices,
         "paged": before is not None,
     }
-    template = "runs/list.html#list" if request.htmx else "runs/list.html"  # type: ignore[attr-defined]
-    return render(request, template, context)
+    if not request.htmx:  # type: ignore[attr-defined]
+        return render(request, "runs/list.html", context)
+    response = render(request, "runs/list.html#list", context)
+    # The address shows the filter the list was rendered with, whichever request won the race
+    # (a filter change, or a live refresh that replaced it in flight).
+    response["HX-Replace-Url"] = reverse("runs") + (f"?{urlencode({'status': status})}" if status else "")
+    return response
 
 
 def _detail_context(request: HttpRequest, pk: str) -> dict[str, Any]:

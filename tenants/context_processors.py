@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from django.http import HttpRequest
@@ -21,5 +22,8 @@ def dashboard(request: HttpRequest) -> dict[str, Any]:
         .order_by("tenant__slug"),
         "is_approver": access.membership.allows(Role.APPROVER),
         "is_operator": access.membership.allows(Role.OPERATOR),
-        "pending_count": Approval.objects.filter(tenant=access.tenant, status=ApprovalStatus.PENDING).count(),
+        # Counted when a template shows it (the navigation bar of full pages), once: not for partials.
+        "pending_count": cache(
+            Approval.objects.filter(tenant=access.tenant, status=ApprovalStatus.PENDING).count
+        ),
     }

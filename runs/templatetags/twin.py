@@ -30,3 +30,46 @@ def duration(start: datetime | None, end: datetime | None = None) -> str:
     if hours < 48:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     return f"{hours // 24} days"
+
+
+def _span(seconds: float) -> str:
+    """The largest unit only: "less than a minute", "4 min", "23 h", "3 days"."""
+    if seconds < 60:
+        return "less than a minute"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours} h"
+    return f"{hours // 24} days"
+
+
+@register.filter
+def ago(moment: datetime | None) -> str:
+    """How long ago, for a person: "just now", "4 min ago"."""
+    if moment is None:
+        return ""
+    seconds = (timezone.now() - moment).total_seconds()
+    return "just now" if seconds < 60 else f"{_span(seconds)} ago"
+
+
+@register.filter
+def waited(moment: datetime | None) -> str:
+    """How long something has waited since ``moment``: "less than a minute", "3 h"."""
+    return "" if moment is None else _span(max((timezone.now() - moment).total_seconds(), 0))
+
+
+@register.filter
+def left(moment: datetime | None) -> str:
+    """How long until ``moment``: "23 h", "less than a minute"."""
+    return "" if moment is None else _span(max((moment - timezone.now()).total_seconds(), 0))
+
+
+BLOCKED_OPTIONS = {"retry": "Retry the step", "skip": "Skip the step", "fail": "Fail the run"}
+
+
+@register.filter
+def option_label(option: str, trigger: str) -> str:
+    """What a person reads for an option; the value sent stays the option itself."""
+    return BLOCKED_OPTIONS.get(option, option) if trigger == "blocked" else option

@@ -4,21 +4,64 @@
   "use strict";
   var INBOX_EVENTS = ["run.awaiting_approval", "run.resumed", "run.rejected", "run.cancelled",
     "run.expired", "run.failed", "run.completed", "approval.decided"];
+  // How often each kind of page fragment may refetch, in ms.
+  var PACE = { "twin:inbox": 300, "twin:run": 1000 };
+  var RUN_PACE = 150;
 
   function emit(name, detail) {
     document.body.dispatchEvent(new CustomEvent(name, { detail: detail }));
   }
 
-  function connect(path, onMessage) {
+  // At most one refetch per pace, and never a lost last one: htmx's own `throttle:` drops the
+  // events of the window, so a run finishing right after a step would leave its page stale.
+  var timers = {};
+  var again = {};
+  function refresh(name, detail, pace) {
+    if (timers[name]) { again[name] = detail || {}; return; }
+    emit(name, detail);
+    timers[name] = setTimeout(function tick() {
+      if (again[name]) {
+        var next = again[name];
+        delete again[name];
+        emit(name, next);
+        timers[name] = setTimeout(tick, pace);
+      } else {
+        delete timers[name];
+      }
+    }, pace);
+  }
+
+  // body[data-live] is "on" while every socket of the page is open (tests and CSS read it).
+  var sockets = [];
+  function showLive() {
+    var on = sockets.length > 0 && sockets.every(function (s) { return s.open; });
+    document.body.dataset.live = on ? "on" : "off";
+  }
+
+  function connect(path, onMessage, onOpen) {
     var delay = 500;
+    var state = { open: false };
+    sockets.push(state);
     function open() {
       var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
       var socket = new WebSocket(scheme + window.location.host + path);
-      socket.onopen = function () { delay = 500; emit("twin:connected", { path: path }); };
+      socket.onopen = function () {
+        delay = 500;
+        state.open = true;
+        showLive();
+        emit("twin:connected", { path: path });
+        // Whatever happened between rendering the page (or losing the socket) and now was not
+        // heard: fetch the fragments once.
+        onOpen();
+      };
       socket.onmessage = function (message) {
-        try { onMessage(JSON.parse(message.data)); } catch (e) { /* not ours */ }
+        var msg;
+        try { msg = JSON.parse(message.data); } catch (e) { return; /* not ours */ }
+        onMessage(msg);
       };
       socket.onclose = function (event) {
+        state.open = false;
+        showLive();
         if (event.code === 4403) return; // not allowed: do not hammer the server
         setTimeout(open, delay);
         delay = Math.min(delay * 2, 10000);
@@ -31,16 +74,42 @@
     var body = document.body;
     if (body.dataset.eventsUrl) {
       connect(body.dataset.eventsUrl, function (msg) {
-        emit("twin:run", msg);
-        if (INBOX_EVENTS.indexOf(msg.event) !== -1) emit("twin:inbox", msg);
+        refresh("twin:run", msg, PACE["twin:run"]);
+        if (INBOX_EVENTS.indexOf(msg.event) !== -1) refresh("twin:inbox", msg, PACE["twin:inbox"]);
+      }, function () {
+        refresh("twin:run", {}, PACE["twin:run"]);
+        refresh("twin:inbox", {}, PACE["twin:inbox"]);
       });
     }
     var run = document.querySelector("[data-run-events-url]");
     if (run) {
+      var runId = run.dataset.runId;
       connect(run.dataset.runEventsUrl, function (msg) {
         window.twinLastRunEvent = { at: performance.now(), msg: msg };
-        emit("twin:run-" + msg.run_id, msg);
+        refresh("twin:run-" + msg.run_id, msg, RUN_PACE);
+      }, function () {
+        if (runId) refresh("twin:run-" + runId, {}, RUN_PACE);
       });
     }
+    showLive();
+
+    // A failed htmx request must not look like nothing happened.
+    function notify(text) {
+      var notices = document.getElementById("notices");
+      if (!notices) return;
+      var p = document.createElement("p");
+      p.className = "notice notice-error";
+      p.textContent = text;
+      notices.insertBefore(p, notices.firstChild);
+      setTimeout(function () { p.remove(); }, 8000);
+    }
+    body.addEventListener("htmx:responseError", function (event) {
+      var status = event.detail.xhr.status;
+      notify(status === 403 ? "Not allowed: your role does not permit this." :
+        "Something went wrong (" + status + "). Please try again.");
+    });
+    body.addEventListener("htmx:sendError", function () {
+      notify("The server could not be reached. Check your connection and try again.");
+    });
   });
 })();

@@ -1,0 +1,1 @@
+"""Playwright tests of the dashboard, in headless Chromium against a live Daphne."""
