@@ -4,7 +4,8 @@ Each benchmark starts and stops its own throwaway Twin (bench/harness.py) and pr
 this prints them in sequence, then how long each took and whether it ran to the end.
 
 Usage:  .venv/bin/python bench/run_all.py [NAME ...] [--with-parked-memory]
-        NAME is one of: resume_latency, resume_vs_replay, executor_overhead, parked_runs
+        NAME is one of: resume_latency, resume_vs_replay, executor_overhead, parked_runs,
+        dashboard_pages (PostgreSQL at 127.0.0.1:5432), live_latency
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-BENCHMARKS = ["resume_latency", "resume_vs_replay", "executor_overhead", "parked_runs"]
+BENCHMARKS = [
+    "resume_latency",
+    "resume_vs_replay",
+    "executor_overhead",
+    "parked_runs",
+    "dashboard_pages",
+    "live_latency",
+]
 
 
 def main() -> int:
