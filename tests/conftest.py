@@ -251,8 +251,16 @@ class Persona:
         return self.client.post(path, data if data is not None else {}, format="json", **kwargs)
 
 
+# Personas live in the test's rolled-back transaction (no on_commit, so no Celery task) unless the
+# test also uses the real worker, whose ``transactional_db`` makes every write commit.
 @pytest.fixture
-def alice(transactional_db: Any) -> Persona:
+def private_urls(settings: Any) -> None:
+    """Let programs name hosts that do not resolve here (shop.example) or loopback ones."""
+    settings.TWIN_ALLOW_PRIVATE_URLS = True
+
+
+@pytest.fixture
+def alice(db: Any) -> Persona:
     """An approver in acme."""
     return Persona("alice", "acme", Role.APPROVER)
 
@@ -264,7 +272,7 @@ def bob(alice: Persona) -> Persona:
 
 
 @pytest.fixture
-def carol(transactional_db: Any) -> Persona:
+def carol(db: Any) -> Persona:
     """An approver in globex."""
     return Persona("carol", "globex", Role.APPROVER)
 

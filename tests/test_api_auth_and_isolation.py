@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from io import StringIO
-from typing import Any
 
 import pytest
 import yaml
@@ -21,27 +20,7 @@ from tenants.models import ApiToken, Role, Tenant
 from tests.conftest import Persona
 from tests.test_state_machine import paused_run
 
-
-# The conftest personas use transactional_db; these live in the test's rolled-back transaction, so
-# creating a run never queues a Celery task (on_commit never fires) and no worker is needed.
-@pytest.fixture
-def alice(db: Any) -> Persona:
-    return Persona("alice", "acme", Role.APPROVER)
-
-
-@pytest.fixture
-def bob(alice: Persona) -> Persona:
-    return Persona("bob", "acme", Role.VIEWER)
-
-
-@pytest.fixture
-def carol(db: Any) -> Persona:
-    return Persona("carol", "globex", Role.APPROVER)
-
-
-@pytest.fixture(autouse=True)
-def _private_urls_allowed(settings: Any) -> None:
-    settings.TWIN_ALLOW_PRIVATE_URLS = True
+pytestmark = pytest.mark.usefixtures("private_urls")
 
 
 STEPS = [{"action": "goto", "url": "http://127.0.0.1:9/pay"}, {"action": "click", "selector": "#pay"}]

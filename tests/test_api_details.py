@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from rest_framework.test import APIClient
 
 from approvals.models import ApprovalStatus
-from tenants.models import Role
 from tenants.schema import TOKEN_HELP
-from tests.conftest import Persona
 from tests.test_state_machine import paused_run
 
-
-@pytest.fixture(autouse=True)
-def _private_urls_allowed(settings: Any) -> None:
-    settings.TWIN_ALLOW_PRIVATE_URLS = True  # shop.example does not resolve here
-
-
-@pytest.fixture
-def alice(db: Any) -> Persona:
-    return Persona("alice", "acme", Role.APPROVER)
+pytestmark = pytest.mark.usefixtures("private_urls")  # shop.example does not resolve here
 
 
 @pytest.mark.parametrize("body", [[{"input": "x"}], "approve", 1])

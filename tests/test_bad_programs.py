@@ -8,32 +8,10 @@ import pytest
 
 from approvals.models import Approval, ApprovalStatus
 from runs.models import Run, RunEvent
-from tenants.models import Role
-from tests.conftest import Persona
 from tests.test_state_machine import paused_run
 from vault.services import secret_put
 
-
-# The conftest personas use transactional_db; these live in the test's rolled-back transaction, so
-# creating a run never queues a Celery task (on_commit never fires) and no worker is needed.
-@pytest.fixture
-def alice(db: Any) -> Persona:
-    return Persona("alice", "acme", Role.APPROVER)
-
-
-@pytest.fixture
-def bob(alice: Persona) -> Persona:
-    return Persona("bob", "acme", Role.VIEWER)
-
-
-@pytest.fixture
-def carol(db: Any) -> Persona:
-    return Persona("carol", "globex", Role.APPROVER)
-
-
-@pytest.fixture(autouse=True)
-def _private_urls_allowed(settings: Any) -> None:
-    settings.TWIN_ALLOW_PRIVATE_URLS = True
+pytestmark = pytest.mark.usefixtures("private_urls")
 
 
 GOOD_STEPS = [{"action": "goto", "url": "http://127.0.0.1:9/pay"}, {"action": "click", "selector": "#pay"}]

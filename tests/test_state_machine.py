@@ -79,9 +79,7 @@ def paused_run(
     return run, approval
 
 
-@pytest.fixture(autouse=True)
-def _private_urls_allowed(settings: Any) -> None:
-    settings.TWIN_ALLOW_PRIVATE_URLS = True
+pytestmark = pytest.mark.usefixtures("private_urls")
 
 
 @pytest.fixture

@@ -3,33 +3,13 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 import pytest
 
-from tenants.models import Role
-from tests.conftest import Persona
 from vault.crypto import InvalidToken, open_json, open_text, seal_json, seal_text
 from vault.models import SecretVersion
 from vault.services import secret_resolve
 from vault.totp import decode_seed, totp, verify
-
-
-# The conftest personas use transactional_db; these live in the test's rolled-back transaction.
-@pytest.fixture
-def alice(db: Any) -> Persona:
-    return Persona("alice", "acme", Role.APPROVER)
-
-
-@pytest.fixture
-def bob(alice: Persona) -> Persona:
-    return Persona("bob", "acme", Role.VIEWER)
-
-
-@pytest.fixture
-def carol(db: Any) -> Persona:
-    return Persona("carol", "globex", Role.APPROVER)
-
 
 # -- TOTP -------------------------------------------------------------------------------------------
 RFC_SEED = b"12345678901234567890"  # RFC 6238 appendix B, SHA-1
