@@ -183,7 +183,9 @@ class Execution:
             page = session.find_page(run.target_id)
         if page is not None:
             self.page = page
-            if self.reason in {"resume", "recover"}:
+            # Whichever task got here (a start task can be delivered twice), a run that already
+            # paused or ran is being resumed: the trail says it happened in place.
+            if self.reason != "start" or run.resumed_from is not None:
                 record_event(
                     run,
                     "run.resumed_in_place",
