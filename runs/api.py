@@ -254,10 +254,10 @@ def _visible_run(request: HttpRequest, pk: str) -> bool:
 
 
 def _refresh(response: Any, request: HttpRequest) -> None:
-    run = Run.objects.get(pk=response.data["id"])
-    fresh = get_run_for_tenant(run.tenant, run.pk)
-    response.data = RunSerializer(fresh, context={"request": response.renderer_context["request"]}).data
-    response["X-Twin-Status"] = fresh.status
+    run = Run.objects.select_related("tenant").get(pk=response.data["id"])
+    fresh = run_response(run, response.renderer_context["request"])
+    response.data = fresh.data
+    response["X-Twin-Status"] = fresh["X-Twin-Status"]
 
 
 def _authenticated(request: HttpRequest) -> bool:

@@ -17,19 +17,15 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from runs import liveview
 from runs.models import Run, RunStatus
 from tenants.models import Membership, Role
+from tenants.selectors import current_membership
 
 log = logging.getLogger(__name__)
 
 
 @database_sync_to_async
 def _tenant_for(user: Any, session: Any) -> int | None:
-    if user is None or not user.is_authenticated:
-        return None
-    memberships = Membership.objects.filter(user=user)
     wanted = session.get("tenant_id") if session is not None else None
-    membership = (memberships.filter(tenant_id=wanted).first() if wanted else None) or memberships.order_by(
-        "tenant__slug"
-    ).first()
+    membership = current_membership(user=user, session_tenant_id=wanted)
     return membership.tenant_id if membership else None
 
 

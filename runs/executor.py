@@ -16,7 +16,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -27,7 +26,7 @@ from django.utils import timezone
 
 from approvals.models import Approval, ApprovalStatus
 from vault.crypto import InvalidToken, open_json, open_text, seal_json
-from vault.services import secret_resolve
+from vault.services import SecretError, normalize_origin, secret_resolve
 
 from . import browser as browser_mod
 from .events import record_event
@@ -634,12 +633,11 @@ class Execution:
 
 
 def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
+    """The page's origin in the form secrets list theirs; "" for pages without one (about:, data:)."""
+    try:
+        return normalize_origin(url)
+    except SecretError:
         return ""
-    default_port = {"http": 80, "https": 443}[parts.scheme]
-    port = f":{parts.port}" if parts.port and parts.port != default_port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}"
 
 
 def _short_error(exc: Exception) -> str:

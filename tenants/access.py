@@ -8,6 +8,7 @@ from typing import Any
 from rest_framework.exceptions import PermissionDenied
 
 from .models import ApiToken, Membership, Tenant
+from .selectors import current_membership
 
 
 @dataclass(frozen=True)
@@ -31,14 +32,13 @@ def access_for(request: Any) -> Access:
     user = request.user
     auth = getattr(request, "auth", None)
     token = auth if isinstance(auth, ApiToken) else None
-    memberships = Membership.objects.select_related("tenant").filter(user=user)
     if token is not None:
-        membership = memberships.filter(tenant_id=token.tenant_id).first()
+        membership = (
+            Membership.objects.select_related("tenant").filter(user=user, tenant_id=token.tenant_id).first()
+        )
     else:
         session_tenant = getattr(request, "session", {}).get("tenant_id")
-        membership = (memberships.filter(tenant_id=session_tenant).first() if session_tenant else None) or (
-            memberships.order_by("tenant__slug").first()
-        )
+        membership = current_membership(user=user, session_tenant_id=session_tenant)
     if membership is None:
         raise PermissionDenied("you are not a member of this tenant")
     return Access(user=user, tenant=membership.tenant, membership=membership, token=token)

