@@ -39,6 +39,7 @@ class ApprovalStatus(models.TextChoices):
 class Channel(models.TextChoices):
     API = "api"
     DASHBOARD = "dashboard"
+    TAKEOVER = "takeover", "Take over"
     SYSTEM = "system"
 
 
@@ -64,6 +65,8 @@ class Approval(models.Model):
     page_url = models.CharField(max_length=2048, blank=True)
     page_title = models.CharField(max_length=500, blank=True)
     screenshot = models.CharField(max_length=500, blank=True, help_text="Storage path of the screenshot.")
+    screenshot_sha256 = models.CharField(max_length=64, blank=True)
+    page_text = models.TextField(blank=True, help_text="The page's visible text (trimmed).")
 
     status = models.CharField(max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -71,15 +74,18 @@ class Approval(models.Model):
 
     # The decision.
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     channel = models.CharField(max_length=16, choices=Channel.choices, blank=True)
     token_name = models.CharField(max_length=100, blank=True)
+    decided_ip = models.GenericIPAddressField(null=True, blank=True)
+    decided_user_agent = models.CharField(max_length=500, blank=True)
     choice = models.CharField(max_length=500, blank=True)
     note = models.TextField(blank=True)
     input_supplied = models.BooleanField(default=False)
     input_length = models.PositiveIntegerField(null=True, blank=True)
+    input_matched_pattern = models.BooleanField(null=True, blank=True)
     # The supplied input, encrypted, until the step has used it; then erased.
     sealed_input = models.TextField(blank=True)
     consumed_at = models.DateTimeField(null=True, blank=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from runs.events import record_event
+from runs.events import lock_run, record_event
 from runs.executor import approval_scope
 from runs.models import Run, RunStatus, StepStatus
 from runs.routing import host_queue
@@ -28,6 +29,31 @@ class AnswerInvalid(ValueError):
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(detail)
         self.code, self.detail = code, detail
+
+
+@dataclass(frozen=True)
+class Client:
+    """Where a decision came from, for the record."""
+
+    ip: str | None = None
+    user_agent: str = ""
+
+    @classmethod
+    def of(cls, request: Any) -> Client:
+        from django.conf import settings
+        from django.core.exceptions import ValidationError
+        from django.core.validators import validate_ipv46_address
+
+        meta = getattr(request, "META", {})
+        ip = meta.get("REMOTE_ADDR") or None
+        if settings.TWIN_TRUST_X_FORWARDED_FOR:
+            forwarded = meta.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip()
+            ip = forwarded or ip
+        try:
+            validate_ipv46_address(ip or "")
+        except ValidationError:
+            ip = None
+        return cls(ip=ip, user_agent=meta.get("HTTP_USER_AGENT", "")[:500])
 
 
 @dataclass(frozen=True)
@@ -56,10 +82,46 @@ def _check_answer(approval: Approval, decision: Decision) -> None:
             )
 
 
+def seen(approval: Approval) -> dict[str, Any]:
+    """What the person deciding was shown: kept in the decision's event, so its hash covers it."""
+    return {
+        "step": f"{approval.step_index} of {approval.step_count}",
+        "prompt": approval.prompt,
+        "options": approval.options,
+        "page_url": approval.page_url,
+        "page_title": approval.page_title,
+        "page_text_sha256": hashlib.sha256(approval.page_text.encode()).hexdigest(),
+        "screenshot_sha256": approval.screenshot_sha256,
+    }
+
+
+def took_over(approval: Approval, user: Any) -> bool:
+    """Whether ``user`` took the run's page over while this pause waited."""
+    from runs.models import RunEvent
+
+    return RunEvent.objects.filter(
+        run_id=approval.run_id,
+        type="takeover.started",
+        actor_id=getattr(user, "pk", None),
+        created_at__gte=approval.created_at,
+    ).exists()
+
+
 def approval_decide(
-    *, run: Run, decision: Decision, actor: Any, channel: str = Channel.API, token_name: str = ""
+    *,
+    run: Run,
+    decision: Decision,
+    actor: Any,
+    channel: str = Channel.API,
+    token_name: str = "",
+    client: Client | None = None,
 ) -> Run:
-    """Approve (resuming the run at the paused step) or reject (the step never happens)."""
+    """Approve (resuming the run at the paused step) or reject (the step never happens).
+
+    The record keeps who, when, through which channel, from where, with which note, and what
+    they saw; a supplied input is kept only as "supplied, N characters, matched the pattern",
+    its value sealed until the step has used it, then erased.
+    """
     approval = pending_approval(run)
     if run.status != RunStatus.AWAITING_APPROVAL or approval is None:
         run.refresh_from_db()  # a concurrent decision may have moved it: say what it is now
@@ -70,6 +132,7 @@ def approval_decide(
     if decision.approve:
         _check_answer(approval, decision)
     now = timezone.now()
+    client = client or Client()
     supplied = approval.kind == GateKind.INPUT and decision.approve
     changes: dict[str, Any] = {
         "status": ApprovalStatus.APPROVED if decision.approve else ApprovalStatus.REJECTED,
@@ -81,15 +144,20 @@ def approval_decide(
         "choice": (decision.choice or "") if decision.approve and approval.kind == GateKind.CHOICE else "",
         "input_supplied": supplied,
         "input_length": len(decision.input or "") if supplied else None,
+        # _check_answer refused an input that does not match, so a supplied one matched.
+        "input_matched_pattern": (True if approval.pattern else None) if supplied else None,
+        "decided_ip": client.ip,
+        "decided_user_agent": client.user_agent,
         "sealed_input": seal_text(decision.input or "", scope=approval_scope(run.tenant_id))
         if supplied
         else "",
     }
     with transaction.atomic():
+        lock_run(run.pk)  # the run before its pause, as every writer of a run does
         if not Approval.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(**changes):
             run.refresh_from_db()
             raise RunConflict(run, "this pause was already decided")
-        data = {
+        data: dict[str, Any] = {
             "approval_id": str(approval.pk),
             "decision": changes["status"],
             "channel": channel,
@@ -97,6 +165,22 @@ def approval_decide(
         }
         if approval.choice or changes["choice"]:
             data["choice"] = changes["choice"]
+        # For the trail only (events.PRIVATE_KEYS are not sent to live pages or webhooks).
+        record = {
+            **data,
+            "decided_by": getattr(actor, "username", "") or "",
+            "token_name": token_name,
+            "note": changes["note"],
+            "ip": client.ip,
+            "user_agent": client.user_agent,
+            "seen": seen(approval),
+        }
+        if supplied:
+            record["input"] = {
+                "supplied": True,
+                "length": changes["input_length"],
+                "matched_pattern": changes["input_matched_pattern"],
+            }
         if decision.approve:
             won = run_transition(
                 run,
@@ -123,7 +207,7 @@ def approval_decide(
             transaction.set_rollback(True)
             run.refresh_from_db()
             raise RunConflict(run, f"the run is {run.status}, not awaiting approval")
-        record_event(run, "approval.decided", step_index=approval.step_index, actor=actor, data=data)
+        record_event(run, "approval.decided", step_index=approval.step_index, actor=actor, data=record)
         if decision.approve:
             step_transition(
                 run, approval.step_index, to=StepStatus.QUEUED, expect=[StepStatus.AWAITING_APPROVAL]
@@ -159,6 +243,7 @@ def approval_expire(*, approval: Approval) -> bool:
     """Expire an overdue pause; False when it was decided (or expired) first."""
     run = approval.run
     with transaction.atomic():
+        lock_run(run.pk)
         if not Approval.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(
             status=ApprovalStatus.EXPIRED, decided_at=timezone.now(), channel=Channel.SYSTEM
         ):
@@ -202,6 +287,7 @@ def expire_overdue(*, now: Any = None, limit: int = 500) -> int:
 __all__ = [
     "AnswerInvalid",
     "Cause",
+    "Client",
     "Decision",
     "approval_decide",
     "approval_expire",

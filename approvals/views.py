@@ -20,7 +20,7 @@ from tenants.models import Role
 from tenants.web import dashboard_view
 
 from .models import Approval, ApprovalStatus, Channel, Trigger
-from .services import AnswerInvalid, Decision, DecisionForbidden, approval_decide
+from .services import AnswerInvalid, Client, Decision, DecisionForbidden, approval_decide, took_over
 
 AGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24)}
 PAGE = 50
@@ -96,7 +96,15 @@ def decide(request: HttpRequest, approval_id: str) -> HttpResponse:
     )
     conflict = False
     try:
-        approval_decide(run=approval.run, decision=decision, actor=request.user, channel=Channel.DASHBOARD)
+        # Deciding after taking the page over is deciding through the take-over.
+        channel = Channel.TAKEOVER if took_over(approval, request.user) else Channel.DASHBOARD
+        approval_decide(
+            run=approval.run,
+            decision=decision,
+            actor=request.user,
+            channel=channel,
+            client=Client.of(request),
+        )
     except AnswerInvalid as exc:
         return _item(request, approval, error=exc.detail)
     except DecisionForbidden as exc:

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals.models import Approval
-from approvals.services import AnswerInvalid, Decision, DecisionForbidden, approval_decide
+from approvals.services import AnswerInvalid, Client, Decision, DecisionForbidden, approval_decide
 from tenants.access import access_for
 from tenants.models import Role
 from twin_site.api import ApiError
@@ -180,6 +180,7 @@ class ApproveView(APIView):
                 actor=access.user,
                 channel=access.channel,
                 token_name=access.token.name if access.token else "",
+                client=Client.of(request),
             )
         except RunConflict as exc:
             raise conflict(exc) from None
@@ -205,6 +206,7 @@ class RejectView(APIView):
                 actor=access.user,
                 channel=access.channel,
                 token_name=access.token.name if access.token else "",
+                client=Client.of(request),
             )
         except RunConflict as exc:
             raise conflict(exc) from None

@@ -5,10 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from twin_site.realtime import broadcast, publish, run_channel
 
+from .audit import canonical, event_digest
 from .models import Run, RunEvent
+
+# Kept in the trail (and its hash), never sent to live pages or webhooks.
+PRIVATE_KEYS = frozenset({"ip", "user_agent", "seen"})
+
+
+def lock_run(run_id: Any) -> tuple[int, str]:
+    """Lock the run's row for this transaction; its trail head (count, last hash).
+
+    Everything that writes a run's rows in one transaction takes this lock (or updates the
+    run row) first, so writers of one run queue up in one order and the chain never forks.
+    """
+    return (
+        Run.objects.select_for_update(no_key=True)
+        .filter(pk=run_id)
+        .values_list("audit_seq", "audit_head")
+        .get()
+    )
 
 
 def record_event(
@@ -19,22 +38,44 @@ def record_event(
     actor: Any = None,
     data: dict[str, Any] | None = None,
 ) -> RunEvent:
-    """Append an event in the caller's transaction; fan it out once that commits."""
-    event = RunEvent.objects.create(
-        run_id=run.pk,
-        tenant_id=run.tenant_id,
-        type=type,
-        step_index=step_index,
-        actor=actor if actor is not None and getattr(actor, "pk", None) else None,
-        data=data or {},
-    )
+    """Append an event in the caller's transaction (chained to the run's last); fan it out on commit."""
+    actor_id = getattr(actor, "pk", None) if actor is not None else None
+    payload = canonical(data or {})
+    with transaction.atomic():
+        seq, prev_hash = lock_run(run.pk)
+        seq += 1
+        created_at = timezone.now()
+        digest = event_digest(
+            prev_hash=prev_hash,
+            run_id=run.pk,
+            tenant_id=run.tenant_id,
+            seq=seq,
+            type=type,
+            step_index=step_index,
+            actor_id=actor_id,
+            data=payload,
+            created_at=created_at,
+        )
+        event = RunEvent.objects.create(
+            run_id=run.pk,
+            tenant_id=run.tenant_id,
+            seq=seq,
+            type=type,
+            step_index=step_index,
+            actor_id=actor_id,
+            data=payload,
+            created_at=created_at,
+            prev_hash=prev_hash,
+            hash=digest,
+        )
+        Run.objects.filter(pk=run.pk).update(audit_seq=seq, audit_head=digest)
     message = {
         "type": type,
         "event_id": event.pk,
         "run_id": str(run.pk),
         "status": run.status,
         "step_index": step_index,
-        "data": event.data,
+        "data": {key: value for key, value in payload.items() if key not in PRIVATE_KEYS},
     }
     transaction.on_commit(lambda: fan_out(run.pk, run.tenant_id, message))
     return event

@@ -9,6 +9,7 @@ ends and the page stays parked in the host browser, holding no worker.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import time
@@ -32,7 +33,7 @@ from . import browser as browser_mod
 from .events import record_event
 from .models import Run, RunStatus, Step, StepStatus
 from .netguard import UrlRefused, check_url
-from .program import REPEATABLE_ACTIONS, SINGLE_TARGET_ACTIONS, describe, gate_of, render
+from .program import REPEATABLE_ACTIONS, SINGLE_TARGET_ACTIONS, describe, gate_of, render, templates_in
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,10 @@ LEASE_MARGIN = timedelta(seconds=30)
 # Steps after which a restore could find something new (URL, cookies, storage): checkpoint then.
 # A fill changes only the DOM, which a restore cannot bring back anyway; reads change nothing.
 STATEFUL_ACTIONS = frozenset({"goto", "click", "press", "select", "check"})
+MASK_JS = "(el) => el.style.setProperty('-webkit-text-security', 'disc', 'important')"
+# What a pause keeps of the page's visible text (the person deciding saw the page).
+PAGE_TEXT_LIMIT = 4000
+PAGE_TEXT_JS = "() => document.body ? document.body.innerText : ''"
 
 
 class Pause(Exception):
@@ -453,7 +458,12 @@ class Execution:
             selector = field_value("selector") if "selector" in step else ""
             if action in SINGLE_TARGET_ACTIONS:
                 value = field_value("value") if action in {"fill", "select"} else ""
-                self.act_on_one(action, selector, value, timeout_ms, answers)
+                # A secret or a human's input is typed as dots: screenshots and the video never show it.
+                masked = action == "fill" and any(
+                    name == "input" or name.startswith("secrets.")
+                    for name in templates_in(str(step.get("value", "")))
+                )
+                self.act_on_one(action, selector, value, timeout_ms, answers, masked=masked)
             elif action == "press":
                 page.locator(selector).first.press(field_value("key"), timeout=timeout_ms)
             elif action == "wait_for":
@@ -472,7 +482,16 @@ class Execution:
         except PlaywrightError as exc:
             raise StepFailed(_short_error(exc)) from None
 
-    def act_on_one(self, action: str, selector: str, value: str, timeout_ms: float, answers: Answers) -> None:
+    def act_on_one(
+        self,
+        action: str,
+        selector: str,
+        value: str,
+        timeout_ms: float,
+        answers: Answers,
+        *,
+        masked: bool = False,
+    ) -> None:
         """Act on the one element the selector means; more than one match is a question for a human.
 
         Playwright's strict locators refuse to act on several matches, so the common case costs no
@@ -493,6 +512,8 @@ class Execution:
             if action == "click":
                 target.click(timeout=timeout_ms)
             elif action == "fill":
+                if masked:
+                    target.evaluate(MASK_JS, timeout=timeout_ms)
                 target.fill(value, timeout=timeout_ms)
             elif action == "check":
                 target.check(timeout=timeout_ms)
@@ -536,10 +557,11 @@ class Execution:
         from .states import run_transition, step_transition
 
         run, page = self.run, self.page
-        page_url, page_title, shot = "", "", b""
+        page_url, page_title, page_text, shot = "", "", "", b""
         with contextlib.suppress(Exception):
             page_url = page.url
             page_title = page.title()[:500]
+            page_text = visible_text(page.evaluate(PAGE_TEXT_JS))
             shot = page.screenshot(type="jpeg", quality=75, timeout=10_000)
         self.checkpoint(run.checkpoint_step)
         approval_id = uuid.uuid4()
@@ -564,8 +586,10 @@ class Execution:
                 candidates=pause.candidates,
                 pattern=pause.pattern,
                 page_url=page_url,
-                page_title=page_title,
+                page_title=self.scrub(page_title),
+                page_text=self.scrub(page_text),
                 screenshot=screenshot_path,
+                screenshot_sha256=hashlib.sha256(shot).hexdigest() if shot else "",
                 expires_at=timezone.now() + timedelta(seconds=pause.expires_in),
             )
             step_transition(
@@ -638,6 +662,13 @@ def _origin(url: str) -> str:
         return normalize_origin(url)
     except SecretError:
         return ""
+
+
+def visible_text(text: str, limit: int = PAGE_TEXT_LIMIT) -> str:
+    """The page's text as a person reads it: blank lines and runs of spaces folded, trimmed."""
+    lines = (" ".join(line.split()) for line in (text or "").splitlines())
+    folded = "\n".join(line for line in lines if line)
+    return folded if len(folded) <= limit else folded[: limit - 1].rstrip() + "…"
 
 
 def _short_error(exc: Exception) -> str:

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from tenants.models import Tenant
 
@@ -65,6 +66,11 @@ class Run(models.Model):
     lease_owner = models.CharField(max_length=200, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
 
+    # The head of the run's event hash chain: how many events it has, and the last one's hash.
+    # A deleted or rewritten latest event no longer matches it (``manage.py verifyaudit``).
+    audit_seq = models.PositiveIntegerField(default=0)
+    audit_head = models.CharField(max_length=64, blank=True)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -105,22 +111,42 @@ class Step(models.Model):
         return f"{self.index}. {self.label or self.action} ({self.status})"
 
 
-class RunEvent(models.Model):
-    """Append-only: every status change, step start/finish, pause and decision."""
+class AppendOnlyQuerySet(models.QuerySet["RunEvent"]):
+    def update(self, **kwargs: Any) -> int:
+        raise RuntimeError("run events are append-only")
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise RuntimeError("run events are append-only")
+
+
+class RunEvent(models.Model):
+    """Append-only: every status change, step start/finish, pause and decision.
+
+    Each event carries ``hash`` = sha256 over its content and the previous event's hash in the
+    same run (``prev_hash``), so an edited, removed or inserted event breaks the chain.
+    """
+
+    # PROTECT throughout: deleting a run, a tenant or a user must not take its trail with it
+    # (deactivate users instead).
+    run = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="events")
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+    seq = models.PositiveIntegerField(help_text="1-based position in the run's trail.")
     type = models.CharField(max_length=64)
     step_index = models.PositiveIntegerField(null=True, blank=True)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     data = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64)
+
+    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["run", "id"], name="event_run_order")]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="one_event_per_run_seq")]
 
     def __str__(self) -> str:
         return f"{self.type} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
@@ -132,3 +158,65 @@ class RunEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise RuntimeError("run events are append-only")
+
+
+class RecordingStatus(models.TextChoices):
+    RECORDING = "recording", "Recording"
+    ENCODING = "encoding", "Encoding"
+    READY = "ready", "Ready"
+    EMPTY = "empty", "No frames"
+    FAILED = "failed", "Failed"
+    PURGED = "purged", "Deleted by retention"
+
+
+class Recording(models.Model):
+    """The session video of a run: its segments joined into one file, paused time cut out."""
+
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="recording")
+    status = models.CharField(
+        max_length=16, choices=RecordingStatus.choices, default=RecordingStatus.RECORDING
+    )
+    path = models.CharField(max_length=500, blank=True, help_text="Storage path of the video file.")
+    content_type = models.CharField(max_length=64, blank=True)
+    duration = models.FloatField(default=0, help_text="Seconds of video (paused time is cut out).")
+    size = models.PositiveBigIntegerField(default=0)
+    frames = models.PositiveIntegerField(default=0)
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    # [{"step_index", "offset", "label"}]: where each step starts in the video, in seconds.
+    chapters = models.JSONField(default=list, blank=True)
+    # [{"offset", "paused_seconds", "approval_id"}]: where the video joins across a pause.
+    pauses = models.JSONField(default=list, blank=True)
+    encode_seconds = models.FloatField(default=0, help_text="CPU seconds spent encoding.")
+    sha256 = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    purged_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"video of {self.run_id} ({self.status})"
+
+
+class VideoSegment(models.Model):
+    """Frames of one execution (start to pause, resume to end) as recorded, before joining."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="video_segments")
+    seq = models.PositiveIntegerField()
+    path = models.CharField(max_length=500, help_text="Storage path of the raw (MJPEG) segment.")
+    host = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+    duration = models.FloatField(default=0)
+    frames = models.PositiveIntegerField(default=0)
+    size = models.PositiveBigIntegerField(default=0)
+    # [{"step_index", "t"}]: when each step started, in seconds from the segment's start.
+    marks = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="one_segment_per_run_seq")]
+
+    def __str__(self) -> str:
+        return f"segment {self.seq} of {self.run_id}"

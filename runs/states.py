@@ -13,7 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from .events import record_event
+from .events import lock_run, record_event
 from .models import TERMINAL_STATUSES, Run, RunStatus, Step, StepStatus
 
 S = RunStatus
@@ -118,6 +118,7 @@ def step_transition(
     elif to in {P.DONE, P.FAILED, P.SKIPPED}:
         changes.setdefault("finished_at", now)
     with transaction.atomic():
+        lock_run(run.pk)  # the run before its steps, as every writer of a run does
         won = Step.objects.filter(run_id=run.pk, index=index, status__in=expected).update(**changes)
         if not won:
             return False

@@ -24,10 +24,12 @@ class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer"
     OPERATOR = "operator", "Operator"
     APPROVER = "approver", "Approver"
+    # Sees what a viewer sees in the dashboard, and the tenant's audit trail in Django admin.
+    AUDITOR = "auditor", "Auditor"
 
 
-# Each role can do everything the roles before it can.
-ROLE_RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.APPROVER: 2}
+# Each role can do everything the roles before it can; an auditor acts like a viewer.
+ROLE_RANK = {Role.VIEWER: 0, Role.AUDITOR: 0, Role.OPERATOR: 1, Role.APPROVER: 2}
 
 
 class Membership(models.Model):

@@ -143,6 +143,9 @@ TWIN_DEFAULT_STEP_TIMEOUT = env_float("TWIN_DEFAULT_STEP_TIMEOUT", 15.0)
 TWIN_DEFAULT_EXPIRES_IN = env_int("TWIN_DEFAULT_EXPIRES_IN", 86400, minimum=1)
 TWIN_MASTER_KEY = env_secret("TWIN_MASTER_KEY")
 TWIN_VIEWPORT = (1280, 720)
+# Decisions record the client's address: REMOTE_ADDR, or X-Forwarded-For's first address when
+# Twin runs behind a proxy you trust to set it (otherwise anyone could write their own).
+TWIN_TRUST_X_FORWARDED_FOR = env_bool("TWIN_TRUST_X_FORWARDED_FOR", False)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
