@@ -1,0 +1,67 @@
+"""Serving stored media (videos, screenshots) with HTTP range requests, from any Django storage."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+
+CHUNK = 256 * 1024
+RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _chunks(handle: Any, start: int, length: int) -> Iterator[bytes]:
+    try:
+        handle.seek(start)
+        left = length
+        while left > 0:
+            data = handle.read(min(CHUNK, left))
+            if not data:
+                break
+            left -= len(data)
+            yield data
+    finally:
+        handle.close()
+
+
+def ranged_file_response(
+    request: HttpRequest, storage: Any, path: str, content_type: str, *, filename: str = ""
+) -> HttpResponse:
+    """The file, or the byte range the browser asked for (206), so a video can seek.
+
+    One range per request (what browsers send for media); a range past the end is a 416.
+    """
+    if not path or not storage.exists(path):
+        return HttpResponse("this file is no longer stored", status=404, content_type="text/plain")
+    size = storage.size(path)
+    start, end = 0, size - 1
+    status = 200
+    header = request.headers.get("Range", "")
+    match = RANGE_RE.match(header.strip()) if header else None
+    if match and (match.group(1) or match.group(2)):
+        first, last = match.group(1), match.group(2)
+        if first:
+            start = int(first)
+            end = min(int(last), size - 1) if last else size - 1
+        else:  # "bytes=-N": the last N bytes
+            start = max(size - int(last), 0)
+        if start >= size or start > end:
+            response = HttpResponse(status=416)
+            response["Content-Range"] = f"bytes */{size}"
+            return response
+        status = 206
+    length = end - start + 1
+    response = StreamingHttpResponse(
+        _chunks(storage.open(path, "rb"), start, length), status=status, content_type=content_type
+    )
+    response["Content-Length"] = str(length)
+    response["Accept-Ranges"] = "bytes"
+    if status == 206:
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    if filename:
+        response["Content-Disposition"] = f'inline; filename="{filename}"'
+    response["Cache-Control"] = "private, max-age=3600"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
