@@ -35,6 +35,7 @@ class ApprovalSerializer(serializers.ModelSerializer[Approval]):
             "pattern",
             "page_url",
             "page_title",
+            "page_text",
             "screenshot_url",
             "status",
             "created_at",
@@ -42,9 +43,12 @@ class ApprovalSerializer(serializers.ModelSerializer[Approval]):
             "decided_at",
             "decided_by",
             "channel",
+            "token_name",
             "choice",
             "note",
             "input_supplied",
+            "input_length",
+            "input_matched_pattern",
         ]
 
     def get_decided_by(self, approval: Approval) -> str | None:
