@@ -313,7 +313,9 @@ def test_a_secret_typed_into_the_page_shows_as_dots_on_screen(alice, site, worke
     def field() -> tuple[str, str]:
         from runs.browser import session
 
-        page = session().find_page(target_id)
+        host = session()
+        host.check()  # an earlier test may have restarted the host browser
+        page = host.find_page(target_id)
         assert page is not None
         return page.evaluate(
             "() => { const el = document.querySelector('#otp');"
