@@ -8,6 +8,7 @@ from asgiref.sync import sync_to_async
 from django.core.files.storage import default_storage
 from django.db.models import Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
@@ -25,8 +26,9 @@ from tenants.access import access_for
 from tenants.models import Role
 from twin_site.api import ApiError
 
+from .media import ranged_file_response, video_storage
 from .models import Run, RunStatus
-from .selectors import get_run_for_tenant, runs_for_tenant
+from .selectors import get_run_for_tenant, ready_recording, runs_for_tenant
 from .serializers import (
     DecisionSerializer,
     ErrorSerializer,
@@ -236,6 +238,26 @@ class ScreenshotView(APIView):
         if approval is None or not approval.screenshot or not default_storage.exists(approval.screenshot):
             raise Http404("no such screenshot")
         return FileResponse(default_storage.open(approval.screenshot, "rb"), content_type="image/jpeg")
+
+
+class RunVideoView(APIView):
+    """The run's session video (WebM or MP4), with byte ranges so players can seek."""
+
+    @extend_schema(
+        responses={
+            (200, "video/webm"): OpenApiTypes.BINARY,
+            (206, "video/webm"): OpenApiTypes.BINARY,
+            **ERRORS,
+        }
+    )
+    def get(self, request: Request, pk: str) -> HttpResponseBase:
+        access = access_for(request)
+        recording = ready_recording(get_run_for_tenant(access.tenant, pk))
+        if recording is None:
+            raise Http404("this run has no video (yet)")
+        return ranged_file_response(
+            request, video_storage(), recording.path, recording.content_type or "video/webm"
+        )
 
 
 # -- long polling: async views around the DRF views above ---------------------------------------

@@ -6,10 +6,18 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
+from django.core.files.storage import default_storage, storages
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 
 CHUNK = 256 * 1024
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def video_storage() -> Any:
+    """Where session videos live: the ``videos`` storage when configured, else the default one."""
+    return storages["videos"] if "videos" in settings.STORAGES else default_storage
 
 
 def _chunks(handle: Any, start: int, length: int) -> Iterator[bytes]:
@@ -28,7 +36,7 @@ def _chunks(handle: Any, start: int, length: int) -> Iterator[bytes]:
 
 def ranged_file_response(
     request: HttpRequest, storage: Any, path: str, content_type: str, *, filename: str = ""
-) -> HttpResponse:
+) -> HttpResponseBase:
     """The file, or the byte range the browser asked for (206), so a video can seek.
 
     One range per request (what browsers send for media); a range past the end is a 416.
@@ -48,9 +56,9 @@ def ranged_file_response(
         else:  # "bytes=-N": the last N bytes
             start = max(size - int(last), 0)
         if start >= size or start > end:
-            response = HttpResponse(status=416)
-            response["Content-Range"] = f"bytes */{size}"
-            return response
+            refused = HttpResponse(status=416)
+            refused["Content-Range"] = f"bytes */{size}"
+            return refused
         status = 206
     length = end - start + 1
     response = StreamingHttpResponse(

@@ -12,13 +12,17 @@ from .models import Run, Step
 
 
 def runs_for_tenant(tenant: Tenant) -> QuerySet[Run]:
-    return Run.objects.filter(tenant=tenant).prefetch_related(
-        Prefetch("steps", queryset=Step.objects.order_by("index")),
-        Prefetch(
-            "approvals",
-            queryset=Approval.objects.filter(status=ApprovalStatus.PENDING),
-            to_attr="pending_list",
-        ),
+    return (
+        Run.objects.filter(tenant=tenant)
+        .select_related("recording")
+        .prefetch_related(
+            Prefetch("steps", queryset=Step.objects.order_by("index")),
+            Prefetch(
+                "approvals",
+                queryset=Approval.objects.filter(status=ApprovalStatus.PENDING),
+                to_attr="pending_list",
+            ),
+        )
     )
 
 
@@ -28,6 +32,17 @@ def get_run_for_tenant(tenant: Tenant, pk: Any) -> Run:
         return runs_for_tenant(tenant).get(pk=pk)
     except (Run.DoesNotExist, ValueError, TypeError):
         raise Http404("no such run") from None
+
+
+def ready_recording(run: Run) -> Any:
+    """The run's session video when it can be played, else None."""
+    from .models import Recording, RecordingStatus
+
+    try:
+        recording = run.recording
+    except Recording.DoesNotExist:
+        return None
+    return recording if recording.status == RecordingStatus.READY and recording.path else None
 
 
 def run_status(pk: Any) -> str | None:

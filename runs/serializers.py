@@ -89,7 +89,13 @@ class RunSerializer(serializers.ModelSerializer[Run]):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_video_url(self, run: Run) -> str | None:
-        return None
+        from .selectors import ready_recording
+
+        if ready_recording(run) is None:
+            return None
+        path = reverse("api-run-video", args=[run.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
 
 
 class RunCreateSerializer(serializers.Serializer[Any]):

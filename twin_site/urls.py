@@ -34,6 +34,7 @@ urlpatterns = [
     path("api/runs/<uuid:pk>/approve", runs_api.ApproveView.as_view(), name="api-run-approve"),
     path("api/runs/<uuid:pk>/reject", runs_api.RejectView.as_view(), name="api-run-reject"),
     path("api/runs/<uuid:pk>/cancel", runs_api.CancelView.as_view(), name="api-run-cancel"),
+    path("api/runs/<uuid:pk>/video", runs_api.RunVideoView.as_view(), name="api-run-video"),
     path("api/screenshots/<uuid:approval_id>", runs_api.ScreenshotView.as_view(), name="api-screenshot"),
     path("api/approvals", ApprovalsView.as_view(), name="api-approvals"),
     path("api/secrets", SecretsView.as_view(), name="api-secrets"),
