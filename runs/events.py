@@ -69,6 +69,10 @@ def record_event(
             hash=digest,
         )
         Run.objects.filter(pk=run.pk).update(audit_seq=seq, audit_head=digest)
+        # The webhook messages it owes, in the same transaction (sent once it commits).
+        from webhooks.services import deliveries_for_event
+
+        deliveries_for_event(run, event_type=type, event_id=event.pk, created_at=created_at)
     message = {
         "type": type,
         "event_id": event.pk,

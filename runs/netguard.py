@@ -38,8 +38,18 @@ def check_url(url: str, *, resolve: bool = True) -> None:
             raise UrlRefused(f"the host {host!r} does not resolve") from None
         addresses = {ipaddress.ip_address(info[4][0]) for info in infos}
     for address in addresses:
-        if not address.is_global or address.is_multicast:
-            raise UrlRefused(
-                f"{host} resolves to {address}, a private or local address; "
-                "set TWIN_ALLOW_PRIVATE_URLS=1 to allow it"
-            )
+        check_address(host, address)
+
+
+def check_address(host: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    """Refuse loopback, private, link-local (cloud metadata), multicast and reserved addresses."""
+    if settings.TWIN_ALLOW_PRIVATE_URLS:
+        return
+    mapped = getattr(address, "ipv4_mapped", None)
+    if mapped is not None:
+        address = mapped
+    if not address.is_global or address.is_multicast:
+        raise UrlRefused(
+            f"{host} resolves to {address}, a private or local address; "
+            "set TWIN_ALLOW_PRIVATE_URLS=1 to allow it"
+        )

@@ -95,16 +95,19 @@ class Worker:
 
     count = 0
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(
+        self, env: dict[str, str], *, queues: str = "", pool: str = "prefork", concurrency: int = 2
+    ) -> None:
         Worker.count += 1
         self.name = f"w{Worker.count}"
         self.env = env
+        self.queues, self.pool, self.concurrency = queues, pool, concurrency
         self.process: subprocess.Popen[bytes] | None = None
         self.log = LOG_DIR / f"worker-{self.name}.log"
 
     def start(self) -> Worker:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
-        queues = f"runs,host.{settings.TWIN_HOST_ID}"
+        queues = self.queues or f"runs,host.{settings.TWIN_HOST_ID}"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [
@@ -117,9 +120,9 @@ class Worker:
                     "-Q",
                     queues,
                     "-c",
-                    "2",
+                    str(self.concurrency),
                     "-P",
-                    "prefork",
+                    self.pool,
                     "--without-mingle",
                     "--without-gossip",
                     "-l",
@@ -201,6 +204,32 @@ def worker(_session_worker: Worker, transactional_db: Any) -> Iterator[Worker]:
         _session_worker.start()
     yield _session_worker
     _close_all_contexts()
+
+
+# Webhook deliveries have their own queue and worker (threads: they wait on receivers), as in
+# ``make run``. Retries come after milliseconds instead of minutes, and give up sooner.
+WEBHOOK_WORKER_ENV = {
+    "TWIN_WEBHOOK_BACKOFF_SCALE": "0.0005",
+    "TWIN_WEBHOOK_MAX_ATTEMPTS": "4",
+    "TWIN_WEBHOOK_DISABLE_AFTER": "6",
+    "TWIN_WEBHOOK_TIMEOUT": "1.5",
+}
+
+
+@pytest.fixture(scope="session")
+def _session_webhook_worker(_session_worker: Worker, django_db_blocker: Any) -> Iterator[Worker]:
+    with django_db_blocker.unblock():
+        worker = Worker(worker_env(**WEBHOOK_WORKER_ENV), queues="webhooks", pool="threads", concurrency=4)
+        worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def webhook_worker(_session_webhook_worker: Worker, worker: Worker) -> Iterator[Worker]:
+    if not _session_webhook_worker.alive():
+        _session_webhook_worker.start()
+    yield _session_webhook_worker
 
 
 # Playwright's sync API runs an event loop in the thread that uses it, and Django's test client

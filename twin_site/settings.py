@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "runs",
     "approvals",
     "vault",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -131,6 +132,11 @@ TWIN_SWEEP_INTERVAL = env_float("TWIN_SWEEP_INTERVAL", 15.0)
 CELERY_BEAT_SCHEDULE = {
     "expire-pauses": {"task": "approvals.tasks.expire_pauses_task", "schedule": TWIN_SWEEP_INTERVAL},
     "sweep-runs": {"task": "runs.tasks.sweep_runs_task", "schedule": TWIN_SWEEP_INTERVAL},
+    "dispatch-webhooks": {
+        "task": "webhooks.tasks.dispatch_webhooks_task",
+        "schedule": TWIN_SWEEP_INTERVAL,
+        "options": {"queue": "webhooks"},
+    },
 }
 
 # --- Twin -----------------------------------------------------------------------------------
@@ -143,6 +149,15 @@ TWIN_DEFAULT_STEP_TIMEOUT = env_float("TWIN_DEFAULT_STEP_TIMEOUT", 15.0)
 TWIN_DEFAULT_EXPIRES_IN = env_int("TWIN_DEFAULT_EXPIRES_IN", 86400, minimum=1)
 TWIN_MASTER_KEY = env_secret("TWIN_MASTER_KEY")
 TWIN_VIEWPORT = (1280, 720)
+# Where Twin is reached from outside: absolute links in webhooks and emails.
+TWIN_PUBLIC_URL = env_str("TWIN_PUBLIC_URL", f"http://127.0.0.1:{env_int('PORT', 8000, minimum=1)}")
+# Webhooks: seconds to wait for a receiver; attempts before giving up on a message; failed
+# attempts in a row after which an endpoint is disabled; a factor on the retry schedule
+# (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h) — below 1 only for tests and benchmarks.
+TWIN_WEBHOOK_TIMEOUT = env_float("TWIN_WEBHOOK_TIMEOUT", 10.0)
+TWIN_WEBHOOK_MAX_ATTEMPTS = env_int("TWIN_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+TWIN_WEBHOOK_DISABLE_AFTER = env_int("TWIN_WEBHOOK_DISABLE_AFTER", 20, minimum=1)
+TWIN_WEBHOOK_BACKOFF_SCALE = env_float("TWIN_WEBHOOK_BACKOFF_SCALE", 1.0)
 # Decisions record the client's address: REMOTE_ADDR, or X-Forwarded-For's first address when
 # Twin runs behind a proxy you trust to set it (otherwise anyone could write their own).
 TWIN_TRUST_X_FORWARDED_FOR = env_bool("TWIN_TRUST_X_FORWARDED_FOR", False)

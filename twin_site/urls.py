@@ -9,6 +9,7 @@ from runs import api as runs_api
 from runs import views as run_views
 from tenants import views as tenant_views
 from vault.api import SecretDetailView, SecretsView
+from webhooks import api as webhooks_api
 
 handler404 = "twin_site.views.not_found"
 handler500 = "twin_site.views.server_error"
@@ -39,6 +40,23 @@ urlpatterns = [
     path("api/approvals", ApprovalsView.as_view(), name="api-approvals"),
     path("api/secrets", SecretsView.as_view(), name="api-secrets"),
     path("api/secrets/<str:name>", SecretDetailView.as_view(), name="api-secret"),
+    path("api/webhooks", webhooks_api.WebhooksView.as_view(), name="api-webhooks"),
+    path("api/webhooks/<uuid:pk>", webhooks_api.WebhookDetailView.as_view(), name="api-webhook"),
+    path(
+        "api/webhooks/<uuid:pk>/rotate-secret",
+        webhooks_api.WebhookRotateView.as_view(),
+        name="api-webhook-rotate",
+    ),
+    path(
+        "api/webhooks/<uuid:pk>/deliveries",
+        webhooks_api.DeliveriesView.as_view(),
+        name="api-webhook-deliveries",
+    ),
+    path(
+        "api/webhooks/<uuid:pk>/deliveries/<uuid:delivery_id>/redeliver",
+        webhooks_api.RedeliverView.as_view(),
+        name="api-webhook-redeliver",
+    ),
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -80,6 +80,13 @@ class Command(BaseCommand):
             f"{python} -m celery -A twin_site worker -Q {queues} -c {options['concurrency']} -P prefork "
             "--without-gossip --without-mingle -l info",
         )
+        # Webhook deliveries wait on receivers: their own queue and a thread pool, so a slow
+        # receiver never holds a run's worker (or another endpoint's message).
+        manager.add_process(
+            "webhooks",
+            f"{python} -m celery -A twin_site worker -Q webhooks -c 8 -P threads "
+            "--without-gossip --without-mingle -l info -n webhooks@%h",
+        )
         manager.add_process("beat", f"{python} -m celery -A twin_site beat -s {schedule} -l info")
 
         self.stdout.write(

@@ -1,0 +1,100 @@
+"""Sending one signed message: explicit timeouts, no redirects, private addresses refused.
+
+The address check happens when the connection is made, on the address actually connected
+to, so a name that resolved to a public address when the endpoint was saved and resolves to
+127.0.0.1 now (DNS rebinding) is refused at send time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpcore
+import httpx
+from django.conf import settings
+
+from runs.netguard import UrlRefused, check_address, check_url
+
+EXCERPT = 500
+
+
+class GuardedBackend(httpcore.NetworkBackend):
+    """Resolve, check every address, connect to a checked one (TLS still verifies the name)."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"{host} does not resolve: {exc}") from None
+        addresses = [str(info[4][0]) for info in infos]
+        for address in addresses:
+            check_address(host, ipaddress.ip_address(address))
+        return self._inner.connect_tcp(addresses[0], port, timeout, local_address, socket_options)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def client() -> httpx.Client:
+    transport = httpx.HTTPTransport(retries=0)
+    transport._pool._network_backend = GuardedBackend()
+    timeout = settings.TWIN_WEBHOOK_TIMEOUT
+    return httpx.Client(
+        transport=transport,
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+        follow_redirects=False,
+    )
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    status_code: int | None = None
+    excerpt: str = ""
+    error: str = ""
+    duration_ms: int = 0
+    permanent: bool = False  # no point retrying (the URL itself is refused)
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+    started = time.monotonic()
+
+    def took() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    try:
+        check_url(url, resolve=False)
+        with client() as http:
+            response = http.post(url, content=body, headers=headers)
+            excerpt = response.text[:EXCERPT]
+    except UrlRefused as exc:
+        return Outcome(ok=False, error=f"refused: {exc}", duration_ms=took(), permanent=True)
+    except httpx.TimeoutException:
+        return Outcome(
+            ok=False, error=f"no answer within {settings.TWIN_WEBHOOK_TIMEOUT:g} s", duration_ms=took()
+        )
+    except httpx.HTTPError as exc:
+        return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:EXCERPT], duration_ms=took())
+    code = response.status_code
+    if 200 <= code < 300:
+        return Outcome(ok=True, status_code=code, excerpt=excerpt, duration_ms=took())
+    reason = (
+        f"redirects are not followed (to {response.headers.get('location', '?')})"
+        if 300 <= code < 400
+        else ""
+    )
+    return Outcome(ok=False, status_code=code, excerpt=excerpt, error=reason, duration_ms=took())
