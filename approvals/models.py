@@ -40,6 +40,7 @@ class Channel(models.TextChoices):
     API = "api"
     DASHBOARD = "dashboard"
     TAKEOVER = "takeover", "Take over"
+    LINK = "link", "Decision link"
     SYSTEM = "system"
 
 
@@ -86,6 +87,9 @@ class Approval(models.Model):
     input_supplied = models.BooleanField(default=False)
     input_length = models.PositiveIntegerField(null=True, blank=True)
     input_matched_pattern = models.BooleanField(null=True, blank=True)
+    # Wrong inputs since the last lock; past TWIN_INPUT_ATTEMPTS the pause is locked for a while.
+    bad_inputs = models.PositiveIntegerField(default=0)
+    locked_until = models.DateTimeField(null=True, blank=True)
     # The supplied input, encrypted, until the step has used it; then erased.
     sealed_input = models.TextField(blank=True)
     consumed_at = models.DateTimeField(null=True, blank=True)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from runs.events import lock_run, record_event
@@ -23,6 +26,18 @@ from .models import Approval, ApprovalStatus, Cause, Channel, GateKind
 
 class DecisionForbidden(PermissionError):
     """The actor may not decide this pause (four eyes)."""
+
+
+class PauseLocked(PermissionError):
+    """Too many wrong inputs: the pause takes no input until ``until``."""
+
+    def __init__(self, until: Any) -> None:
+        self.until = until
+        self.retry_after = max(int((until - timezone.now()).total_seconds()) + 1, 1)
+        super().__init__(
+            f"too many wrong inputs: this pause takes no input until {until:%H:%M:%S} UTC "
+            f"({self.retry_after} s); it can still be rejected"
+        )
 
 
 class AnswerInvalid(ValueError):
@@ -130,7 +145,18 @@ def approval_decide(
     if run.tenant.four_eyes and started_by_actor:
         raise DecisionForbidden("four eyes: someone other than the person who started this run must decide")
     if decision.approve:
-        _check_answer(approval, decision)
+        if (
+            approval.kind == GateKind.INPUT
+            and approval.locked_until
+            and approval.locked_until > timezone.now()
+        ):
+            raise PauseLocked(approval.locked_until)
+        try:
+            _check_answer(approval, decision)
+        except AnswerInvalid as exc:
+            if approval.kind == GateKind.INPUT and decision.input:
+                _count_wrong_input(run, approval, exc)
+            raise
     now = timezone.now()
     client = client or Client()
     supplied = approval.kind == GateKind.INPUT and decision.approve
@@ -228,6 +254,34 @@ def approval_decide(
     return run
 
 
+def _count_wrong_input(run: Run, approval: Approval, exc: AnswerInvalid) -> None:
+    """A wrong one-time code is recorded; too many in a row lock the pause for a while."""
+    with transaction.atomic():
+        lock_run(run.pk)
+        if not Approval.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(
+            bad_inputs=F("bad_inputs") + 1
+        ):
+            return
+        count = Approval.objects.values_list("bad_inputs", flat=True).get(pk=approval.pk)
+        record_event(run, "approval.input_refused", step_index=approval.step_index, data={"attempt": count})
+        if count >= settings.TWIN_INPUT_ATTEMPTS:
+            until = timezone.now() + timedelta(seconds=settings.TWIN_INPUT_LOCK_SECONDS)
+            Approval.objects.filter(pk=approval.pk).update(bad_inputs=0, locked_until=until)
+            record_event(
+                run,
+                "approval.locked",
+                step_index=approval.step_index,
+                data={
+                    "wrong_inputs": count,
+                    "until": until.isoformat(),
+                    "seconds": settings.TWIN_INPUT_LOCK_SECONDS,
+                },
+            )
+            exc.detail += (
+                f"; after {count} wrong inputs this pause takes none for {settings.TWIN_INPUT_LOCK_SECONDS} s"
+            )
+
+
 def _enqueue_resume(run: Run) -> None:
     run_id, host = str(run.pk), run.host
 
@@ -289,6 +343,7 @@ __all__ = [
     "Cause",
     "Client",
     "Decision",
+    "PauseLocked",
     "approval_decide",
     "approval_expire",
     "expire_overdue",

@@ -20,7 +20,15 @@ from tenants.models import Role
 from tenants.web import dashboard_view
 
 from .models import Approval, ApprovalStatus, Channel, Trigger
-from .services import AnswerInvalid, Client, Decision, DecisionForbidden, approval_decide, took_over
+from .services import (
+    AnswerInvalid,
+    Client,
+    Decision,
+    DecisionForbidden,
+    PauseLocked,
+    approval_decide,
+    took_over,
+)
 
 AGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24)}
 PAGE = 50
@@ -107,7 +115,7 @@ def decide(request: HttpRequest, approval_id: str) -> HttpResponse:
         )
     except AnswerInvalid as exc:
         return _item(request, approval, error=exc.detail)
-    except DecisionForbidden as exc:
+    except (DecisionForbidden, PauseLocked) as exc:
         return _item(request, approval, error=str(exc))
     except RunConflict as exc:
         # Someone else decided first: show who, not an error page.

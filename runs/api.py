@@ -21,10 +21,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals.models import Approval
-from approvals.services import AnswerInvalid, Client, Decision, DecisionForbidden, approval_decide
+from approvals.services import (
+    AnswerInvalid,
+    Client,
+    Decision,
+    DecisionForbidden,
+    PauseLocked,
+    approval_decide,
+)
 from tenants.access import access_for
 from tenants.models import Role
 from twin_site.api import ApiError
+from twin_site.idempotency import idempotent
 
 from .media import ranged_file_response, video_storage
 from .models import Run, RunStatus
@@ -39,6 +47,13 @@ from .serializers import (
 from .services import ProgramInvalid, RunConflict, run_cancel, run_create
 from .waiting import parse_wait, wait_until_settled
 
+IDEMPOTENCY_PARAM = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="Retries with the same key get the first answer (for 24 h) and create or decide nothing new.",
+)
 WAIT_PARAM = OpenApiParameter(
     "wait", OpenApiTypes.FLOAT, description="Seconds (0 to 60) to wait for the run to pause or end."
 )
@@ -110,8 +125,11 @@ class RunsView(APIView):
         return response
 
     @extend_schema(
-        request=RunCreateSerializer, parameters=[WAIT_PARAM], responses={201: RunSerializer, **ERRORS}
+        request=RunCreateSerializer,
+        parameters=[WAIT_PARAM, IDEMPOTENCY_PARAM],
+        responses={201: RunSerializer, **ERRORS},
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         access = access_for(request)
         access.require(Role.OPERATOR)
@@ -164,7 +182,10 @@ class RunDetailView(APIView):
 
 
 class ApproveView(APIView):
-    @extend_schema(request=DecisionSerializer, responses={202: RunSerializer, **ERRORS})
+    @extend_schema(
+        request=DecisionSerializer, parameters=[IDEMPOTENCY_PARAM], responses={202: RunSerializer, **ERRORS}
+    )
+    @idempotent
     def post(self, request: Request, pk: str) -> Response:
         access = access_for(request)
         run = get_run_for_tenant(access.tenant, pk)
@@ -190,11 +211,18 @@ class ApproveView(APIView):
             raise ApiError("four_eyes", str(exc), http_status=403) from None
         except AnswerInvalid as exc:
             raise ApiError(exc.code, exc.detail) from None
+        except PauseLocked as exc:
+            locked = ApiError("pause_locked", str(exc), http_status=429)
+            locked.wait = exc.retry_after  # type: ignore[attr-defined]  # DRF sends it as Retry-After
+            raise locked from None
         return run_response(run, request, http_status=status.HTTP_202_ACCEPTED)
 
 
 class RejectView(APIView):
-    @extend_schema(request=RejectSerializer, responses={200: RunSerializer, **ERRORS})
+    @extend_schema(
+        request=RejectSerializer, parameters=[IDEMPOTENCY_PARAM], responses={200: RunSerializer, **ERRORS}
+    )
+    @idempotent
     def post(self, request: Request, pk: str) -> Response:
         access = access_for(request)
         run = get_run_for_tenant(access.tenant, pk)

@@ -2,9 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
+
+from twin_site import ratelimit
 
 from .models import ApiToken, hash_token
 
@@ -20,9 +23,15 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("The Authorization header must be 'Bearer <token>'.")
+        # Guessing tokens: after too many failures from one address, it may not try for a while.
+        limit_key = f"auth:{request.META.get('REMOTE_ADDR', '')}"
+        wait = ratelimit.retry_after(limit_key, settings.TWIN_AUTH_FAILURE_LIMIT)
+        if wait is not None:
+            raise exceptions.Throttled(wait, "Too many failed token attempts from this address.")
         try:
             raw = header[1].decode()
         except UnicodeError:
+            ratelimit.hit(limit_key, settings.TWIN_AUTH_FAILURE_WINDOW)
             raise exceptions.AuthenticationFailed("The token contains invalid characters.") from None
         token = (
             ApiToken.objects.select_related("tenant", "user")
@@ -30,6 +39,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             .first()
         )
         if token is None or not token.user.is_active:
+            ratelimit.hit(limit_key, settings.TWIN_AUTH_FAILURE_WINDOW)
             raise exceptions.AuthenticationFailed("Unknown or revoked token.")
         now = timezone.now()
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:

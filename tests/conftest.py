@@ -329,3 +329,13 @@ def event_types(run_id: str) -> list[str]:
     from runs.models import RunEvent
 
     return list(RunEvent.objects.filter(run_id=run_id).order_by("id").values_list("type", flat=True))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """Every test client comes from 127.0.0.1: one test's failed logins must not limit the next."""
+    with contextlib.suppress(redis.RedisError):
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1)
+        keys = list(client.scan_iter("twin:rl:*", count=500))
+        if keys:
+            client.delete(*keys)

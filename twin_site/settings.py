@@ -149,6 +149,12 @@ TWIN_DEFAULT_STEP_TIMEOUT = env_float("TWIN_DEFAULT_STEP_TIMEOUT", 15.0)
 TWIN_DEFAULT_EXPIRES_IN = env_int("TWIN_DEFAULT_EXPIRES_IN", 86400, minimum=1)
 TWIN_MASTER_KEY = env_secret("TWIN_MASTER_KEY")
 TWIN_VIEWPORT = (1280, 720)
+# Abuse limits: failed token attempts per client address per window; wrong inputs (one-time
+# codes) per pause before it is locked, and for how long.
+TWIN_AUTH_FAILURE_LIMIT = env_int("TWIN_AUTH_FAILURE_LIMIT", 20, minimum=1)
+TWIN_AUTH_FAILURE_WINDOW = env_int("TWIN_AUTH_FAILURE_WINDOW", 300, minimum=1)
+TWIN_INPUT_ATTEMPTS = env_int("TWIN_INPUT_ATTEMPTS", 5, minimum=1)
+TWIN_INPUT_LOCK_SECONDS = env_int("TWIN_INPUT_LOCK_SECONDS", 300, minimum=1)
 # Where Twin is reached from outside: absolute links in webhooks and emails.
 TWIN_PUBLIC_URL = env_str("TWIN_PUBLIC_URL", f"http://127.0.0.1:{env_int('PORT', 8000, minimum=1)}")
 # Webhooks: seconds to wait for a receiver; attempts before giving up on a message; failed
