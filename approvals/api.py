@@ -6,7 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from runs.serializers import ErrorSerializer, screenshot_url
+from runs.serializers import ErrorSerializer, decision_url, screenshot_url
 from tenants.access import access_for
 from twin_site.api import ApiError
 
@@ -17,6 +17,7 @@ class ApprovalSerializer(serializers.ModelSerializer[Approval]):
     run_id = serializers.UUIDField()
     decided_by = serializers.SerializerMethodField()
     screenshot_url = serializers.SerializerMethodField()
+    decision_url = serializers.SerializerMethodField()
     index = serializers.IntegerField(source="step_index")
 
     class Meta:
@@ -37,6 +38,7 @@ class ApprovalSerializer(serializers.ModelSerializer[Approval]):
             "page_title",
             "page_text",
             "screenshot_url",
+            "decision_url",
             "status",
             "created_at",
             "expires_at",
@@ -56,6 +58,9 @@ class ApprovalSerializer(serializers.ModelSerializer[Approval]):
 
     def get_screenshot_url(self, approval: Approval) -> str | None:
         return screenshot_url(approval, self.context.get("request"))
+
+    def get_decision_url(self, approval: Approval) -> str | None:
+        return decision_url(approval, self.context.get("request"))
 
 
 class ApprovalsView(APIView):

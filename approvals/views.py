@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
@@ -16,9 +17,10 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
 from runs.services import RunConflict
-from tenants.models import Role
-from tenants.web import dashboard_view
+from tenants.models import Membership, Role
+from tenants.web import dashboard_view, web_access
 
+from .links import LinkExpired, LinkInvalid, approval_for_link
 from .models import Approval, ApprovalStatus, Channel, Trigger
 from .services import (
     AnswerInvalid,
@@ -151,3 +153,47 @@ def _item(
     notice = render_to_string("approvals/_notice.html", context, request=request) if decided else ""
     item = render_to_string("approvals/inbox.html#item", {**context, "oob": True}, request=request)
     return HttpResponse(notice + item)
+
+
+# -- decision links (from an email or a chat message) ----------------------------------------------
+@login_required
+def decision_link(request: HttpRequest, token: str) -> HttpResponse:
+    """Show the pause to an approver of its tenant; a POST decides it (channel ``link``)."""
+    try:
+        approval = approval_for_link(token)
+    except LinkInvalid:
+        return render(request, "approvals/link.html", {"problem": "invalid"}, status=404)
+    except LinkExpired:
+        return render(request, "approvals/link.html", {"problem": "expired"}, status=410)
+    membership = Membership.objects.filter(user_id=request.user.pk or 0, tenant=approval.tenant).first()
+    if membership is None or not membership.allows(Role.APPROVER):
+        raise PermissionDenied("only approvers of this run's tenant can use its decision link")
+    request.session["tenant_id"] = approval.tenant_id  # the pages around it show that tenant
+    request.access = web_access(request)  # type: ignore[attr-defined]
+    action = request.POST.get("action") if request.method == "POST" else request.GET.get("action", "")
+    context: dict[str, Any] = {"item": approval, "action": action, "token": token}
+    if request.method == "POST" and approval.status == ApprovalStatus.PENDING:
+        if action not in {"approve", "reject"}:
+            context["error"] = "choose approve or reject"
+        else:
+            decision = Decision(
+                approve=action == "approve",
+                input=request.POST.get("input"),
+                choice=request.POST.get("choice"),
+                note=request.POST.get("note", "").strip(),
+            )
+            try:
+                approval_decide(
+                    run=approval.run,
+                    decision=decision,
+                    actor=request.user,
+                    channel=Channel.LINK,
+                    client=Client.of(request),
+                )
+            except (AnswerInvalid, DecisionForbidden, PauseLocked) as exc:
+                context["error"] = getattr(exc, "detail", None) or str(exc)
+            except RunConflict:
+                pass  # decided meanwhile: the page says by whom
+            approval.refresh_from_db()
+            context["just_decided"] = approval.decided_by_id == request.user.pk
+    return render(request, "approvals/link.html", context, status=400 if context.get("error") else 200)

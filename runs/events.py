@@ -73,6 +73,9 @@ def record_event(
         from webhooks.services import deliveries_for_event
 
         deliveries_for_event(run, event_type=type, event_id=event.pk, created_at=created_at)
+        from approvals.notify import notify_on_event
+
+        notify_on_event(run, type, payload)
     message = {
         "type": type,
         "event_id": event.pk,

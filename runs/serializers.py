@@ -17,6 +17,15 @@ class StepSerializer(serializers.ModelSerializer[Step]):
         fields = ["index", "action", "label", "status", "attempts", "started_at", "finished_at"]
 
 
+def decision_url(approval: Approval, request: Any) -> str | None:
+    from approvals.links import link_path
+
+    if approval.status != "pending":
+        return None
+    path = link_path(approval)
+    return request.build_absolute_uri(path) if request is not None else path
+
+
 def screenshot_url(approval: Approval, request: Any) -> str | None:
     if not approval.screenshot:
         return None
@@ -38,9 +47,15 @@ class PendingStepSerializer(serializers.Serializer[Approval]):
     expires_at = serializers.DateTimeField()
     approval_id = serializers.UUIDField(source="pk")
     created_at = serializers.DateTimeField()
+    decision_url = serializers.SerializerMethodField(
+        help_text="A signed link to this pause for an email or chat: an approver signs in and decides."
+    )
 
     def get_screenshot_url(self, approval: Approval) -> str | None:
         return screenshot_url(approval, self.context.get("request"))
+
+    def get_decision_url(self, approval: Approval) -> str | None:
+        return decision_url(approval, self.context.get("request"))
 
 
 class RunSerializer(serializers.ModelSerializer[Run]):

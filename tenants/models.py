@@ -14,10 +14,17 @@ class Tenant(models.Model):
         default=False,
         help_text="An approver may not decide a pause of a run they started themselves.",
     )
+    approval_emails = models.TextField(
+        blank=True,
+        help_text="Addresses (one per line) that get an email with decision links when a run pauses.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return self.slug
+
+    def approval_email_list(self) -> list[str]:
+        return [a.strip() for a in self.approval_emails.replace(",", "\n").splitlines() if a.strip()]
 
 
 class Role(models.TextChoices):

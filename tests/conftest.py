@@ -213,6 +213,8 @@ WEBHOOK_WORKER_ENV = {
     "TWIN_WEBHOOK_MAX_ATTEMPTS": "4",
     "TWIN_WEBHOOK_DISABLE_AFTER": "6",
     "TWIN_WEBHOOK_TIMEOUT": "1.5",
+    # Pause emails are written to files under var/.../mail, for tests to read.
+    "TWIN_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
 }
 
 

@@ -155,6 +155,18 @@ TWIN_AUTH_FAILURE_LIMIT = env_int("TWIN_AUTH_FAILURE_LIMIT", 20, minimum=1)
 TWIN_AUTH_FAILURE_WINDOW = env_int("TWIN_AUTH_FAILURE_WINDOW", 300, minimum=1)
 TWIN_INPUT_ATTEMPTS = env_int("TWIN_INPUT_ATTEMPTS", 5, minimum=1)
 TWIN_INPUT_LOCK_SECONDS = env_int("TWIN_INPUT_LOCK_SECONDS", 300, minimum=1)
+# Decision links (emails, chat) stop working when their pause is decided or expires, and at
+# the latest after this many seconds.
+TWIN_LINK_MAX_AGE = env_int("TWIN_LINK_MAX_AGE", 7 * 86400, minimum=60)
+# Email (pause notifications): Django's console backend unless configured.
+EMAIL_BACKEND = env_str("TWIN_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("TWIN_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("TWIN_EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("TWIN_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = env_secret("TWIN_EMAIL_PASSWORD") or ""
+EMAIL_USE_TLS = env_bool("TWIN_EMAIL_TLS", False)
+EMAIL_FILE_PATH = env_str("TWIN_EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+DEFAULT_FROM_EMAIL = env_str("TWIN_EMAIL_FROM", "Twin <twin@localhost>")
 # Where Twin is reached from outside: absolute links in webhooks and emails.
 TWIN_PUBLIC_URL = env_str("TWIN_PUBLIC_URL", f"http://127.0.0.1:{env_int('PORT', 8000, minimum=1)}")
 # Webhooks: seconds to wait for a receiver; attempts before giving up on a message; failed

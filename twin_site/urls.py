@@ -23,6 +23,7 @@ urlpatterns = [
     path("inbox/", approval_views.inbox, name="inbox"),
     path("inbox/count", approval_views.pending_count, name="inbox-count"),
     path("inbox/<uuid:approval_id>/decide", approval_views.decide, name="decide"),
+    path("decide/<str:token>", approval_views.decision_link, name="decision-link"),
     path("runs/", run_views.run_list, name="runs"),
     path("runs/new", run_views.run_start, name="run-start"),
     path("runs/<uuid:pk>/", run_views.run_detail, name="run"),

@@ -1,0 +1,77 @@
+"""Email the tenant's approver addresses when a run pauses, with its decision links."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+
+from runs.events import record_event
+
+from .links import link_url
+from .models import Approval, ApprovalStatus
+
+log = logging.getLogger(__name__)
+
+
+def notify_on_event(run: Any, event_type: str, data: dict[str, Any]) -> None:
+    """Called with every run event, in its transaction: a pause queues its email."""
+    if event_type != "run.awaiting_approval" or not run.tenant.approval_emails.strip():
+        return
+    approval_id = data.get("approval_id") or (
+        Approval.objects.filter(run_id=run.pk, status=ApprovalStatus.PENDING)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if not approval_id:
+        return
+    approval_id = str(approval_id)
+
+    def send() -> None:
+        from .tasks import pause_email_task
+
+        try:
+            pause_email_task.apply_async(args=(approval_id,), queue="webhooks")
+        except Exception as exc:  # Redis is transport: the pause is in the inbox and the API anyway
+            log.warning("could not queue the email for pause %s: %s", approval_id, exc)
+
+    transaction.on_commit(send)
+
+
+def pause_email_send(approval_id: str) -> int:
+    """Send the pause's email; how many addresses it went to (0 when decided meanwhile)."""
+    approval = Approval.objects.select_related("run", "tenant").filter(pk=approval_id).first()
+    if approval is None or approval.status != ApprovalStatus.PENDING:
+        return 0
+    recipients = approval.tenant.approval_email_list()
+    if not recipients:
+        return 0
+    context = {
+        "approval": approval,
+        "run": approval.run,
+        "open_url": link_url(approval),
+        "approve_url": link_url(approval, "approve"),
+        "reject_url": link_url(approval, "reject"),
+    }
+    subject = f"[Twin] Step {approval.step_index} of {approval.step_count} needs a decision: " + (
+        approval.run.goal[:60] or "a run"
+    )
+    send_mail(
+        subject.replace("\n", " "),
+        render_to_string("approvals/email.txt", context),
+        settings.DEFAULT_FROM_EMAIL,
+        recipients,
+        html_message=render_to_string("approvals/email.html", context),
+    )
+    with transaction.atomic():
+        record_event(
+            approval.run,
+            "approval.notified",
+            step_index=approval.step_index,
+            data={"approval_id": str(approval.pk), "channel": "email", "recipients": len(recipients)},
+        )
+    return len(recipients)
