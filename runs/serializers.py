@@ -145,6 +145,14 @@ class RejectSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
 
 
+class ProblemSerializer(serializers.Serializer[Any]):
+    step = serializers.IntegerField(allow_null=True)
+    field = serializers.CharField()
+    message = serializers.CharField()
+
+
 class ErrorSerializer(serializers.Serializer[Any]):
-    error = serializers.CharField()
-    detail = serializers.CharField()
+    error = serializers.CharField(help_text="A stable code, e.g. `invalid_program`, `conflict`, `not_found`.")
+    detail = serializers.CharField(help_text="What went wrong, in a sentence.")
+    problems = ProblemSerializer(many=True, required=False, help_text="Each problem of an invalid request.")
+    status = serializers.CharField(required=False, help_text="On a 409: the run's status now.")

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "template_partials",
     "tenants",
@@ -197,6 +198,18 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Browser automation runs that pause for a human and resume at the exact step.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's files come from the drf-spectacular-sidecar wheel: /api/docs needs no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "twin_site.schema.add_error_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "GateKindEnum": "approvals.models.GateKind",
+        "SecretKindEnum": "vault.models.SecretKind",
+    },
 }
 
 LOGGING = {
