@@ -128,7 +128,7 @@ def test_a_pause_emails_its_links_to_the_tenant_approver_addresses(alice, django
     (email,) = mail.outbox
     assert email.to == ["ops@acme.example", "finance@acme.example"]
     assert "Step 2 of 3 needs a decision" in email.subject
-    links = re.findall(r"http://127\.0\.0\.1:\d+(/decide/\S+)", email.body)
+    links = re.findall(r"http://127\.0\.0\.1:\d+(/decide/\S+)", str(email.body))
     assert [link.split("?")[1] for link in links] == ["action=approve", "action=reject"]
     assert browser_for(alice).get(links[0]).status_code == 200
     notified = RunEvent.objects.get(run=run, type="approval.notified")
@@ -161,7 +161,9 @@ def test_an_emailed_link_approves_a_real_paused_run(alice, site, webhook_worker)
     wait_until(lambda: outbox.exists() and set(outbox.glob("*")) - before, what="the pause email", timeout=15)
     time.sleep(0.2)  # the file is written in one go, but give it a moment
     (written,) = set(outbox.glob("*")) - before
-    approve = re.search(r"Approve: http://[^/]+(/decide/\S+)", written.read_text()).group(1)
+    found = re.search(r"Approve: http://[^/]+(/decide/\S+)", written.read_text())
+    assert found is not None
+    approve = found.group(1)
 
     assert browser_for(alice).post(approve, {"action": "approve"}).status_code == 200
 
