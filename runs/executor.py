@@ -34,6 +34,7 @@ from .events import record_event
 from .models import Run, RunStatus, Step, StepStatus
 from .netguard import UrlRefused, check_url
 from .program import REPEATABLE_ACTIONS, SINGLE_TARGET_ACTIONS, describe, gate_of, render, templates_in
+from .recording import start_recording
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ class Execution:
     secrets_used: list[str] = field(default_factory=list)
     interrupted: set[int] = field(default_factory=set)
     first_index: int = 0
+    recorder: Any = None  # the session video's segment of this execution (runs.recording)
 
     @property
     def session(self) -> browser_mod.BrowserSession:
@@ -162,6 +164,7 @@ class Execution:
         index = max(run.current_step, 1)
         self.first_index = index
         self.attach()
+        self.recorder = start_recording(run, run.target_id)
         while index <= len(steps):
             if statuses.get(index) in finished:
                 index += 1
@@ -338,6 +341,8 @@ class Execution:
             expect=[StepStatus.QUEUED, StepStatus.AWAITING_APPROVAL, StepStatus.RUNNING, StepStatus.FAILED],
             attempts=F("attempts") + 1,
         )
+        if self.recorder is not None:
+            self.recorder.mark(index)
         try:
             try:
                 self.perform(step, answers)
@@ -564,6 +569,7 @@ class Execution:
             page_text = visible_text(page.evaluate(PAGE_TEXT_JS))
             shot = page.screenshot(type="jpeg", quality=75, timeout=10_000)
         self.checkpoint(run.checkpoint_step)
+        self.stop_recording()  # paused time is not recorded: the next segment starts at the resume
         approval_id = uuid.uuid4()
         screenshot_path = ""
         if shot:
@@ -619,9 +625,19 @@ class Execution:
             raise Stop()
         enforce_parking_cap()
 
+    def stop_recording(self) -> None:
+        """End this execution's video segment (before the run's status says it paused or ended)."""
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            try:
+                recorder.stop()
+            except Exception:
+                log.exception("run %s: could not store its video segment", self.run.pk)
+
     def finish(self) -> None:
         from .states import run_transition
 
+        self.stop_recording()
         run = self.run
         context_id = run.browser_context_id
         won = run_transition(
@@ -640,6 +656,7 @@ class Execution:
     def _fail(self, error: str) -> None:
         from .states import run_transition
 
+        self.stop_recording()
         run = self.run
         context_id = run.browser_context_id
         if run_transition(
@@ -773,4 +790,5 @@ def execute_run(run_id: Any, *, reason: str) -> None:
         if run.status in {RunStatus.CANCELLED, RunStatus.FAILED, RunStatus.EXPIRED, RunStatus.REJECTED}:
             execution.session.close_context(run.browser_context_id)
     finally:
+        execution.stop_recording()
         Run.objects.filter(pk=run.pk, lease_owner=owner).update(lease_owner="", lease_until=None)

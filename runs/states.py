@@ -7,6 +7,7 @@ pause therefore have exactly one winner, on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -79,7 +80,26 @@ def run_transition(
         )
         if to in TERMINAL_STATUSES and to != S.COMPLETED:
             _close_steps(run, reason=to, now=now)
+        if to in TERMINAL_STATUSES:
+            _finalize_video_later(str(run.pk))
     return True
+
+
+def _finalize_video_later(run_id: str) -> None:
+    """The run is over: its video is made from its segments (by a worker, after this commits)."""
+    from django.conf import settings
+
+    if not settings.TWIN_VIDEO:
+        return
+
+    def send() -> None:
+        from .tasks import finalize_video_task
+
+        # Redis is transport: if this is lost, the sweeper finds the unfinished video.
+        with contextlib.suppress(Exception):
+            finalize_video_task.apply_async(args=(run_id,), countdown=0.5)
+
+    transaction.on_commit(send)
 
 
 def _close_steps(run: Run, *, reason: str, now: Any) -> None:

@@ -95,7 +95,29 @@ def sweep_runs_task() -> int:
         count += 1
     if count:
         log.warning("sweeper re-queued %d run(s)", count)
+    from .video import unfinished_recordings
+
+    for run_id in unfinished_recordings():  # videos whose task was lost
+        finalize_video_task.apply_async(args=(str(run_id),), queue=DEFAULT_QUEUE)
     return count
+
+
+@shared_task(bind=True, max_retries=30, ignore_result=True)
+def finalize_video_task(self: Any, run_id: str) -> str:
+    """Join the run's recorded segments into its video once no execution holds the run."""
+    from .video import finalize_due
+
+    outcome = finalize_due(run_id)
+    if outcome == "busy":
+        raise self.retry(countdown=2)
+    return outcome
+
+
+@shared_task(ignore_result=True)
+def purge_media_task() -> int:
+    from .video import media_purge
+
+    return media_purge()
 
 
 @worker_process_init.connect

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from .env import env_bool, env_float, env_int, env_secret, env_str
+from .env import env_bool, env_float, env_int, env_json, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TWIN_VAR_DIR", str(BASE_DIR / "var")))
@@ -101,6 +101,18 @@ STATIC_ROOT = VAR_DIR / "static"
 TWIN_SERVE_STATIC = env_bool("TWIN_SERVE_STATIC", True)
 MEDIA_URL = "media/"
 MEDIA_ROOT = VAR_DIR / "media"
+# Screenshots use "default", session videos "videos": both local files unless TWIN_STORAGES
+# (JSON, merged in) points them elsewhere, e.g. {"videos": {"BACKEND":
+# "storages.backends.s3.S3Storage", "OPTIONS": {"bucket_name": "twin-videos"}}}.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "videos": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT / "videos"), "base_url": "/unused/"},
+    },
+}
+STORAGES.update(env_json("TWIN_STORAGES", {}))
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
@@ -133,6 +145,7 @@ TWIN_SWEEP_INTERVAL = env_float("TWIN_SWEEP_INTERVAL", 15.0)
 CELERY_BEAT_SCHEDULE = {
     "expire-pauses": {"task": "approvals.tasks.expire_pauses_task", "schedule": TWIN_SWEEP_INTERVAL},
     "sweep-runs": {"task": "runs.tasks.sweep_runs_task", "schedule": TWIN_SWEEP_INTERVAL},
+    "purge-media": {"task": "runs.tasks.purge_media_task", "schedule": 3600.0},
     "dispatch-webhooks": {
         "task": "webhooks.tasks.dispatch_webhooks_task",
         "schedule": TWIN_SWEEP_INTERVAL,
@@ -150,6 +163,16 @@ TWIN_DEFAULT_STEP_TIMEOUT = env_float("TWIN_DEFAULT_STEP_TIMEOUT", 15.0)
 TWIN_DEFAULT_EXPIRES_IN = env_int("TWIN_DEFAULT_EXPIRES_IN", 86400, minimum=1)
 TWIN_MASTER_KEY = env_secret("TWIN_MASTER_KEY")
 TWIN_VIEWPORT = (1280, 720)
+# Session video: every run is recorded unless TWIN_VIDEO=0. Frames per second kept (a still
+# page costs nothing), JPEG quality of the frames, the codec of the joined video (vp8 → WebM,
+# h264 → MP4) and its quality (CRF: lower is better and bigger); media (videos and pause
+# screenshots) older than TWIN_MEDIA_RETENTION_DAYS is deleted (0 keeps it forever).
+TWIN_VIDEO = env_bool("TWIN_VIDEO", True)
+TWIN_VIDEO_FPS = env_float("TWIN_VIDEO_FPS", 15.0)
+TWIN_VIDEO_QUALITY = env_int("TWIN_VIDEO_QUALITY", 60, minimum=1)
+TWIN_VIDEO_CODEC = env_str("TWIN_VIDEO_CODEC", "vp8")
+TWIN_VIDEO_CRF = env_int("TWIN_VIDEO_CRF", 32, minimum=0)
+TWIN_MEDIA_RETENTION_DAYS = env_int("TWIN_MEDIA_RETENTION_DAYS", 90, minimum=0)
 # Abuse limits: failed token attempts per client address per window; wrong inputs (one-time
 # codes) per pause before it is locked, and for how long.
 TWIN_AUTH_FAILURE_LIMIT = env_int("TWIN_AUTH_FAILURE_LIMIT", 20, minimum=1)

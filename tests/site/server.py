@@ -667,6 +667,21 @@ class _Handler(BaseHTTPRequestHandler):
             )
         )
 
+    def colors(self) -> None:
+        """Red until #go is clicked, then green: tells frames before and after a pause apart."""
+        self._html(
+            _page(
+                "Colors",
+                '<h1 id="title">Before</h1>\n<button id="go" type="button">Go</button>',
+                style="body { background: #d00000; } body.after { background: #00b000; }",
+                script=(
+                    "document.getElementById('go').addEventListener('click', () => {"
+                    " document.body.classList.add('after');"
+                    " document.getElementById('title').textContent = 'After'; });"
+                ),
+            )
+        )
+
     # -- control endpoints for other processes ---------------------------------------------------------
 
     def state(self) -> None:
@@ -698,6 +713,7 @@ _ROUTES: dict[tuple[str, str], Callable[[_Handler], None]] = {
     ("GET", "/pay"): _Handler.pay_form,
     ("POST", "/pay"): _Handler.pay_submit,
     ("GET", "/twins"): _Handler.twins,
+    ("GET", "/colors"): _Handler.colors,
     ("POST", "/twins/delete"): _Handler.twins_delete,
     ("POST", "/twins/account"): _Handler.twins_account,
     ("GET", "/jsstate"): _Handler.jsstate,

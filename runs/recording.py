@@ -1,0 +1,241 @@
+"""Recording a run's page while an execution drives it: one segment per execution.
+
+A thread opens its own CDP connection to the run's page (beside Playwright's), starts a
+screencast and appends every JPEG frame, with its time, to a frame log: no encoding while
+the run runs. A still page sends no frames, so the last one holds; a frame is asked for at
+the start when none comes, and the last is repeated at the end. When the execution stops
+(pause, end, failure), the log is stored as a ``VideoSegment`` with the time each step
+started; ``runs.video`` joins a run's segments into one video when the run is over.
+
+Recording never breaks a run: any error is logged and the run goes on without it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import itertools
+import json
+import logging
+import struct
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.files import File
+from django.db import IntegrityError
+from django.utils import timezone
+
+from .media import video_storage
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"TWINFRM1"
+RECORD = struct.Struct("<dI")  # seconds from the segment's start, JPEG length
+FINAL_FRAME_WAIT = 1.0  # seconds a pause or the end waits for the last picture of the page
+
+
+def write_frame(handle: IO[bytes], t: float, jpeg: bytes) -> None:
+    handle.write(RECORD.pack(t, len(jpeg)))
+    handle.write(jpeg)
+
+
+def read_frames(handle: IO[bytes]) -> Iterator[tuple[float, bytes]]:
+    """The frames of a segment log; a log cut short (a crash) yields what is complete."""
+    if handle.read(len(MAGIC)) != MAGIC:
+        raise ValueError("not a Twin frame log")
+    while True:
+        head = handle.read(RECORD.size)
+        if len(head) < RECORD.size:
+            return
+        t, size = RECORD.unpack(head)
+        jpeg = handle.read(size)
+        if len(jpeg) < size:
+            return
+        yield t, jpeg
+
+
+class Recorder:
+    """Frames of one page, from ``start()`` to ``stop()``, into a segment of ``run``."""
+
+    def __init__(self, run: Any, ws_url: str, *, fps: float, quality: int) -> None:
+        self.run = run
+        self.ws_url = ws_url
+        self.min_gap = 1.0 / fps if fps > 0 else 0.0
+        self.quality = quality
+        self.marks: list[dict[str, Any]] = []
+        self.frames = 0
+        self.error = ""
+        self._file = tempfile.NamedTemporaryFile(prefix="twin-segment-", suffix=".frames", delete=False)  # noqa: SIM115
+        self._file.write(MAGIC)
+        self._lock = threading.Lock()
+        self._last: tuple[float, bytes] | None = None
+        self._stopping = threading.Event()
+        self._ws: Any = None
+        self._ids = itertools.count(1)
+        self._snapshots: set[int] = set()
+        self._snapped = threading.Event()
+        self._t0 = time.monotonic()
+        self.started_at: datetime = timezone.now()
+        self._thread = threading.Thread(target=self._loop, name=f"recorder-{run.pk}", daemon=True)
+
+    # -- the recording thread --------------------------------------------------------------------
+    def start(self) -> Recorder:
+        self._thread.start()
+        return self
+
+    def _send(self, method: str, params: dict[str, Any] | None = None) -> None:
+        self._ws.send(json.dumps({"id": next(self._ids), "method": method, "params": params or {}}))
+
+    def _loop(self) -> None:
+        import inspect
+
+        from websockets.sync.client import connect
+
+        options: dict[str, Any] = {"max_size": None, "open_timeout": 5, "close_timeout": 1}
+        if "proxy" in inspect.signature(connect).parameters:  # websockets >= 15 honours *_proxy variables
+            options["proxy"] = None
+        try:
+            with connect(self.ws_url, **options) as ws:
+                self._ws = ws
+                width, height = settings.TWIN_VIEWPORT
+                self._send(
+                    "Page.startScreencast",
+                    {"format": "jpeg", "quality": self.quality, "maxWidth": width, "maxHeight": height},
+                )
+                # A still page sends no screencast frame: take a picture of how it starts.
+                self.snapshot()
+                while not self._stopping.is_set():
+                    try:
+                        raw = ws.recv(timeout=0.2)
+                    except TimeoutError:
+                        continue
+                    message = json.loads(raw)
+                    if message.get("method") == "Page.screencastFrame":
+                        params = message["params"]
+                        self._send("Page.screencastFrameAck", {"sessionId": params["sessionId"]})
+                        self._frame(base64.b64decode(params["data"]))
+                    elif message.get("id") in self._snapshots:
+                        data = message.get("result", {}).get("data")
+                        if data:
+                            self._frame(base64.b64decode(data), force=True)
+                        self._snapshots.discard(message["id"])
+                        if not self._snapshots:
+                            self._snapped.set()
+                with contextlib.suppress(Exception):
+                    self._send("Page.stopScreencast")
+        except Exception as exc:  # the page went away, the browser restarted…: keep what we have
+            if not self._stopping.is_set():
+                self.error = f"{type(exc).__name__}: {exc}"[:500]
+                log.info("recording of run %s stopped: %s", self.run.pk, self.error)
+
+    def _frame(self, jpeg: bytes, *, at: float | None = None, force: bool = False) -> None:
+        t = time.monotonic() - self._t0 if at is None else at
+        with self._lock:
+            if self._file.closed:
+                return
+            if not force and self._last is not None and t - self._last[0] < self.min_gap:
+                self._last = (self._last[0], jpeg)  # keep the newest picture for the next slot
+                self._pending = (t, jpeg)
+                return
+            write_frame(self._file, t, jpeg)
+            self._last = (t, jpeg)
+            self._pending = None
+            self.frames += 1
+
+    _pending: tuple[float, bytes] | None = None
+
+    def snapshot(self) -> None:
+        """Ask for a picture of the page now (answered in the recording thread)."""
+        if self._ws is None:
+            return
+        request_id = next(self._ids)
+        self._snapshots.add(request_id)
+        self._snapped.clear()
+        with contextlib.suppress(Exception):
+            self._ws.send(
+                json.dumps(
+                    {
+                        "id": request_id,
+                        "method": "Page.captureScreenshot",
+                        "params": {"format": "jpeg", "quality": self.quality},
+                    }
+                )
+            )
+
+    # -- the executor's side ------------------------------------------------------------------------
+    def mark(self, step_index: int) -> None:
+        """Step ``step_index`` starts now (its chapter in the video)."""
+        self.marks.append({"step_index": step_index, "t": round(time.monotonic() - self._t0, 3)})
+
+    def stop(self) -> Any:
+        """Stop, store the segment and return its ``VideoSegment`` (None when it has no frames)."""
+        from .models import Recording, RecordingStatus, VideoSegment
+
+        # The page as it is now, whether or not it repainted since the last frame.
+        if self._thread.is_alive() and self._ws is not None:
+            self.snapshot()
+            self._snapped.wait(timeout=FINAL_FRAME_WAIT)
+        self._stopping.set()
+        self._thread.join(timeout=3)
+        duration = time.monotonic() - self._t0
+        ended_at = self.started_at + timedelta(seconds=duration)
+        with self._lock:
+            if self._pending is not None:  # the newest picture, held back by the frame-rate cap
+                write_frame(self._file, self._pending[0], self._pending[1])
+                self.frames += 1
+            if self._last is not None:  # the page as it was at the end (a still page sends nothing)
+                write_frame(self._file, duration, self._last[1])
+            self._file.close()
+        path = Path(self._file.name)
+        try:
+            if self.frames == 0:
+                return None
+            seq = VideoSegment.objects.filter(run_id=self.run.pk).count() + 1
+            with path.open("rb") as handle:
+                stored = video_storage().save(f"{self.run.pk}/segment-{seq}.frames", File(handle))
+            Recording.objects.get_or_create(
+                run_id=self.run.pk, defaults={"status": RecordingStatus.RECORDING}
+            )
+            try:
+                return VideoSegment.objects.create(
+                    run_id=self.run.pk,
+                    seq=seq,
+                    path=stored,
+                    host=settings.TWIN_HOST_ID,
+                    started_at=self.started_at,
+                    ended_at=ended_at,
+                    duration=round(duration, 3),
+                    frames=self.frames,
+                    size=video_storage().size(stored),
+                    marks=self.marks,
+                )
+            except IntegrityError:  # another execution of this run stored one at the same moment
+                video_storage().delete(stored)
+                return None
+        except Exception as exc:
+            log.warning("could not store the recording of run %s: %s", self.run.pk, exc)
+            return None
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def start_recording(run: Any, target_id: str) -> Recorder | None:
+    """A recorder on the run's page, or None when recording is off or the page has no endpoint."""
+    if not settings.TWIN_VIDEO:
+        return None
+    from .browser import page_ws_url
+
+    url = page_ws_url(target_id)
+    if url is None:
+        return None
+    try:
+        return Recorder(run, url, fps=settings.TWIN_VIDEO_FPS, quality=settings.TWIN_VIDEO_QUALITY).start()
+    except Exception as exc:
+        log.warning("could not record run %s: %s", run.pk, exc)
+        return None

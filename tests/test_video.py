@@ -1,0 +1,154 @@
+"""The session video: one playable file per run, across its pause, with the paused time cut out,
+chapters at the steps, and old media deleted by retention (which the trail records)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import av
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from approvals.models import Approval
+from runs.media import video_storage
+from runs.models import Recording, RecordingStatus, Run, RunEvent, VideoSegment
+from runs.recording import MAGIC, read_frames, write_frame
+from runs.video import media_purge
+from tests.conftest import start_run, wait_run, wait_until
+from tests.test_state_machine import paused_run
+
+PAUSE_SECONDS = 3.0
+
+
+def colors_program(site: Any) -> list[dict[str, Any]]:
+    return [
+        {"action": "goto", "url": site.url("/colors")},
+        {"action": "wait_for", "selector": "#go"},
+        {"action": "click", "selector": "#go", "gate": {"kind": "approval", "prompt": "Turn it green?"}},
+        {"action": "assert_text", "text": "After"},
+    ]
+
+
+def average_rgb(frame: Any) -> tuple[float, float, float]:
+    small = frame.reformat(width=32, height=18, format="rgb24")
+    plane = small.planes[0]
+    data = bytes(plane)
+    pixels = [data[row * plane.line_size : row * plane.line_size + 32 * 3] for row in range(18)]
+    flat = b"".join(pixels)
+    count = len(flat) // 3
+    return tuple(sum(flat[i::3]) / count for i in range(3))  # type: ignore[return-value]
+
+
+def is_red(rgb: tuple[float, float, float]) -> bool:
+    return rgb[0] > 150 and rgb[1] < 80
+
+
+def is_green(rgb: tuple[float, float, float]) -> bool:
+    return rgb[1] > 120 and rgb[0] < 80
+
+
+def ready_recording(run_id: str) -> Recording:
+    wait_until(
+        lambda: Recording.objects.filter(run_id=run_id, status=RecordingStatus.READY).exists(),
+        timeout=30,
+        what="the run's video",
+    )
+    return Recording.objects.get(run_id=run_id)
+
+
+def test_a_run_with_a_pause_makes_one_video_with_the_pause_cut_out(alice, site, worker):
+    started = time.monotonic()
+    run = start_run(alice, colors_program(site))
+    assert run["status"] == "awaiting_approval", run
+    time.sleep(PAUSE_SECONDS)
+    assert alice.post(f"/api/runs/{run['id']}/approve").status_code == 202
+    assert wait_run(alice, run["id"])["status"] == "completed"
+    wall = time.monotonic() - started
+
+    recording = ready_recording(run["id"])
+
+    assert recording.content_type == "video/webm"
+    assert VideoSegment.objects.filter(run_id=run["id"]).count() == 2  # before and after the pause
+    with video_storage().open(recording.path, "rb") as handle, av.open(handle, mode="r") as container:
+        frames = [(float(f.time or 0), average_rgb(f)) for f in container.decode(video=0)]
+        duration = float(container.duration or 0) / 1_000_000
+    assert frames, "the video has no frames"
+    assert 0.2 < duration < wall - PAUSE_SECONDS + 0.5, (duration, wall)
+    assert abs(duration - recording.duration) < 0.5
+    assert is_green(frames[-1][1]), frames[-1]  # the page after the gated click…
+    (pause,) = recording.pauses
+    approval = Approval.objects.get(run_id=run["id"])
+    assert pause["approval_id"] == str(approval.pk)
+    assert pause["paused_seconds"] >= PAUSE_SECONDS - 0.5
+    before = [rgb for t, rgb in frames if t < pause["offset"] - 0.05]
+    after = [rgb for t, rgb in frames if t > pause["offset"] + 0.3]
+    assert before and is_red(before[-1]), before  # …and before it (red), in the same file
+    assert not any(is_green(rgb) for rgb in before)
+    assert after and is_green(after[-1])
+
+    chapters = recording.chapters
+    assert [c["step_index"] for c in chapters] == [1, 2, 3, 4]
+    offsets = [c["offset"] for c in chapters]
+    assert offsets == sorted(offsets)
+    assert all(0 <= o <= duration for o in offsets)
+    assert chapters[2]["offset"] >= pause["offset"] - 0.01  # the gated step starts after the resume
+    assert chapters[0]["label"]
+
+    ready = RunEvent.objects.get(run_id=run["id"], type="video.ready")
+    assert ready.data["sha256"] == recording.sha256
+    assert not any(video_storage().exists(s.path) for s in VideoSegment.objects.filter(run_id=run["id"]))
+    body = alice.get(f"/api/runs/{run['id']}").json()
+    assert body["video_url"].endswith(f"/api/runs/{run['id']}/video")
+
+
+def test_recording_off_records_nothing_and_the_run_still_works(alice, site, worker, settings):
+    settings.TWIN_VIDEO = False  # this process enqueues no finalize; the worker still records
+    run = start_run(alice, [{"action": "goto", "url": site.url("/colors")}])
+    assert run["status"] == "completed"
+    assert alice.get(f"/api/runs/{run['id']}").json()["video_url"] is None
+
+
+def test_a_frame_log_cut_short_by_a_crash_still_reads(tmp_path):
+    path = tmp_path / "segment.frames"
+    with path.open("wb") as handle:
+        handle.write(MAGIC)
+        write_frame(handle, 0.0, b"\xff\xd8one")
+        write_frame(handle, 0.5, b"\xff\xd8two")
+    data = path.read_bytes()
+    path.write_bytes(data[:-2])  # the last frame was half written
+
+    with path.open("rb") as handle:
+        assert [t for t, _ in read_frames(handle)] == [0.0]
+
+
+@pytest.mark.usefixtures("private_urls")
+def test_retention_deletes_old_videos_and_screenshots_and_the_trail_says_so(alice, settings):
+    settings.TWIN_MEDIA_RETENTION_DAYS = 30
+    old, approval = paused_run(alice.tenant, alice.user)
+    recent, _ = paused_run(alice.tenant, alice.user)
+    shot = default_storage.save(f"screenshots/{old.pk}/x.jpg", ContentFile(b"jpeg"))
+    video = video_storage().save(f"{old.pk}/video.webm", ContentFile(b"webm"))
+    kept = video_storage().save(f"{recent.pk}/video.webm", ContentFile(b"webm"))
+    Approval.objects.filter(pk=approval.pk).update(screenshot=shot, screenshot_sha256="ab" * 32)
+    Recording.objects.create(run=old, status=RecordingStatus.READY, path=video)
+    Recording.objects.create(run=recent, status=RecordingStatus.READY, path=kept)
+    Run.objects.filter(pk=old.pk).update(status="completed", finished_at=timezone.now() - timedelta(days=31))
+    Run.objects.filter(pk=recent.pk).update(
+        status="completed", finished_at=timezone.now() - timedelta(days=29)
+    )
+
+    assert media_purge() == 1
+
+    assert not default_storage.exists(shot) and not video_storage().exists(video)
+    assert video_storage().exists(kept)
+    approval.refresh_from_db()
+    assert approval.screenshot == "" and approval.screenshot_sha256 == "ab" * 32
+    assert Recording.objects.get(run=old).status == RecordingStatus.PURGED
+    purged = RunEvent.objects.get(run=old, type="media.purged")
+    assert purged.data == {"videos": 1, "segments": 0, "screenshots": 1, "retention_days": 30}
+    assert media_purge() == 0  # done once
+    video_storage().delete(kept)
