@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
@@ -18,8 +19,9 @@ from approvals.models import ApprovalStatus
 from tenants.models import Role
 from tenants.web import dashboard_view
 
+from .media import ranged_file_response, video_storage
 from .models import Run, RunStatus
-from .selectors import get_run_for_tenant
+from .selectors import get_run_for_tenant, ready_recording
 from .services import ProgramInvalid, RunConflict, run_cancel, run_create
 
 PAGE = 50
@@ -83,14 +85,57 @@ def _detail_context(request: HttpRequest, pk: str) -> dict[str, Any]:
     access = request.access  # type: ignore[attr-defined]
     run = get_run_for_tenant(access.tenant, pk)
     approvals = list(run.approvals.select_related("decided_by").order_by("created_at"))
+    recording = ready_recording(run)
     return {
         "run": run,
+        "recording": recording,
+        "video_url": reverse("run-video", args=[run.pk]) if recording else "",
+        "chapters_url": reverse("run-video-chapters", args=[run.pk]) if recording else "",
         "steps": list(run.steps.all()),
         "approvals": approvals,
         "pending": next((a for a in approvals if a.status == ApprovalStatus.PENDING), None),
         "events": list(run.events.select_related("actor").order_by("-id")[:200]),
         "outputs": sorted(run.outputs.items()),
     }
+
+
+@dashboard_view
+def run_video(request: HttpRequest, pk: str) -> HttpResponseBase:
+    """The run's session video, with byte ranges (the player seeks)."""
+    recording = ready_recording(get_run_for_tenant(request.access.tenant, pk))  # type: ignore[attr-defined]
+    if recording is None:
+        raise Http404("this run has no video")
+    return ranged_file_response(request, video_storage(), recording.path, recording.content_type)
+
+
+@dashboard_view
+def run_video_chapters(request: HttpRequest, pk: str) -> HttpResponse:
+    """The steps as a WebVTT chapters track."""
+    recording = ready_recording(get_run_for_tenant(request.access.tenant, pk))  # type: ignore[attr-defined]
+    if recording is None:
+        raise Http404("this run has no video")
+    return HttpResponse(chapters_vtt(recording), content_type="text/vtt; charset=utf-8")
+
+
+def chapters_vtt(recording: Any) -> str:
+    def stamp(seconds: float) -> str:
+        millis = round(seconds * 1000)
+        hours, rest = divmod(millis, 3_600_000)
+        minutes, rest = divmod(rest, 60_000)
+        return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
+
+    lines = ["WEBVTT", ""]
+    chapters = recording.chapters
+    for n, chapter in enumerate(chapters):
+        end = chapters[n + 1]["offset"] if n + 1 < len(chapters) else recording.duration
+        label = f"{chapter['step_index']}. {chapter['label']}".replace("-->", "→")
+        lines += [
+            str(n + 1),
+            f"{stamp(chapter['offset'])} --> {stamp(max(end, chapter['offset']))}",
+            label,
+            "",
+        ]
+    return "\n".join(lines)
 
 
 @dashboard_view

@@ -29,6 +29,8 @@ urlpatterns = [
     path("runs/<uuid:pk>/", run_views.run_detail, name="run"),
     path("runs/<uuid:pk>/cancel", run_views.run_cancel_view, name="run-cancel"),
     path("runs/<uuid:pk>/live", run_views.run_live, name="run-live"),
+    path("runs/<uuid:pk>/video", run_views.run_video, name="run-video"),
+    path("runs/<uuid:pk>/video/chapters.vtt", run_views.run_video_chapters, name="run-video-chapters"),
     path("admin/", admin.site.urls),
     # The API
     path("api/runs", runs_api.runs_endpoint, name="api-runs"),

@@ -73,3 +73,30 @@ BLOCKED_OPTIONS = {"retry": "Retry the step", "skip": "Skip the step", "fail": "
 def option_label(option: str, trigger: str) -> str:
     """What a person reads for an option; the value sent stays the option itself."""
     return BLOCKED_OPTIONS.get(option, option) if trigger == "blocked" else option
+
+
+@register.filter
+def clock(seconds: float | None) -> str:
+    """A position in a video: 0:07, 1:32, 1:02:05."""
+    total = int(seconds or 0)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+@register.filter
+def percent_of(part: float | None, whole: float | None) -> str:
+    """``part`` as a CSS percentage of ``whole`` (0 to 100, two decimals)."""
+    if not whole:
+        return "0%"
+    return f"{max(0.0, min(100.0, 100.0 * float(part or 0) / float(whole))):.2f}%"
+
+
+@register.filter
+def filesize(size: int | None) -> str:
+    value = float(size or 0)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
