@@ -1,0 +1,231 @@
+"""Runs, their steps and their event trail in Django admin: read-only, tenant-scoped for auditors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin
+from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.template.loader import render_to_string
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.http import urlencode
+
+from twin_site.admin_site import AuditedTenantFilter, ReadOnlyAudit
+
+from .media import ranged_file_response, video_storage
+from .models import Run, RunEvent, Step
+from .selectors import ready_recording
+from .views import chapters_vtt
+
+
+def pretty_json(value: Any) -> str:
+    return format_html("<pre class='twin-json'>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
+
+
+STEP_FIELDS = (
+    "index",
+    "action",
+    "label",
+    "status",
+    "attempts",
+    "started_at",
+    "finished_at",
+    "error",
+)
+
+
+class StepInline(admin.TabularInline):
+    model = Step
+    extra = 0
+    can_delete = False
+    fields = STEP_FIELDS
+    readonly_fields = STEP_FIELDS
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True  # the run's own page decided already
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnlyAudit, admin.ModelAdmin):
+    list_display = ["goal_short", "tenant", "status", "progress", "created_by", "created_at", "duration"]
+    list_filter = [AuditedTenantFilter, "status", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["goal", "url", "approvals__decided_by__username", "id"]
+    date_hierarchy = "created_at"
+    list_select_related = ["tenant", "created_by"]
+    inlines = [StepInline]
+    fields = RUN_FIELDS = (
+        "id",
+        "tenant",
+        "goal",
+        "url",
+        "status",
+        "progress",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "error",
+        "trail",
+        "video",
+        "outputs_json",
+        "program_json",
+        "audit_head",
+    )
+    readonly_fields = RUN_FIELDS
+
+    @admin.display(description="goal", ordering="goal")
+    def goal_short(self, run: Run) -> str:
+        return (run.goal or "(no goal)")[:80]
+
+    @admin.display(description="step")
+    def progress(self, run: Run) -> str:
+        return f"{run.current_step} of {run.step_count}"
+
+    @admin.display(description="duration")
+    def duration(self, run: Run) -> str:
+        if run.started_at and run.finished_at:
+            return f"{(run.finished_at - run.started_at).total_seconds():.1f} s"
+        return "—"
+
+    @admin.display(description="pauses and events")
+    def trail(self, run: Run) -> str:
+        pauses = (
+            reverse("admin:approvals_approval_changelist") + "?" + urlencode({"run__id__exact": str(run.pk)})
+        )
+        events = reverse("admin:runs_runevent_changelist") + "?" + urlencode({"run__id__exact": str(run.pk)})
+        return format_html(
+            '<a href="{}">{} pause(s) and their decisions</a> · <a href="{}">{} events</a> (head #{})',
+            pauses,
+            run.approvals.count(),
+            events,
+            run.events.count(),
+            run.audit_seq,
+        )
+
+    @admin.display(description="session video")
+    def video(self, run: Run) -> str:
+        recording = ready_recording(run)
+        if recording is None:
+            return "—"
+        return render_to_string(
+            "runs/_video.html",
+            {
+                "recording": recording,
+                "video_url": reverse("admin:runs_run_video", args=[run.pk]),
+                "chapters_url": reverse("admin:runs_run_video_chapters", args=[run.pk]),
+            },
+        )
+
+    @admin.display(description="outputs")
+    def outputs_json(self, run: Run) -> str:
+        return pretty_json(run.outputs)
+
+    @admin.display(description="program")
+    def program_json(self, run: Run) -> str:
+        return pretty_json(run.program)
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("<uuid:pk>/video/", self.admin_site.admin_view(self.video_view), name="runs_run_video"),
+            path(
+                "<uuid:pk>/video/chapters.vtt",
+                self.admin_site.admin_view(self.chapters_view),
+                name="runs_run_video_chapters",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _visible_recording(self, request: HttpRequest, pk: Any) -> Any:
+        run = self.get_queryset(request).filter(pk=pk).first()
+        recording = ready_recording(run) if run is not None else None
+        if recording is None or not self.has_view_permission(request, run):
+            raise Http404("no such video")
+        return recording
+
+    def video_view(self, request: HttpRequest, pk: Any) -> HttpResponseBase:
+        recording = self._visible_recording(request, pk)
+        return ranged_file_response(request, video_storage(), recording.path, recording.content_type)
+
+    def chapters_view(self, request: HttpRequest, pk: Any) -> HttpResponse:
+        recording = self._visible_recording(request, pk)
+        return HttpResponse(chapters_vtt(recording), content_type="text/vtt; charset=utf-8")
+
+    class Media:
+        css = {"all": ["twin/admin.css"]}
+        js = ["twin/video.js"]
+
+
+@admin.register(Step)
+class StepAdmin(ReadOnlyAudit, admin.ModelAdmin):
+    tenant_path = "run__tenant"
+    list_display = ["run", "index", "action", "label", "status", "attempts", "started_at", "finished_at"]
+    list_filter = ["status", "action"]
+    search_fields = ["run__goal", "label"]
+    list_select_related = ["run"]
+    readonly_fields = (
+        "run",
+        "index",
+        "action",
+        "label",
+        "status",
+        "attempts",
+        "error",
+        "started_at",
+        "finished_at",
+    )
+    fields = readonly_fields
+
+
+class EventTenantFilter(AuditedTenantFilter):
+    pass
+
+
+@admin.register(RunEvent)
+class RunEventAdmin(ReadOnlyAudit, admin.ModelAdmin):
+    list_display = ["created_at", "run_link", "seq", "type", "step_index", "actor", "short_hash"]
+    list_filter = [EventTenantFilter, "type", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["run__goal", "type", "run__id"]
+    list_select_related = ["run", "actor"]
+    ordering = ["-id"]
+    fields = EVENT_FIELDS = (
+        "run_link",
+        "tenant",
+        "seq",
+        "type",
+        "step_index",
+        "actor",
+        "created_at",
+        "data_json",
+        "prev_hash",
+        "hash",
+    )
+    readonly_fields = EVENT_FIELDS
+
+    @admin.display(description="run", ordering="run")
+    def run_link(self, event: RunEvent) -> str:
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:runs_run_change", args=[event.run_id]),
+            event.run.goal[:60] or event.run_id,
+        )
+
+    @admin.display(description="hash")
+    def short_hash(self, event: RunEvent) -> str:
+        return event.hash[:12]
+
+    @admin.display(description="data")
+    def data_json(self, event: RunEvent) -> str:
+        return pretty_json(event.data)

@@ -24,7 +24,7 @@ CSRF_TRUSTED_ORIGINS = [o for o in env_str("TWIN_CSRF_TRUSTED_ORIGINS", "").spli
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "twin_site.apps.TwinAdminConfig",  # django.contrib.admin, with auditors let in (read-only)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
