@@ -140,7 +140,7 @@ class ApprovalAdmin(ReadOnlyAudit, admin.ModelAdmin):
             "The decision",
             {
                 "fields": [
-                    "decided_by",
+                    "decider",
                     "token_name",
                     "channel",
                     "decided_at",
@@ -156,7 +156,7 @@ class ApprovalAdmin(ReadOnlyAudit, admin.ModelAdmin):
     ]
     readonly_fields = (
         "run_link",
-        "tenant",
+        "tenant_slug",
         "step",
         "action",
         "cause",
@@ -173,7 +173,7 @@ class ApprovalAdmin(ReadOnlyAudit, admin.ModelAdmin):
         "shot",
         "screenshot_sha256",
         "text",
-        "decided_by",
+        "decider",
         "token_name",
         "channel",
         "decided_at",
@@ -192,6 +192,10 @@ class ApprovalAdmin(ReadOnlyAudit, admin.ModelAdmin):
             reverse("admin:runs_run_change", args=[approval.run_id]),
             approval.run.goal[:60] or approval.run_id,
         )
+
+    @admin.display(description="decided by")
+    def decider(self, approval: Approval) -> str:
+        return approval.decided_by.get_username() if approval.decided_by else "—"
 
     @admin.display(description="step")
     def step(self, approval: Approval) -> str:

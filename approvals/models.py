@@ -37,11 +37,11 @@ class ApprovalStatus(models.TextChoices):
 
 
 class Channel(models.TextChoices):
-    API = "api"
-    DASHBOARD = "dashboard"
+    API = "api", "API"
+    DASHBOARD = "dashboard", "Dashboard"
     TAKEOVER = "takeover", "Take over"
     LINK = "link", "Decision link"
-    SYSTEM = "system"
+    SYSTEM = "system", "System (expiry)"
 
 
 class Approval(models.Model):

@@ -68,12 +68,12 @@ class RunAdmin(ReadOnlyAudit, admin.ModelAdmin):
     inlines = [StepInline]
     fields = RUN_FIELDS = (
         "id",
-        "tenant",
+        "tenant_slug",
         "goal",
         "url",
         "status",
         "progress",
-        "created_by",
+        "starter",
         "created_at",
         "started_at",
         "finished_at",
@@ -89,6 +89,10 @@ class RunAdmin(ReadOnlyAudit, admin.ModelAdmin):
     @admin.display(description="goal", ordering="goal")
     def goal_short(self, run: Run) -> str:
         return (run.goal or "(no goal)")[:80]
+
+    @admin.display(description="started by")
+    def starter(self, run: Run) -> str:
+        return run.created_by.get_username() if run.created_by else "—"
 
     @admin.display(description="step")
     def progress(self, run: Run) -> str:
@@ -202,11 +206,11 @@ class RunEventAdmin(ReadOnlyAudit, admin.ModelAdmin):
     ordering = ["-id"]
     fields = EVENT_FIELDS = (
         "run_link",
-        "tenant",
+        "tenant_slug",
         "seq",
         "type",
         "step_index",
-        "actor",
+        "actor_name",
         "created_at",
         "data_json",
         "prev_hash",
@@ -221,6 +225,10 @@ class RunEventAdmin(ReadOnlyAudit, admin.ModelAdmin):
             reverse("admin:runs_run_change", args=[event.run_id]),
             event.run.goal[:60] or event.run_id,
         )
+
+    @admin.display(description="actor")
+    def actor_name(self, event: RunEvent) -> str:
+        return event.actor.get_username() if event.actor else "—"
 
     @admin.display(description="hash")
     def short_hash(self, event: RunEvent) -> str:

@@ -22,6 +22,7 @@ def dashboard(request: HttpRequest) -> dict[str, Any]:
         .order_by("tenant__slug"),
         "is_approver": access.membership.allows(Role.APPROVER),
         "is_operator": access.membership.allows(Role.OPERATOR),
+        "is_auditor": access.membership.role == Role.AUDITOR or access.user.is_staff,
         # Counted when a template shows it (the navigation bar of full pages), once: not for partials.
         "pending_count": cache(
             Approval.objects.filter(tenant=access.tenant, status=ApprovalStatus.PENDING).count

@@ -95,6 +95,13 @@ class ReadOnlyAudit:
             return queryset
         return queryset.filter(**{f"{self.tenant_path}__in": tenants})
 
+    @admin.display(description="tenant")
+    def tenant_slug(self, obj: Any) -> str:
+        value = obj
+        for part in self.tenant_path.split("__"):
+            value = getattr(value, part)
+        return str(value.slug)
+
     def get_actions(self, request: HttpRequest) -> Any:
         actions = super().get_actions(request)  # type: ignore[misc]
         actions.pop("delete_selected", None)
