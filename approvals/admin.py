@@ -109,7 +109,7 @@ class ApprovalAdmin(ReadOnlyAudit, admin.ModelAdmin):
             {
                 "fields": [
                     "run_link",
-                    "tenant",
+                    "tenant_slug",
                     "step",
                     "action",
                     "cause",
