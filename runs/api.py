@@ -148,6 +148,7 @@ class RunsView(APIView):
                 url=data["url"],
                 steps=data["steps"],
                 params=data["params"],
+                record_video=data["record_video"],
             )
         except ProgramInvalid as exc:
             raise ApiError(

@@ -48,6 +48,9 @@ class Run(models.Model):
     program = models.JSONField(help_text="The validated step program.")
     step_total = models.PositiveIntegerField(default=0, help_text="How many steps the program has.")
     params = models.JSONField(default=dict, blank=True)
+    record_video = models.BooleanField(
+        default=True, help_text="Record the session video (when TWIN_VIDEO is on)."
+    )
     status = models.CharField(max_length=32, choices=RunStatus.choices, default=RunStatus.QUEUED)
     current_step = models.PositiveIntegerField(default=0, help_text="1-based index of the step at hand.")
     resumed_from = models.PositiveIntegerField(null=True, blank=True)

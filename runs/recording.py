@@ -227,7 +227,7 @@ class Recorder:
 
 def start_recording(run: Any, target_id: str) -> Recorder | None:
     """A recorder on the run's page, or None when recording is off or the page has no endpoint."""
-    if not settings.TWIN_VIDEO:
+    if not settings.TWIN_VIDEO or not run.record_video:
         return None
     from .browser import page_ws_url
 

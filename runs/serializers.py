@@ -80,6 +80,7 @@ class RunSerializer(serializers.ModelSerializer[Run]):
             "outputs",
             "params",
             "error",
+            "record_video",
             "video_url",
             "created_at",
             "updated_at",
@@ -119,6 +120,11 @@ class RunCreateSerializer(serializers.Serializer[Any]):
     steps = serializers.JSONField(required=False)
     skill = serializers.CharField(required=False)
     params = serializers.DictField(required=False, default=dict)
+    record_video = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="false: no session video for this run (e.g. a sensitive flow).",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "skill" not in attrs and "steps" not in attrs:

@@ -34,7 +34,14 @@ class RunConflict(Exception):
 
 
 def run_create(
-    *, tenant: Tenant, created_by: Any, goal: str, url: str, steps: Any, params: dict[str, Any] | None = None
+    *,
+    tenant: Tenant,
+    created_by: Any,
+    goal: str,
+    url: str,
+    steps: Any,
+    params: dict[str, Any] | None = None,
+    record_video: bool = True,
 ) -> Run:
     """Validate the program up front (every problem at once), store the run, queue it."""
     problems = validate_program(steps, params=params, secret_names=secret_names(tenant_id=tenant.pk))
@@ -54,6 +61,7 @@ def run_create(
             url=url,
             program=steps,
             params=params or {},
+            record_video=record_video,
         )
         Step.objects.bulk_create(
             Step(run=run, index=i, action=step["action"], label=describe(step)[:300])

@@ -105,10 +105,14 @@ def test_a_run_with_a_pause_makes_one_video_with_the_pause_cut_out(alice, site, 
     assert body["video_url"].endswith(f"/api/runs/{run['id']}/video")
 
 
-def test_recording_off_records_nothing_and_the_run_still_works(alice, site, worker, settings):
-    settings.TWIN_VIDEO = False  # this process enqueues no finalize; the worker still records
-    run = start_run(alice, [{"action": "goto", "url": site.url("/colors")}])
+def test_a_run_started_without_video_records_nothing_and_still_works(alice, site, worker):
+    run = start_run(alice, [{"action": "goto", "url": site.url("/colors")}], record_video=False)
+
     assert run["status"] == "completed"
+    assert run["record_video"] is False
+    time.sleep(1.0)  # a video would be made by now
+    assert not Recording.objects.filter(run_id=run["id"]).exists()
+    assert not VideoSegment.objects.filter(run_id=run["id"]).exists()
     assert alice.get(f"/api/runs/{run['id']}").json()["video_url"] is None
 
 
