@@ -5,7 +5,7 @@ this prints them in sequence, then how long each took and whether it ran to the 
 
 Usage:  .venv/bin/python bench/run_all.py [NAME ...] [--with-parked-memory]
         NAME is one of: resume_latency, resume_vs_replay, executor_overhead, parked_runs,
-        dashboard_pages (PostgreSQL at 127.0.0.1:5432), live_latency
+        dashboard_pages (PostgreSQL at 127.0.0.1:5432), live_latency, video_overhead
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ BENCHMARKS = [
     "parked_runs",
     "dashboard_pages",
     "live_latency",
+    "video_overhead",
 ]
 
 

@@ -643,7 +643,12 @@ class _Handler(BaseHTTPRequestHandler):
             " f.action = '/later'; f.innerHTML = '<button id=\"late\" type=\"submit\">Late</button>';"
             f" document.getElementById('spot').appendChild(f); }}, {ms});"
         )
-        self._html(_page("Later", '<h1>Later</h1>\n<div id="spot"></div>', script=script))
+        # ?anim=1: an animation plays meanwhile (for recording benchmarks: a page that never rests).
+        animated = self.query.get("anim") == "1"
+        body = '<h1>Later</h1>\n<div id="spot"></div>' + (
+            '\n<div class="track"><div id="box"></div></div>' if animated else ""
+        )
+        self._html(_page("Later", body, script=script, style=_ANIM_STYLE if animated else ""))
 
     def later_submit(self) -> None:
         self._body()
