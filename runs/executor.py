@@ -569,7 +569,7 @@ class Execution:
             page_text = visible_text(page.evaluate(PAGE_TEXT_JS))
             shot = page.screenshot(type="jpeg", quality=75, timeout=10_000)
         self.checkpoint(run.checkpoint_step)
-        self.stop_recording()  # paused time is not recorded: the next segment starts at the resume
+        self.stop_recording(final=shot)  # paused time is not recorded: the next segment starts at the resume
         approval_id = uuid.uuid4()
         screenshot_path = ""
         if shot:
@@ -625,19 +625,27 @@ class Execution:
             raise Stop()
         enforce_parking_cap()
 
-    def stop_recording(self) -> None:
-        """End this execution's video segment (before the run's status says it paused or ended)."""
+    def stop_recording(self, *, final: bytes | None = None, snapshot: bool = False) -> None:
+        """End this execution's video segment (before the run's status says it paused or ended).
+
+        ``final`` is a picture of the page now; ``snapshot`` takes one (the last change of a page
+        may have sent no screencast frame).
+        """
         recorder, self.recorder = self.recorder, None
-        if recorder is not None:
-            try:
-                recorder.stop()
-            except Exception:
-                log.exception("run %s: could not store its video segment", self.run.pk)
+        if recorder is None:
+            return
+        if snapshot and final is None and self.page is not None:
+            with contextlib.suppress(Exception):
+                final = self.page.screenshot(type="jpeg", quality=settings.TWIN_VIDEO_QUALITY, timeout=3000)
+        try:
+            recorder.stop(final=final)
+        except Exception:
+            log.exception("run %s: could not store its video segment", self.run.pk)
 
     def finish(self) -> None:
         from .states import run_transition
 
-        self.stop_recording()
+        self.stop_recording(snapshot=True)
         run = self.run
         context_id = run.browser_context_id
         won = run_transition(
@@ -656,7 +664,7 @@ class Execution:
     def _fail(self, error: str) -> None:
         from .states import run_transition
 
-        self.stop_recording()
+        self.stop_recording(snapshot=True)
         run = self.run
         context_id = run.browser_context_id
         if run_transition(

@@ -2,8 +2,8 @@
 
 A thread opens its own CDP connection to the run's page (beside Playwright's), starts a
 screencast and appends every JPEG frame, with its time, to a frame log: no encoding while
-the run runs. A still page sends no frames, so the last one holds; a frame is asked for at
-the start when none comes, and the last is repeated at the end. When the execution stops
+the run runs. A still page sends no frames, so the last one holds; a picture is asked for at
+the start, and the executor hands over one of the page as it is at the end. When the execution stops
 (pause, end, failure), the log is stored as a ``VideoSegment`` with the time each step
 started; ``runs.video`` joins a run's segments into one video when the run is over.
 
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"TWINFRM1"
 RECORD = struct.Struct("<dI")  # seconds from the segment's start, JPEG length
-FINAL_FRAME_WAIT = 1.0  # seconds a pause or the end waits for the last picture of the page
 
 
 def write_frame(handle: IO[bytes], t: float, jpeg: bytes) -> None:
@@ -67,6 +66,7 @@ class Recorder:
         self.run = run
         self.ws_url = ws_url
         self.min_gap = 1.0 / fps if fps > 0 else 0.0
+        self.every_nth = max(1, int(60 // fps)) if fps > 0 else 1
         self.quality = quality
         self.marks: list[dict[str, Any]] = []
         self.frames = 0
@@ -79,7 +79,6 @@ class Recorder:
         self._ws: Any = None
         self._ids = itertools.count(1)
         self._snapshots: set[int] = set()
-        self._snapped = threading.Event()
         self._t0 = time.monotonic()
         self.started_at: datetime = timezone.now()
         self._thread = threading.Thread(target=self._loop, name=f"recorder-{run.pk}", daemon=True)
@@ -106,15 +105,23 @@ class Recorder:
                 width, height = settings.TWIN_VIEWPORT
                 self._send(
                     "Page.startScreencast",
-                    {"format": "jpeg", "quality": self.quality, "maxWidth": width, "maxHeight": height},
+                    {
+                        "format": "jpeg",
+                        "quality": self.quality,
+                        "maxWidth": width,
+                        "maxHeight": height,
+                        # Chromium draws up to 60 frames a second; encoding each as a JPEG costs it
+                        # CPU the run needs. Ask only for every Nth: about the frame rate kept.
+                        "everyNthFrame": self.every_nth,
+                    },
                 )
                 # A still page sends no screencast frame: take a picture of how it starts.
                 self.snapshot()
                 while not self._stopping.is_set():
                     try:
-                        raw = ws.recv(timeout=0.2)
-                    except TimeoutError:
-                        continue
+                        raw = ws.recv()
+                    except Exception:  # closed by stop(), or the page went away
+                        break
                     message = json.loads(raw)
                     if message.get("method") == "Page.screencastFrame":
                         params = message["params"]
@@ -125,10 +132,7 @@ class Recorder:
                         if data:
                             self._frame(base64.b64decode(data), force=True)
                         self._snapshots.discard(message["id"])
-                        if not self._snapshots:
-                            self._snapped.set()
-                with contextlib.suppress(Exception):
-                    self._send("Page.stopScreencast")
+
         except Exception as exc:  # the page went away, the browser restarted…: keep what we have
             if not self._stopping.is_set():
                 self.error = f"{type(exc).__name__}: {exc}"[:500]
@@ -156,14 +160,13 @@ class Recorder:
             return
         request_id = next(self._ids)
         self._snapshots.add(request_id)
-        self._snapped.clear()
         with contextlib.suppress(Exception):
             self._ws.send(
                 json.dumps(
                     {
                         "id": request_id,
                         "method": "Page.captureScreenshot",
-                        "params": {"format": "jpeg", "quality": self.quality},
+                        "params": {"format": "jpeg", "quality": self.quality, "optimizeForSpeed": True},
                     }
                 )
             )
@@ -173,15 +176,22 @@ class Recorder:
         """Step ``step_index`` starts now (its chapter in the video)."""
         self.marks.append({"step_index": step_index, "t": round(time.monotonic() - self._t0, 3)})
 
-    def stop(self) -> Any:
-        """Stop, store the segment and return its ``VideoSegment`` (None when it has no frames)."""
+    def stop(self, final: bytes | None = None) -> Any:
+        """Stop, store the segment and return its ``VideoSegment`` (None when it has no frames).
+
+        ``final``: a picture of the page as it is now (the executor takes one), so the segment
+        ends with it even when the last change sent no screencast frame.
+        """
         from .models import Recording, RecordingStatus, VideoSegment
 
-        # The page as it is now, whether or not it repainted since the last frame.
-        if self._thread.is_alive() and self._ws is not None:
-            self.snapshot()
-            self._snapped.wait(timeout=FINAL_FRAME_WAIT)
+        if final:
+            self._frame(final, force=True)
         self._stopping.set()
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                self._send("Page.stopScreencast")
+            with contextlib.suppress(Exception):
+                self._ws.close()  # ends the thread's recv() at once
         self._thread.join(timeout=3)
         duration = time.monotonic() - self._t0
         ended_at = self.started_at + timedelta(seconds=duration)
