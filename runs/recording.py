@@ -102,19 +102,7 @@ class Recorder:
         try:
             with connect(self.ws_url, **options) as ws:
                 self._ws = ws
-                width, height = settings.TWIN_VIEWPORT
-                self._send(
-                    "Page.startScreencast",
-                    {
-                        "format": "jpeg",
-                        "quality": self.quality,
-                        "maxWidth": width,
-                        "maxHeight": height,
-                        # Chromium draws up to 60 frames a second; encoding each as a JPEG costs it
-                        # CPU the run needs. Ask only for every Nth: about the frame rate kept.
-                        "everyNthFrame": self.every_nth,
-                    },
-                )
+                self._start_screencast()
                 # A still page sends no screencast frame: take a picture of how it starts.
                 self.snapshot()
                 while not self._stopping.is_set():
@@ -154,6 +142,21 @@ class Recorder:
 
     _pending: tuple[float, bytes] | None = None
 
+    def _start_screencast(self) -> None:
+        width, height = settings.TWIN_VIEWPORT
+        self._send(
+            "Page.startScreencast",
+            {
+                "format": "jpeg",
+                "quality": self.quality,
+                "maxWidth": width,
+                "maxHeight": height,
+                # Chromium draws up to 60 frames a second; encoding each as a JPEG costs it CPU
+                # the run needs. Ask only for every Nth: about the frame rate kept.
+                "everyNthFrame": self.every_nth,
+            },
+        )
+
     def snapshot(self) -> None:
         """Ask for a picture of the page now (answered in the recording thread)."""
         if self._ws is None:
@@ -175,6 +178,11 @@ class Recorder:
     def mark(self, step_index: int) -> None:
         """Step ``step_index`` starts now (its chapter in the video)."""
         self.marks.append({"step_index": step_index, "t": round(time.monotonic() - self._t0, 3)})
+        # A navigation can swap the page's renderer, and the screencast sometimes stays behind
+        # with the old one: asking again is cheap and idempotent.
+        if self._ws is not None and step_index > 1:
+            with contextlib.suppress(Exception):
+                self._start_screencast()
 
     def stop(self, final: bytes | None = None) -> Any:
         """Stop, store the segment and return its ``VideoSegment`` (None when it has no frames).
