@@ -342,7 +342,7 @@ class Execution:
             attempts=F("attempts") + 1,
         )
         if self.recorder is not None:
-            self.recorder.mark(index)
+            self.recorder.mark(index, step["action"])
         try:
             try:
                 self.perform(step, answers)

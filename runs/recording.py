@@ -175,14 +175,17 @@ class Recorder:
             )
 
     # -- the executor's side ------------------------------------------------------------------------
-    def mark(self, step_index: int) -> None:
+    def mark(self, step_index: int, action: str = "") -> None:
         """Step ``step_index`` starts now (its chapter in the video)."""
         self.marks.append({"step_index": step_index, "t": round(time.monotonic() - self._t0, 3)})
-        # A navigation can swap the page's renderer, and the screencast sometimes stays behind
-        # with the old one: asking again is cheap and idempotent.
-        if self._ws is not None and step_index > 1:
+        # A navigation to another site swaps the page's renderer, and the screencast sometimes
+        # stays behind with the old one: after a goto, ask for it again (idempotent).
+        if self._ws is not None and self._after_goto:
             with contextlib.suppress(Exception):
                 self._start_screencast()
+        self._after_goto = action == "goto"
+
+    _after_goto = False
 
     def stop(self, final: bytes | None = None) -> Any:
         """Stop, store the segment and return its ``VideoSegment`` (None when it has no frames).
