@@ -49,6 +49,18 @@ def csv_cell(value: Any) -> str:
     return "'" + text if text[:1] in {"=", "+", "-", "@", "\t", "\r"} else text
 
 
+def input_summary(approval: Approval) -> str:
+    """What is kept of a supplied input: that it was supplied, its length, whether it matched."""
+    if not approval.input_supplied:
+        return ""
+    summary = f"supplied: {approval.input_length} characters"
+    if approval.input_matched_pattern is True:
+        summary += ", matched the pattern"
+    elif approval.input_matched_pattern is False:
+        summary += ", did not match the pattern"
+    return summary + " (the value is not kept)"
+
+
 class ExportForm(forms.Form):
     start = forms.DateField(label="From (UTC date)", widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label="To (UTC date, included)", widget=forms.DateInput(attrs={"type": "date"}))
@@ -128,10 +140,10 @@ class ApprovalAdmin(ReadOnlyAudit, admin.ModelAdmin):
                     "prompt",
                     "options",
                     "pattern",
-                    "page_url",
+                    "page_address",
                     "page_title",
                     "shot",
-                    "screenshot_sha256",
+                    "shot_sha256",
                     "text",
                 ]
             },
@@ -141,11 +153,11 @@ class ApprovalAdmin(ReadOnlyAudit, admin.ModelAdmin):
             {
                 "fields": [
                     "decider",
-                    "token_name",
+                    "api_token",
                     "channel",
                     "decided_at",
-                    "decided_ip",
-                    "decided_user_agent",
+                    "ip_address",
+                    "user_agent",
                     "choice",
                     "note",
                     "input_record",
@@ -168,17 +180,17 @@ class ApprovalAdmin(ReadOnlyAudit, admin.ModelAdmin):
         "prompt",
         "options",
         "pattern",
-        "page_url",
+        "page_address",
         "page_title",
         "shot",
-        "screenshot_sha256",
+        "shot_sha256",
         "text",
         "decider",
-        "token_name",
+        "api_token",
         "channel",
         "decided_at",
-        "decided_ip",
-        "decided_user_agent",
+        "ip_address",
+        "user_agent",
         "choice",
         "note",
         "input_record",
@@ -215,14 +227,31 @@ class ApprovalAdmin(ReadOnlyAudit, admin.ModelAdmin):
 
     @admin.display(description="visible text of the page")
     def text(self, approval: Approval) -> str:
-        return format_html('<div class="twin-page-text">{}</div>', approval.page_text or "—")
+        return format_html('<pre class="twin-page-text">{}</pre>', approval.page_text or "—")
+
+    @admin.display(description="page URL")
+    def page_address(self, approval: Approval) -> str:
+        return approval.page_url or "—"
+
+    @admin.display(description="screenshot SHA-256")
+    def shot_sha256(self, approval: Approval) -> str:
+        return approval.screenshot_sha256 or "—"
+
+    @admin.display(description="API token")
+    def api_token(self, approval: Approval) -> str:
+        return approval.token_name or "—"
+
+    @admin.display(description="IP address")
+    def ip_address(self, approval: Approval) -> str:
+        return approval.decided_ip or "—"
+
+    @admin.display(description="user agent")
+    def user_agent(self, approval: Approval) -> str:
+        return approval.decided_user_agent or "—"
 
     @admin.display(description="input")
     def input_record(self, approval: Approval) -> str:
-        if not approval.input_supplied:
-            return "—"
-        matched = ", matched the pattern" if approval.input_matched_pattern else ""
-        return f"supplied: {approval.input_length} characters{matched} (the value is not kept)"
+        return input_summary(approval) or "—"
 
     @admin.display(description="trail")
     def events_link(self, approval: Approval) -> str:
@@ -294,7 +323,7 @@ class ApprovalAdmin(ReadOnlyAudit, admin.ModelAdmin):
                 "kind": a.kind,
                 "decision": a.status,
                 "choice": a.choice,
-                "input": f"supplied, {a.input_length} characters" if a.input_supplied else "",
+                "input": input_summary(a),
                 "decided_by": a.decided_by.get_username() if a.decided_by else "",
                 "token_name": a.token_name,
                 "channel": a.channel,

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from typing import Any
 
 from django.contrib import admin
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
-from django.template.loader import render_to_string
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from twin_site.admin_site import AuditedTenantFilter, ReadOnlyAudit
@@ -79,6 +81,7 @@ class RunAdmin(ReadOnlyAudit, admin.ModelAdmin):
         "finished_at",
         "error",
         "trail",
+        "pauses",
         "video",
         "outputs_json",
         "program_json",
@@ -124,13 +127,51 @@ class RunAdmin(ReadOnlyAudit, admin.ModelAdmin):
         recording = ready_recording(run)
         if recording is None:
             return "—"
-        return render_to_string(
-            "runs/_video.html",
+        video_url = reverse("admin:runs_run_video", args=[run.pk])
+        try:
+            template = get_template("runs/_video.html")
+        except TemplateDoesNotExist:  # the dashboard's player is optional here: a plain one will do
+            return format_html('<video controls preload="metadata" src="{}"></video>', video_url)
+        return template.render(
             {
                 "recording": recording,
-                "video_url": reverse("admin:runs_run_video", args=[run.pk]),
+                "video_url": video_url,
                 "chapters_url": reverse("admin:runs_run_video_chapters", args=[run.pk]),
-            },
+            }
+        )
+
+    @admin.display(description="pauses")
+    def pauses(self, run: Run) -> str:
+        approvals = list(run.approvals.select_related("decided_by").order_by("created_at"))
+        if not approvals:
+            return "—"
+        rows = []
+        for a in approvals:
+            page = reverse("admin:approvals_approval_change", args=[a.pk])
+            shot = (
+                format_html(
+                    '<img src="{}" alt="The page at step {}" loading="lazy">',
+                    reverse("admin:approvals_approval_screenshot", args=[a.pk]),
+                    a.step_index,
+                )
+                if a.screenshot
+                else "no screenshot"
+            )
+            decided = (
+                f"{a.get_status_display()} by {a.decided_by.get_username() if a.decided_by else '—'}"
+                f" ({a.get_channel_display() or '—'}), {a.decided_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+                if a.decided_at
+                else a.get_status_display()
+            )
+            rows.append((page, shot, page, a.step_index, a.step_count, a.get_trigger_display(), decided))
+        return format_html(
+            '<table class="twin-pauses"><tbody>{}</tbody></table>',
+            format_html_join(
+                "",
+                '<tr><td class="twin-thumb"><a href="{}">{}</a></td>'
+                '<td><a href="{}">Step {} of {}: {}</a><br>{}</td></tr>',
+                rows,
+            ),
         )
 
     @admin.display(description="outputs")
@@ -172,11 +213,15 @@ class RunAdmin(ReadOnlyAudit, admin.ModelAdmin):
         js = ["twin/video.js"]
 
 
+class StepTenantFilter(AuditedTenantFilter):
+    tenant_path = "run__tenant"
+
+
 @admin.register(Step)
 class StepAdmin(ReadOnlyAudit, admin.ModelAdmin):
     tenant_path = "run__tenant"
     list_display = ["run", "index", "action", "label", "status", "attempts", "started_at", "finished_at"]
-    list_filter = ["status", "action"]
+    list_filter = [StepTenantFilter, "status", "action"]
     search_fields = ["run__goal", "label"]
     list_select_related = ["run"]
     readonly_fields = (

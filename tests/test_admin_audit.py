@@ -95,7 +95,13 @@ def test_the_trail_pages_render_for_an_auditor_with_what_was_seen_and_decided(ac
     )
     assert "sealed_input" not in shown and "checkpoint" not in pages["run"].content.decode()
     assert str(run.pk) in pages["search"].content.decode()  # found by the approver's name
-    assert f"/admin/runs/runevent/?run__id__exact={run.pk}" in pages["run"].content.decode()
+    run_page = pages["run"].content.decode()
+    assert f"/admin/runs/runevent/?run__id__exact={run.pk}" in run_page
+    assert f"/admin/approvals/approval/{approval.pk}/change/" in run_page  # its pauses, linked
+    assert f'<img src="/admin/approvals/approval/{approval.pk}/screenshot/"' in run_page  # thumbnail
+    assert "Step 2 of 3: Approval" in run_page and "Rejected by alice (API)" in run_page
+    assert f"/admin/runs/run/{run.pk}/change/" in pages["event"].content.decode()
+    assert f"/admin/runs/runevent/?run__id__exact={run.pk}" in shown
     assert ada.get(f"/admin/approvals/approval/{approval.pk}/screenshot/").getvalue() == b"\xff\xd8acme-shot"
 
 
@@ -107,6 +113,17 @@ def test_an_auditor_sees_nothing_of_another_tenant(acme_trail):
     assert ada.get(f"/admin/runs/run/{other.pk}/change/").status_code in {302, 404}
     assert ada.get(f"/admin/approvals/approval/{other_approval.pk}/screenshot/").status_code == 404
     assert "globex" not in ada.get("/admin/runs/run/").content.decode()
+    assert ada.get(f"/admin/approvals/approval/{other_approval.pk}/change/").status_code in {302, 404}
+    other_event = RunEvent.objects.filter(run=other).first()
+    other_step = Step.objects.filter(run=other).first()
+    assert other_event is not None and other_step is not None
+    assert ada.get(f"/admin/runs/runevent/{other_event.pk}/change/").status_code in {302, 404}
+    assert ada.get(f"/admin/runs/step/{other_step.pk}/change/").status_code in {302, 404}
+    for listing in ("/admin/approvals/approval/", "/admin/runs/runevent/", "/admin/runs/step/"):
+        assert str(other.pk) not in ada.get(listing).content.decode()
+    # Asking for the other tenant through the filter gives nothing either.
+    filtered = ada.get(f"/admin/runs/run/?tenant={other.tenant_id}").content.decode()
+    assert str(other.pk) not in filtered
 
 
 @pytest.mark.parametrize("who", ["auditor", "superuser"])
@@ -120,11 +137,21 @@ def test_changes_and_deletes_are_refused_even_when_crafted(acme_trail, who):
     run, approval = acme_trail["run"], acme_trail["approval"]
     event = RunEvent.objects.filter(run=run).first()
     assert event is not None
-    before = (
-        Run.objects.get(pk=run.pk).status,
-        RunEvent.objects.count(),
-        Approval.objects.get(pk=approval.pk).note,
-    )
+    step = Step.objects.filter(run=run).first()
+    assert step is not None
+
+    def state() -> tuple[Any, ...]:
+        return (
+            Run.objects.get(pk=run.pk).status,
+            Run.objects.get(pk=run.pk).goal,
+            RunEvent.objects.count(),
+            Approval.objects.count(),
+            Approval.objects.get(pk=approval.pk).note,
+            Step.objects.count(),
+            Step.objects.get(pk=step.pk).status,
+        )
+
+    before = state()
 
     answers = [
         client.post(f"/admin/runs/run/{run.pk}/change/", {"goal": "rewritten", "status": "completed"}),
@@ -132,21 +159,23 @@ def test_changes_and_deletes_are_refused_even_when_crafted(acme_trail, who):
         client.post(f"/admin/runs/runevent/{event.pk}/change/", {"type": "run.completed"}),
         client.post(f"/admin/runs/runevent/{event.pk}/delete/", {"post": "yes"}),
         client.post(f"/admin/approvals/approval/{approval.pk}/change/", {"note": "nothing happened"}),
+        client.post(f"/admin/approvals/approval/{approval.pk}/delete/", {"post": "yes"}),
+        client.post(f"/admin/runs/step/{step.pk}/change/", {"status": "failed"}),
+        client.post(f"/admin/runs/step/{step.pk}/delete/", {"post": "yes"}),
         client.post("/admin/runs/run/add/", {"goal": "forged"}),
+        client.post("/admin/approvals/approval/add/", {"prompt": "forged"}),
         client.post(
             "/admin/runs/runevent/",
             {"action": "delete_selected", "_selected_action": [event.pk], "post": "yes"},
         ),
     ]
 
-    assert [a.status_code for a in answers[:6]] == [403] * 6
-    assert answers[6].status_code in {200, 302}  # no such action: the list is shown again
-    after = (
-        Run.objects.get(pk=run.pk).status,
-        RunEvent.objects.count(),
-        Approval.objects.get(pk=approval.pk).note,
-    )
-    assert after == before
+    assert [a.status_code for a in answers[:-1]] == [403] * (len(answers) - 1)
+    assert answers[-1].status_code in {200, 302}  # no such action: the list is shown again
+    assert state() == before
+    for url in ("/admin/runs/run/", "/admin/approvals/approval/", "/admin/runs/runevent/"):
+        page = client.get(url).content.decode()
+        assert 'value="delete_selected"' not in page and f'href="{url}add/"' not in page
 
 
 def test_people_without_staff_or_auditor_rights_cannot_enter(acme_trail, bob):
@@ -212,3 +241,37 @@ def test_the_run_page_embeds_its_video_served_in_ranges(acme_trail):
     assert part.getvalue() == data[:100]
     assert "WEBVTT" in ada.get(f"/admin/runs/run/{run.pk}/video/chapters.vtt").content.decode()
     video_storage().delete(stored)
+
+
+def test_cells_a_spreadsheet_would_run_get_an_apostrophe_and_inputs_only_their_length():
+    from approvals.admin import csv_cell, input_summary
+
+    assert [csv_cell(v) for v in ("=1+1", "+1", "-2", "@SUM(A1)", "\tx", "ok", None, 3)] == [
+        "'=1+1",
+        "'+1",
+        "'-2",
+        "'@SUM(A1)",
+        "'\tx",
+        "ok",
+        "",
+        "3",
+    ]
+    code = Approval(input_supplied=True, input_length=6, input_matched_pattern=True, sealed_input="x")
+    assert input_summary(code) == "supplied: 6 characters, matched the pattern (the value is not kept)"
+    assert input_summary(Approval(input_supplied=False)) == ""
+
+
+def test_staff_keep_the_tenant_admin_and_see_no_trail_without_the_permission(acme_trail):
+    user_model = get_user_model()
+    user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
+    user_model.objects.create_user("sam", password=PASSWORD, is_staff=True)
+    root, sam = Client(), Client()
+    root.login(username="root", password=PASSWORD)
+    sam.login(username="sam", password=PASSWORD)
+
+    for url in ("/admin/tenants/tenant/", "/admin/tenants/apitoken/", "/admin/runs/run/"):
+        assert root.get(url).status_code == 200, url
+    assert str(acme_trail["other"].pk) in root.get("/admin/runs/run/").content.decode()  # all tenants
+    assert sam.get("/admin/").status_code == 200
+    assert sam.get("/admin/runs/run/").status_code == 403
+    assert sam.get(f"/admin/approvals/approval/{acme_trail['approval'].pk}/screenshot/").status_code == 404

@@ -51,6 +51,8 @@ class TwinAdminSite(admin.AdminSite):
     site_title = "Twin admin"
     index_title = "Runs, pauses and what was decided"
     login_form = AuditorLoginForm
+    # The trail's lists are wide (and an auditor has four of them, linked from every page).
+    enable_nav_sidebar = False
 
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user

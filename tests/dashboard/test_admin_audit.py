@@ -61,7 +61,19 @@ def test_an_auditor_follows_a_decision_from_the_list_to_its_run(
     video = page.locator("#video-player")
     expect(video).to_be_visible(timeout=LIVE_TIMEOUT_MS)
     page.wait_for_function("document.getElementById('video-player').readyState >= 1")
+    chapter = page.locator("#run-video [data-step='3']")  # the chapters seek here as well
+    target = float(chapter.get_attribute("data-seek") or "0")
+    chapter.click()
+    page.wait_for_function(f"Math.abs(document.getElementById('video-player').currentTime - {target}) < 0.6")
+    page.evaluate("document.getElementById('video-player').pause()")
+    page.mouse.move(0, 0)
+    page.wait_for_function("document.getElementById('video-player').readyState >= 3")
+    page.wait_for_timeout(1500)  # the player's spinner fades out slowly after play() and pause()
     expect(page.locator(".inline-group")).to_contain_text("assert_text")
+    thumb = page.locator(".twin-pauses img")  # the pause, with its screenshot, links to its page
+    expect(thumb).to_have_count(1)
+    assert page.evaluate("(img) => img.complete && img.naturalWidth", thumb.element_handle()) > 100
+    expect(page.locator(".twin-pauses")).to_contain_text("Approved by alice (API)")
     shoot(page, "admin-run")
 
     page.get_by_role("link", name=re.compile(r"\d+ events")).click()
