@@ -10,6 +10,7 @@ from runs import views as run_views
 from tenants import views as tenant_views
 from vault.api import SecretDetailView, SecretsView
 from webhooks import api as webhooks_api
+from webhooks import views as webhook_views
 
 handler404 = "twin_site.views.not_found"
 handler500 = "twin_site.views.server_error"
@@ -31,6 +32,16 @@ urlpatterns = [
     path("runs/<uuid:pk>/live", run_views.run_live, name="run-live"),
     path("runs/<uuid:pk>/video", run_views.run_video, name="run-video"),
     path("runs/<uuid:pk>/video/chapters.vtt", run_views.run_video_chapters, name="run-video-chapters"),
+    path("webhooks/", webhook_views.endpoint_list, name="webhooks"),
+    path("webhooks/<uuid:pk>/", webhook_views.endpoint_detail, name="webhook"),
+    path("webhooks/<uuid:pk>/enabled", webhook_views.endpoint_enabled, name="webhook-enabled"),
+    path("webhooks/<uuid:pk>/rotate-secret", webhook_views.endpoint_rotate, name="webhook-rotate"),
+    path("webhooks/<uuid:pk>/delete", webhook_views.endpoint_delete_view, name="webhook-delete"),
+    path(
+        "webhooks/<uuid:pk>/deliveries/<uuid:delivery_id>/redeliver",
+        webhook_views.delivery_redeliver_view,
+        name="webhook-redeliver",
+    ),
     path("admin/", admin.site.urls),
     # The API
     path("api/runs", runs_api.runs_endpoint, name="api-runs"),

@@ -135,6 +135,11 @@ def endpoint_rotate_secret(*, endpoint: Endpoint, actor: Any = None) -> str:
     return secret
 
 
+def endpoint_delete(*, endpoint: Endpoint, actor: Any = None) -> None:
+    """Delete the endpoint with its messages and their attempts (nothing more is sent to it)."""
+    endpoint.delete()
+
+
 def _user(actor: Any) -> Any:
     return actor if getattr(actor, "pk", None) else None
 
