@@ -187,6 +187,9 @@ def test_redeliver_sends_the_same_message_again_under_the_same_webhook_id(
     page = main_of(client.get(f"/webhooks/{endpoint.pk}/"))
     assert delivery.message_id in page and "Redeliver" in page
     assert f'href="/runs/{run["id"]}/"' in page
+    live = client.get(f"/webhooks/{endpoint.pk}/", HTTP_HX_REQUEST="true").content.decode()
+    assert '<section id="deliveries"' in live and "<html" not in live
+    assert 'id="endpoint-facts" class="facts" hx-swap-oob="true"' in live  # the facts come along
 
     again = client.post(f"/webhooks/{endpoint.pk}/deliveries/{delivery.pk}/redeliver", follow=True)
 

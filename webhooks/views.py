@@ -158,7 +158,8 @@ def endpoint_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     endpoint = _endpoint(request, pk)
     context = _detail_context(request, endpoint)
     if request.htmx:  # type: ignore[attr-defined]
-        return render(request, "webhooks/detail.html#deliveries", context)
+        # The endpoint's facts (state, failures, last success) come along, swapped out of band.
+        return render(request, "webhooks/detail.html#deliveries", {**context, "oob": True})
     return render(request, "webhooks/detail.html", context)
 
 
