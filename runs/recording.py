@@ -35,6 +35,9 @@ from .media import video_storage
 
 log = logging.getLogger(__name__)
 
+# Chromium sends a frame as soon as a screencast starts; ask for a picture if none came by then.
+FIRST_FRAME_WAIT = 0.3
+
 MAGIC = b"TWINFRM1"
 RECORD = struct.Struct("<dI")  # seconds from the segment's start, JPEG length
 
@@ -66,7 +69,6 @@ class Recorder:
         self.run = run
         self.ws_url = ws_url
         self.min_gap = 1.0 / fps if fps > 0 else 0.0
-        self.every_nth = max(1, int(60 // fps)) if fps > 0 else 1
         self.quality = quality
         self.marks: list[dict[str, Any]] = []
         self.frames = 0
@@ -74,7 +76,9 @@ class Recorder:
         self._file = tempfile.NamedTemporaryFile(prefix="twin-segment-", suffix=".frames", delete=False)  # noqa: SIM115
         self._file.write(MAGIC)
         self._lock = threading.Lock()
-        self._last: tuple[float, bytes] | None = None
+        self._last: tuple[float, bytes] | None = None  # time of the last frame written, newest picture
+        self._pending: tuple[float, bytes] | None = None  # a newer picture held back by the frame-rate cap
+        self._asked_first = False
         self._stopping = threading.Event()
         self._ws: Any = None
         self._ids = itertools.count(1)
@@ -103,11 +107,12 @@ class Recorder:
             with connect(self.ws_url, **options) as ws:
                 self._ws = ws
                 self._start_screencast()
-                # A still page sends no screencast frame: take a picture of how it starts.
-                self.snapshot()
                 while not self._stopping.is_set():
                     try:
-                        raw = ws.recv()
+                        raw = ws.recv(timeout=self._next_tick())
+                    except TimeoutError:
+                        self._tick()
+                        continue
                     except Exception:  # closed by stop(), or the page went away
                         break
                     message = json.loads(raw)
@@ -122,25 +127,57 @@ class Recorder:
                         self._snapshots.discard(message["id"])
 
         except Exception as exc:  # the page went away, the browser restarted…: keep what we have
-            if not self._stopping.is_set():
+            if self._ws is None or not self._stopping.is_set():  # (else: closed by stop())
                 self.error = f"{type(exc).__name__}: {exc}"[:500]
                 log.info("recording of run %s stopped: %s", self.run.pk, self.error)
 
-    def _frame(self, jpeg: bytes, *, at: float | None = None, force: bool = False) -> None:
-        t = time.monotonic() - self._t0 if at is None else at
+    def _now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def _frame(self, jpeg: bytes, *, force: bool = False) -> None:
+        """A picture of the page now: written, or held back until the frame-rate cap allows."""
+        t = self._now()
         with self._lock:
             if self._file.closed:
                 return
-            if not force and self._last is not None and t - self._last[0] < self.min_gap:
-                self._last = (self._last[0], jpeg)  # keep the newest picture for the next slot
+            if self._last is None:
+                self._write(0.0, jpeg)  # the first picture is the page as the segment starts
+            elif force or t - self._last[0] >= self.min_gap:
+                self._write(t, jpeg)  # (a held-back picture is older than this one: dropped)
+            else:
                 self._pending = (t, jpeg)
-                return
-            write_frame(self._file, t, jpeg)
-            self._last = (t, jpeg)
-            self._pending = None
-            self.frames += 1
+                self._last = (self._last[0], jpeg)
 
-    _pending: tuple[float, bytes] | None = None
+    def _write(self, t: float, jpeg: bytes) -> None:
+        """Append a frame (the lock is held)."""
+        t = max(t, self._last[0]) if self._last is not None else t
+        write_frame(self._file, t, jpeg)
+        self._last = (t, jpeg)
+        self._pending = None
+        self.frames += 1
+
+    def _next_tick(self) -> float | None:
+        """How long the thread may wait for a message before it has something to do itself."""
+        with self._lock:
+            if self._pending is not None and self._last is not None:
+                return max(0.0, self._last[0] + self.min_gap - self._now())
+        if self._last is None and not self._asked_first:
+            return max(0.0, FIRST_FRAME_WAIT - self._now())
+        return None
+
+    def _tick(self) -> None:
+        """Write a held-back picture once its slot comes: a page that goes still sends no more
+        frames, so its last change would otherwise be lost. Ask for a first picture if none came."""
+        with self._lock:
+            if self._file.closed:
+                return
+            if self._pending is not None and self._last is not None:
+                if self._now() >= self._last[0] + self.min_gap:
+                    self._write(self._last[0] + self.min_gap, self._pending[1])
+                return
+        if self._last is None and not self._asked_first:
+            self._asked_first = True
+            self.snapshot()
 
     def _start_screencast(self) -> None:
         width, height = settings.TWIN_VIEWPORT
@@ -151,9 +188,10 @@ class Recorder:
                 "quality": self.quality,
                 "maxWidth": width,
                 "maxHeight": height,
-                # Chromium draws up to 60 frames a second; encoding each as a JPEG costs it CPU
-                # the run needs. Ask only for every Nth: about the frame rate kept.
-                "everyNthFrame": self.every_nth,
+                # Every frame: with every Nth, a still page's single repaint (a click's result)
+                # is mostly skipped, and the video would miss what steps did. The rate is capped
+                # here instead, keeping the newest picture.
+                "everyNthFrame": 1,
             },
         )
 
@@ -208,13 +246,15 @@ class Recorder:
         ended_at = self.started_at + timedelta(seconds=duration)
         with self._lock:
             if self._pending is not None:  # the newest picture, held back by the frame-rate cap
-                write_frame(self._file, self._pending[0], self._pending[1])
-                self.frames += 1
-            if self._last is not None:  # the page as it was at the end (a still page sends nothing)
+                self._write(self._pending[0], self._pending[1])
+            if self._last is not None and duration > self._last[0]:
+                # The page as it was at the end (a still page sends nothing).
                 write_frame(self._file, duration, self._last[1])
             self._file.close()
         path = Path(self._file.name)
         try:
+            if self.error:
+                _note_error(self.run.pk, self.error)
             if self.frames == 0:
                 return None
             seq = VideoSegment.objects.filter(run_id=self.run.pk).count() + 1
@@ -246,17 +286,29 @@ class Recorder:
             path.unlink(missing_ok=True)
 
 
+def _note_error(run_id: Any, error: str) -> None:
+    """Keep why (part of) the recording was lost: a video with nothing recorded ends ``failed``."""
+    from .models import Recording, RecordingStatus
+
+    with contextlib.suppress(Exception):
+        Recording.objects.filter(run_id=run_id, status=RecordingStatus.RECORDING).update(error=error[:2000])
+
+
 def start_recording(run: Any, target_id: str) -> Recorder | None:
-    """A recorder on the run's page, or None when recording is off or the page has no endpoint."""
+    """A recorder on the run's page, or None when recording is off or cannot start (logged)."""
     if not settings.TWIN_VIDEO or not run.record_video:
         return None
     from .browser import page_ws_url
+    from .models import Recording, RecordingStatus
 
-    url = page_ws_url(target_id)
-    if url is None:
-        return None
     try:
+        # The run has a video from now on: one with no frames at all ends ``empty``.
+        Recording.objects.get_or_create(run_id=run.pk, defaults={"status": RecordingStatus.RECORDING})
+        url = page_ws_url(target_id)
+        if url is None:
+            raise RuntimeError(f"no CDP endpoint for the page {target_id!r} on this host")
         return Recorder(run, url, fps=settings.TWIN_VIDEO_FPS, quality=settings.TWIN_VIDEO_QUALITY).start()
     except Exception as exc:
         log.warning("could not record run %s: %s", run.pk, exc)
+        _note_error(run.pk, f"{type(exc).__name__}: {exc}")
         return None

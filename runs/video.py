@@ -58,9 +58,10 @@ def recording_finalize(run: Run) -> Recording | None:
         recording = Recording.objects.create(run=run)
     if recording.status in {RecordingStatus.READY, RecordingStatus.PURGED}:
         return recording
-    if not segments:
+    if not segments:  # nothing recorded: the recorder failed (its error is kept) or saw no frame
         Recording.objects.filter(pk=recording.pk).update(
-            status=RecordingStatus.EMPTY, finished_at=timezone.now()
+            status=RecordingStatus.FAILED if recording.error else RecordingStatus.EMPTY,
+            finished_at=timezone.now(),
         )
         recording.refresh_from_db()
         return recording

@@ -11,6 +11,7 @@ import av
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.test import Client
 from django.utils import timezone
 
 from approvals.models import Approval
@@ -18,7 +19,7 @@ from runs.media import video_storage
 from runs.models import Recording, RecordingStatus, Run, RunEvent, VideoSegment
 from runs.recording import MAGIC, read_frames, write_frame
 from runs.video import media_purge
-from tests.conftest import start_run, wait_run, wait_until
+from tests.conftest import Worker, start_run, wait_run, wait_until, worker_env
 from tests.test_state_machine import paused_run
 
 PAUSE_SECONDS = 3.0
@@ -51,6 +52,23 @@ def is_green(rgb: tuple[float, float, float]) -> bool:
     return rgb[1] > 120 and rgb[0] < 80
 
 
+def decoded(recording: Recording) -> tuple[list[tuple[float, tuple[float, float, float]]], float]:
+    """(time, average colour) of every frame of the video, and its duration as the file says."""
+    with video_storage().open(recording.path, "rb") as handle, av.open(handle, mode="r") as container:
+        frames = [(float(f.time or 0), average_rgb(f)) for f in container.decode(video=0)]
+        return frames, float(container.duration or 0) / 1_000_000
+
+
+def streamed(response: Any) -> bytes:
+    return b"".join(response.streaming_content)
+
+
+def signed_in(persona: Any) -> Client:
+    client = Client()
+    client.force_login(persona.user)
+    return client
+
+
 def ready_recording(run_id: str) -> Recording:
     wait_until(
         lambda: Recording.objects.filter(run_id=run_id, status=RecordingStatus.READY).exists(),
@@ -73,9 +91,7 @@ def test_a_run_with_a_pause_makes_one_video_with_the_pause_cut_out(alice, site, 
 
     assert recording.content_type == "video/webm"
     assert VideoSegment.objects.filter(run_id=run["id"]).count() == 2  # before and after the pause
-    with video_storage().open(recording.path, "rb") as handle, av.open(handle, mode="r") as container:
-        frames = [(float(f.time or 0), average_rgb(f)) for f in container.decode(video=0)]
-        duration = float(container.duration or 0) / 1_000_000
+    frames, duration = decoded(recording)
     assert frames, "the video has no frames"
     assert 0.2 < duration < wall - PAUSE_SECONDS + 0.5, (duration, wall)
     assert abs(duration - recording.duration) < 0.5
@@ -103,6 +119,88 @@ def test_a_run_with_a_pause_makes_one_video_with_the_pause_cut_out(alice, site, 
     assert not any(video_storage().exists(s.path) for s in VideoSegment.objects.filter(run_id=run["id"]))
     body = alice.get(f"/api/runs/{run['id']}").json()
     assert body["video_url"].endswith(f"/api/runs/{run['id']}/video")
+
+
+def test_the_dashboard_serves_the_video_in_ranges_and_its_chapters_to_the_tenant_only(
+    alice, bob, carol, site, worker
+):
+    run = start_run(alice, colors_program(site)[:2])
+    assert run["status"] == "completed", run
+    recording = ready_recording(run["id"])
+    with video_storage().open(recording.path, "rb") as handle:
+        data = handle.read()
+    url = f"/runs/{run['id']}/video"
+
+    viewer = signed_in(bob)  # a viewer of the run's tenant
+    whole = viewer.get(url)
+    assert whole.status_code == 200 and whole["Accept-Ranges"] == "bytes"
+    assert whole["Content-Type"] == "video/webm"
+    assert streamed(whole) == data
+    part = viewer.get(url, HTTP_RANGE="bytes=10-1009")
+    assert part.status_code == 206
+    assert part["Content-Range"] == f"bytes 10-1009/{len(data)}"
+    assert streamed(part) == data[10:1010]
+    vtt = viewer.get(f"{url}/chapters.vtt")
+    assert vtt.status_code == 200 and vtt["Content-Type"].startswith("text/vtt")
+    text = vtt.content.decode()
+    assert text.startswith("WEBVTT") and "1. goto" in text and "2. wait_for #go" in text
+    detail = viewer.get(f"/runs/{run['id']}/").content.decode()
+    assert 'id="video-player"' in detail and f'src="{url}"' in detail
+
+    stranger = signed_in(carol)  # another tenant
+    assert stranger.get(url).status_code == 404
+    assert stranger.get(f"{url}/chapters.vtt").status_code == 404
+    assert stranger.get(url, HTTP_RANGE="bytes=0-99").status_code == 404
+    assert Client().get(url).status_code == 302  # signed out: to the sign-in page
+
+
+def test_every_steps_change_of_the_page_is_in_the_video(alice, site, worker):
+    """A still page repaints once per change: the video must have each one, in step order."""
+    clicks = 5
+    program = [{"action": "goto", "url": site.url("/paint")}]
+    program += [{"action": "click", "selector": "#next"} for _ in range(clicks)]
+    program += [{"action": "wait_for", "selector": "#title"}]
+    run = start_run(alice, program)
+    assert run["status"] == "completed", run
+    recording = ready_recording(run["id"])
+    frames, duration = decoded(recording)
+    colours = [(200, 0, 0), (0, 170, 0), (0, 0, 200), (220, 220, 0), (200, 0, 200), (0, 200, 200)]
+
+    def colour_of(rgb: tuple[float, float, float]) -> int | None:
+        for n, (r, g, b) in enumerate(colours):
+            if abs(rgb[0] - r) < 45 and abs(rgb[1] - g) < 45 and abs(rgb[2] - b) < 45:
+                return n
+        return None
+
+    seen: list[tuple[float, int]] = []
+    for t, rgb in frames:
+        n = colour_of(rgb)
+        if n is not None and (not seen or seen[-1][1] != n):
+            seen.append((t, n))
+    assert [n for _, n in seen] == list(range(clicks + 1)), seen
+    starts = {c["step_index"]: c["offset"] for c in recording.chapters}
+    assert sorted(starts) == list(range(1, len(program) + 1))
+    for t, n in seen[1:]:  # colour n is what step n + 1 (the nth click) did: not before it started
+        assert t >= starts[n + 1] - 0.01, (n, t, starts)
+    assert abs(frames[0][0]) < 0.01 and abs(frames[-1][0] - duration) < 0.1  # a frame at each end
+
+
+def test_with_recording_off_a_paused_and_resumed_run_records_nothing(alice, site, worker, settings):
+    settings.TWIN_VIDEO = False
+    worker.stop()
+    unrecorded = Worker(worker_env(TWIN_VIDEO="0")).start()
+    try:
+        run = start_run(alice, colors_program(site))
+        assert run["status"] == "awaiting_approval", run
+        assert alice.post(f"/api/runs/{run['id']}/approve").status_code == 202
+        assert wait_run(alice, run["id"])["status"] == "completed"
+        time.sleep(0.5)  # a video task would have run by now
+    finally:
+        unrecorded.stop()
+    assert not Recording.objects.filter(run_id=run["id"]).exists()
+    assert not VideoSegment.objects.filter(run_id=run["id"]).exists()
+    assert not RunEvent.objects.filter(run_id=run["id"], type="video.ready").exists()
+    assert alice.get(f"/api/runs/{run['id']}").json()["video_url"] is None
 
 
 def test_a_run_started_without_video_records_nothing_and_still_works(alice, site, worker):
@@ -156,3 +254,37 @@ def test_retention_deletes_old_videos_and_screenshots_and_the_trail_says_so(alic
     assert purged.data == {"videos": 1, "segments": 0, "screenshots": 1, "retention_days": 30}
     assert media_purge() == 0  # done once
     video_storage().delete(kept)
+
+
+def test_a_recorder_that_cannot_reach_the_page_leaves_the_run_alone_and_the_video_failed(alice):
+    from runs.recording import Recorder, start_recording
+    from runs.video import recording_finalize
+
+    run, _ = paused_run(alice.tenant, alice.user)
+    assert start_recording(run, "") is None  # no page to record: logged, the run goes on
+    recording = Recording.objects.get(run=run)
+    assert recording.status == RecordingStatus.RECORDING and "no CDP endpoint" in recording.error
+    Recording.objects.filter(pk=recording.pk).update(error="")
+
+    recorder = Recorder(run, "ws://127.0.0.1:9/devtools/page/NOPE", fps=15, quality=60).start()
+    recorder.mark(1)
+    assert recorder.stop() is None  # nothing recorded, nothing stored
+    assert Recording.objects.get(run=run).error  # why is kept
+    Run.objects.filter(pk=run.pk).update(status="failed", finished_at=timezone.now())
+    run.refresh_from_db()
+
+    finalized = recording_finalize(run)
+    assert finalized is not None and finalized.status == RecordingStatus.FAILED
+
+
+def test_a_run_whose_recorder_saw_no_frame_has_an_empty_video(alice):
+    from runs.video import recording_finalize
+
+    run, _ = paused_run(alice.tenant, alice.user)
+    Recording.objects.create(run=run, status=RecordingStatus.RECORDING)
+    Run.objects.filter(pk=run.pk).update(status="cancelled", finished_at=timezone.now())
+    run.refresh_from_db()
+
+    finalized = recording_finalize(run)
+    assert finalized is not None and finalized.status == RecordingStatus.EMPTY
+    assert not RunEvent.objects.filter(run=run, type="video.ready").exists()

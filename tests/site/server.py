@@ -687,6 +687,24 @@ class _Handler(BaseHTTPRequestHandler):
             )
         )
 
+    def paint(self) -> None:
+        """Each click on #next paints the page the next colour: what the video shows at each step."""
+        self._html(
+            _page(
+                "Paint",
+                '<h1 id="title">Paint 0</h1>\n<button id="next" type="button">Next</button>',
+                style="body { background: rgb(200, 0, 0); }",
+                script=(
+                    "const colors = ['rgb(200, 0, 0)', 'rgb(0, 170, 0)', 'rgb(0, 0, 200)',"
+                    " 'rgb(220, 220, 0)', 'rgb(200, 0, 200)', 'rgb(0, 200, 200)'];"
+                    " let n = 0;"
+                    " document.getElementById('next').addEventListener('click', () => {"
+                    " n = (n + 1) % colors.length; document.body.style.background = colors[n];"
+                    " document.getElementById('title').textContent = 'Paint ' + n; });"
+                ),
+            )
+        )
+
     # -- control endpoints for other processes ---------------------------------------------------------
 
     def state(self) -> None:
@@ -719,6 +737,7 @@ _ROUTES: dict[tuple[str, str], Callable[[_Handler], None]] = {
     ("POST", "/pay"): _Handler.pay_submit,
     ("GET", "/twins"): _Handler.twins,
     ("GET", "/colors"): _Handler.colors,
+    ("GET", "/paint"): _Handler.paint,
     ("POST", "/twins/delete"): _Handler.twins_delete,
     ("POST", "/twins/account"): _Handler.twins_account,
     ("GET", "/jsstate"): _Handler.jsstate,
