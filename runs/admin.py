@@ -210,7 +210,7 @@ class RunAdmin(ReadOnlyAudit, admin.ModelAdmin):
 
     class Media:
         css = {"all": ["twin/admin.css"]}
-        js = ["twin/video.js"]
+        js = ["twin/video.js", "twin/admin.js"]
 
 
 class StepTenantFilter(AuditedTenantFilter):

@@ -63,9 +63,13 @@ def test_an_auditor_follows_a_decision_from_the_list_to_its_run(
     page.wait_for_function("document.getElementById('video-player').readyState >= 1")
     chapter = page.locator("#run-video [data-step='3']")  # the chapters seek here as well
     target = float(chapter.get_attribute("data-seek") or "0")
-    chapter.click()
-    page.wait_for_function(f"Math.abs(document.getElementById('video-player').currentTime - {target}) < 0.6")
-    page.evaluate("document.getElementById('video-player').pause()")
+    # Click it and pause at once: the video lasts a second, it would be over before a check.
+    chapter.evaluate("(button) => { button.click(); document.getElementById('video-player').pause(); }")
+    page.wait_for_function(
+        "(target) => { const v = document.getElementById('video-player');"
+        " return !v.seeking && Math.abs(v.currentTime - target) < 0.1; }",
+        arg=target,
+    )
     page.mouse.move(0, 0)
     page.wait_for_function("document.getElementById('video-player').readyState >= 3")
     page.wait_for_timeout(1500)  # the player's spinner fades out slowly after play() and pause()
