@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -61,6 +62,8 @@ def test_an_auditor_signs_in_to_the_admin_and_sees_only_the_trail(acme_trail):
     for name in ("Runs", "Approvals", "Run events", "Steps"):
         assert name in index
     assert "Api tokens" not in index and "Tenants" not in index and "Users" not in index
+    models = set(re.findall(r'href="/admin/(\w+/\w+)/"', index))
+    assert models == {"runs/run", "runs/step", "runs/runevent", "approvals/approval"}
     assert ada.get("/admin/tenants/tenant/").status_code == 403
     assert ada.get("/admin/auth/user/").status_code == 403
 
