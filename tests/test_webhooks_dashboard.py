@@ -199,3 +199,37 @@ def test_redeliver_sends_the_same_message_again_under_the_same_webhook_id(
     assert second.id == first.id and second.body == first.body
     wait_until(lambda: Delivery.objects.get(pk=delivery.pk).attempt_log.count() == 2, what="two attempts")
     assert EndpointEvent.objects.filter(endpoint=endpoint, type="delivery.redelivered").count() == 1
+
+
+def test_admin_shows_endpoints_without_their_secret_and_staff_only_toggle_enabled(
+    alice: Persona, django_user_model: Any
+) -> None:
+    endpoint, secret = endpoint_create(tenant=alice.tenant, url="https://hooks.example.com/admin")
+    delivery = Delivery.objects.create(
+        tenant=alice.tenant, endpoint=endpoint, event_type="run.completed", body='{"type":"run.completed"}'
+    )
+    delivery.attempt_log.create(
+        number=1, started_at=delivery.created_at, status_code=502, error="bad gateway"
+    )
+    admin_user = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(admin_user)
+
+    page = client.get(f"/admin/webhooks/endpoint/{endpoint.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert secret not in html and endpoint.sealed_secret not in html and "sealed_secret" not in html
+    assert 'name="enabled"' in html and 'name="url"' not in html  # only enabled is editable
+
+    assert client.post(f"/admin/webhooks/endpoint/{endpoint.pk}/change/", {}).status_code == 302
+    endpoint.refresh_from_db()
+    assert not endpoint.enabled and endpoint.url == "https://hooks.example.com/admin"
+    assert EndpointEvent.objects.filter(
+        endpoint=endpoint, type="endpoint.disabled", actor=admin_user
+    ).exists()
+
+    shown = client.get(f"/admin/webhooks/delivery/{delivery.pk}/change/").content.decode()
+    assert delivery.message_id in shown and "bad gateway" in shown
+    assert client.get("/admin/webhooks/delivery/add/").status_code == 403
+    assert client.post(f"/admin/webhooks/delivery/{delivery.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Delivery.objects.filter(pk=delivery.pk).exists()
