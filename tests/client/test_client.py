@@ -1,0 +1,181 @@
+"""twin_client against the live server: start, pause, answer, wait, errors, async, webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from standardwebhooks import Webhook
+
+import twin_client
+from tests.dashboard.conftest import Person
+from tests.site.server import TOTP_SEED, FixtureSite
+from tests.test_input_gate import OTP_GATE, login_then_otp
+from twin_client import AsyncTwin, Conflict, InvalidRequest, NotFound, Twin, Unauthorized
+from twin_client.webhooks import WebhookVerificationError, verify
+from vault.totp import totp
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pay(site: FixtureSite) -> list[dict[str, object]]:
+    return [
+        {"action": "goto", "url": site.url("/pay")},
+        {"action": "click", "selector": "#pay", "gate": {"kind": "approval", "prompt": "Pay $42?"}},
+        {"action": "assert_text", "text": "Payment complete"},
+        {"action": "extract", "selector": "#receipt", "name": "receipt"},
+    ]
+
+
+def test_a_run_pauses_and_an_approval_through_the_client_completes_it(alice: Person, site, worker) -> None:
+    with Twin(alice.base_url, alice.token) as twin:
+        run = twin.agents.run(goal="Pay the invoice", url=site.url("/pay"), steps=pay(site))
+
+        assert run.status == "awaiting_approval"
+        assert run.pending_step is not None
+        assert (run.pending_step.index, run.pending_step.prompt) == (2, "Pay $42?")
+        assert run.pending_step.decision_url and "/decide/" in run.pending_step.decision_url
+        assert site.count("payment") == 0
+
+        run = twin.runs.approve(run.id, note="approved by the client")
+        done = twin.runs.wait(run.id, timeout=30)
+
+        assert done.status == "completed"
+        assert done.resumed_from == 2
+        assert done.outputs["receipt"]
+        assert [s.status for s in done.steps] == ["done"] * 4
+        assert site.count("payment") == 1
+        assert any(r.id == done.id for r in twin.runs.list(status="completed"))
+        with pytest.raises(Conflict) as again:
+            twin.runs.approve(done.id)
+        assert again.value.run_status == "completed"
+
+
+def test_a_one_time_code_is_refused_then_accepted(alice: Person, site, worker) -> None:
+    twin = Twin(alice.base_url, alice.token)
+    run = twin.agents.run(goal="Sign in", steps=login_then_otp(site, "{{input}}", gate=OTP_GATE))
+    assert run.status == "awaiting_approval" and run.pending_step is not None
+    assert run.pending_step.kind == "input"
+
+    with pytest.raises(InvalidRequest) as wrong:
+        twin.runs.approve(run.id, input="12ab")
+    assert wrong.value.code == "input_invalid"
+    assert twin.runs.get(run.id).status == "awaiting_approval"
+
+    twin.runs.approve(run.id, input=totp(TOTP_SEED))
+    assert twin.runs.wait(run.id, timeout=30).status == "completed"
+    pending = twin.approvals.list(status="pending")
+    assert all(a.run_id != run.id for a in pending)
+
+
+def test_reject_cancel_and_the_errors_an_integration_meets(
+    alice: Person, carol: Person, site, worker
+) -> None:
+    twin = Twin(alice.base_url, alice.token)
+    first = twin.agents.run(steps=pay(site))
+    rejected = twin.runs.reject(first.id, reason="not this month")
+    assert rejected.status == "rejected"
+    second = twin.agents.run(steps=pay(site))
+    assert twin.runs.cancel(second.id).status == "cancelled"
+    assert site.count("payment") == 0
+
+    with pytest.raises(NotFound):
+        Twin(carol.base_url, carol.token).runs.get(first.id)  # another tenant's run
+    with pytest.raises(Unauthorized):
+        Twin(alice.base_url, "twin_not-a-token").runs.list()
+    with pytest.raises(InvalidRequest) as bad:
+        twin.agents.run(steps=[{"action": "teleport"}])
+    assert bad.value.code == "invalid_program"
+    assert bad.value.problems and bad.value.problems[0]["field"] == "action"
+
+
+def test_a_retry_with_the_same_idempotency_key_creates_one_run(alice: Person, site, worker) -> None:
+    twin = Twin(alice.base_url, alice.token)
+    one = twin.agents.run(steps=pay(site), idempotency_key="invoice-1041")
+    two = twin.agents.run(steps=pay(site), idempotency_key="invoice-1041")
+
+    assert two.id == one.id
+    twin.runs.cancel(one.id)
+
+
+def test_the_async_client_does_the_same(alice: Person, site, worker) -> None:
+    async def flow() -> twin_client.Run:
+        async with AsyncTwin(alice.base_url, alice.token) as twin:
+            run = await twin.agents.run(goal="Pay, async", steps=pay(site))
+            assert run.status == "awaiting_approval"
+            await twin.runs.approve(run.id)
+            return await twin.runs.wait(run.id, timeout=30)
+
+    assert asyncio.run(flow()).status == "completed"
+
+
+# -- webhooks.verify, checked against the reference library's signatures -----------------------------------
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789").decode()
+
+
+def signed(body: bytes, *, secret: str = SECRET, at: float | None = None) -> dict[str, str]:
+    from datetime import datetime, timezone
+
+    moment = datetime.fromtimestamp(at if at is not None else time.time(), tz=timezone.utc)  # noqa: UP017
+    signature = Webhook(secret).sign("msg_2b1cX", moment, body.decode())
+    return {
+        "Webhook-Id": "msg_2b1cX",
+        "Webhook-Timestamp": str(int(moment.timestamp())),
+        "Webhook-Signature": signature,
+    }
+
+
+def test_verify_accepts_what_the_reference_library_signs_and_nothing_else() -> None:
+    body = b'{"type":"run.awaiting_approval","data":{"run":{"id":"r1"}}}'
+
+    assert verify(SECRET, signed(body), body)["data"]["run"]["id"] == "r1"
+    with pytest.raises(WebhookVerificationError):
+        verify(SECRET, signed(body), body.replace(b"r1", b"r2"))  # tampered
+    other = "whsec_" + base64.b64encode(b"another key, 24 bytes!!!").decode()
+    with pytest.raises(WebhookVerificationError):
+        verify(other, signed(body), body)  # wrong secret
+    with pytest.raises(WebhookVerificationError):
+        verify(SECRET, signed(body, at=time.time() - 3600), body)  # an old message replayed
+    with pytest.raises(WebhookVerificationError):
+        verify(SECRET, {}, body)
+
+
+def test_the_client_installs_on_its_own(tmp_path: Path) -> None:
+    source = tmp_path / "twin_client"
+    shutil.copytree(ROOT / "twin_client", source, ignore=shutil.ignore_patterns("__pycache__"))
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (target.parent / "elsewhere").mkdir()
+    probe = "import twin_client, sys; print(twin_client.__file__); assert twin_client.Twin"
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=target.parent / "elsewhere",
+        env={**os.environ, "PYTHONPATH": str(target)},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert out.startswith(str(target))
+    assert (target / "twin_client" / "py.typed").exists()

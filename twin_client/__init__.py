@@ -1,0 +1,35 @@
+"""Python client for Twin: browser runs that pause for a human.
+
+from twin_client import Twin
+twin = Twin(base_url, token)
+run = twin.agents.run(goal=goal, url=url, steps=steps)   # waits until done or paused
+if run.status == "awaiting_approval":
+    run = twin.runs.approve(run.id, input=otp)
+"""
+
+from . import webhooks
+from .client import AsyncTwin, Twin
+from .errors import Conflict, Forbidden, InvalidRequest, NotFound, RateLimited, TwinError, Unauthorized
+from .models import Approval, PendingStep, Run, Secret, Step, WebhookEndpoint
+from .webhooks import WebhookVerificationError
+
+__all__ = [
+    "Approval",
+    "AsyncTwin",
+    "Conflict",
+    "Forbidden",
+    "InvalidRequest",
+    "NotFound",
+    "PendingStep",
+    "RateLimited",
+    "Run",
+    "Secret",
+    "Step",
+    "Twin",
+    "TwinError",
+    "Unauthorized",
+    "WebhookEndpoint",
+    "WebhookVerificationError",
+    "webhooks",
+]
+__version__ = "0.1.0"

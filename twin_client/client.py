@@ -1,0 +1,498 @@
+"""``Twin`` and ``AsyncTwin``: the REST API as calls that read like the product.
+
+Each call is described once (a ``Call``: method, path, body, how to read the answer); the sync
+and async clients only differ in how they send it. Nothing is retried automatically: POSTs that
+create or decide carry an ``Idempotency-Key`` (a fresh one per call unless you pass your own),
+so retrying one yourself with the same key is safe.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import httpx
+
+from .errors import error_for
+from .models import Approval, Run, Secret, WebhookEndpoint
+
+T = TypeVar("T")
+MAX_WAIT = 60.0  # the server's longest ?wait=
+USER_AGENT = "twin-client/0.1"
+
+
+@dataclass
+class Call(Generic[T]):
+    method: str
+    path: str
+    read: Callable[[Any], T]
+    json: Any = None
+    params: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    wait: float = 0.0  # seconds the server may hold the answer (read timeout goes above it)
+
+
+def _idempotent(key: str | None) -> dict[str, str]:
+    return {"Idempotency-Key": key or str(uuid.uuid4())}
+
+
+def _compact(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _run(data: Any) -> Run:
+    return Run.from_api(data)
+
+
+# -- the calls ------------------------------------------------------------------------------------------
+def start_run(
+    *,
+    goal: str = "",
+    url: str = "",
+    steps: list[dict[str, Any]] | None = None,
+    skill: str | None = None,
+    params: dict[str, Any] | None = None,
+    wait: float = 0,
+    idempotency_key: str | None = None,
+    **extra: Any,
+) -> Call[Run]:
+    body = _compact(goal=goal, url=url, steps=steps, skill=skill, params=params, **extra)
+    wait = min(max(wait, 0), MAX_WAIT)
+    return Call(
+        "POST",
+        "/api/runs",
+        _run,
+        json=body,
+        params={"wait": f"{wait:g}"} if wait else {},
+        headers=_idempotent(idempotency_key),
+        wait=wait,
+    )
+
+
+def get_run(run_id: str, wait: float = 0) -> Call[Run]:
+    wait = min(max(wait, 0), MAX_WAIT)
+    return Call("GET", f"/api/runs/{run_id}", _run, params={"wait": f"{wait:g}"} if wait else {}, wait=wait)
+
+
+def list_runs(status: str | None = None, limit: int = 50) -> Call[list[Run]]:
+    return Call(
+        "GET",
+        "/api/runs",
+        lambda d: [Run.from_api(r) for r in d],
+        params=_compact(status=status, limit=limit),
+    )
+
+
+def approve(
+    run_id: str,
+    *,
+    input: str | None = None,
+    choice: str | None = None,
+    note: str | None = None,
+    idempotency_key: str | None = None,
+) -> Call[Run]:
+    return Call(
+        "POST",
+        f"/api/runs/{run_id}/approve",
+        _run,
+        json=_compact(input=input, choice=choice, note=note),
+        headers=_idempotent(idempotency_key),
+    )
+
+
+def reject(run_id: str, *, reason: str | None = None, idempotency_key: str | None = None) -> Call[Run]:
+    return Call(
+        "POST",
+        f"/api/runs/{run_id}/reject",
+        _run,
+        json=_compact(reason=reason),
+        headers=_idempotent(idempotency_key),
+    )
+
+
+def cancel(run_id: str) -> Call[Run]:
+    return Call("POST", f"/api/runs/{run_id}/cancel", _run, json={})
+
+
+def list_approvals(status: str | None = None, limit: int = 100) -> Call[list[Approval]]:
+    return Call(
+        "GET",
+        "/api/approvals",
+        lambda d: [Approval.from_api(a) for a in d],
+        params=_compact(status=status, limit=limit),
+    )
+
+
+def put_secret(
+    name: str, value: str, *, kind: str | None = None, origins: list[str] | None = None
+) -> Call[Secret]:
+    return Call(
+        "POST",
+        "/api/secrets",
+        Secret.from_api,
+        json=_compact(name=name, value=value, kind=kind, origins=origins),
+    )
+
+
+def list_secrets() -> Call[list[Secret]]:
+    return Call("GET", "/api/secrets", lambda d: [Secret.from_api(s) for s in d])
+
+
+def delete_secret(name: str) -> Call[None]:
+    return Call("DELETE", f"/api/secrets/{name}", lambda d: None)
+
+
+def create_webhook(
+    url: str, *, events: list[str] | None = None, description: str | None = None
+) -> Call[WebhookEndpoint]:
+    return Call(
+        "POST",
+        "/api/webhooks",
+        WebhookEndpoint.from_api,
+        json=_compact(url=url, events=events, description=description),
+    )
+
+
+def list_webhooks() -> Call[list[WebhookEndpoint]]:
+    return Call("GET", "/api/webhooks", lambda d: [WebhookEndpoint.from_api(w) for w in d])
+
+
+def _answer(call: Call[T], response: httpx.Response) -> T:
+    if response.status_code >= 400:
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = response.text
+        raise error_for(response.status_code, body, response.headers)
+    if response.status_code == 204 or not response.content:
+        return call.read(None)
+    return call.read(response.json())
+
+
+# -- sync ---------------------------------------------------------------------------------------------------
+class Twin:
+    """``Twin(base_url, token)``: a client for one tenant (the token's)."""
+
+    def __init__(
+        self, base_url: str, token: str, *, timeout: float = 30.0, http: httpx.Client | None = None
+    ) -> None:
+        self.timeout = timeout
+        self._http = http or httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT},
+            timeout=timeout,
+        )
+        self.runs = Runs(self)
+        self.agents = Agents(self)
+        self.approvals = Approvals(self)
+        self.skills = Skills(self)
+        self.secrets = Secrets(self)
+        self.webhooks = Webhooks(self)
+
+    def send(self, call: Call[T]) -> T:
+        timeout = httpx.Timeout(self.timeout, read=self.timeout + call.wait)
+        response = self._http.request(
+            call.method, call.path, params=call.params, json=call.json, headers=call.headers, timeout=timeout
+        )
+        return _answer(call, response)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Twin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Runs:
+    def __init__(self, twin: Twin) -> None:
+        self._twin = twin
+
+    def get(self, run_id: str, *, wait: float = 0) -> Run:
+        return self._twin.send(get_run(run_id, wait))
+
+    def list(self, *, status: str | None = None, limit: int = 50) -> list[Run]:
+        return self._twin.send(list_runs(status, limit))
+
+    def wait(self, run_id: str, *, timeout: float = 300) -> Run:
+        """Until the run pauses for a person or ends (or ``timeout`` runs out: then as it is)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            run = self.get(run_id, wait=max(0.0, min(left, MAX_WAIT)))
+            if run.settled or left <= 0:
+                return run
+
+    def approve(
+        self,
+        run_id: str,
+        *,
+        input: str | None = None,
+        choice: str | None = None,
+        note: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Run:
+        return self._twin.send(
+            approve(run_id, input=input, choice=choice, note=note, idempotency_key=idempotency_key)
+        )
+
+    def reject(self, run_id: str, *, reason: str | None = None, idempotency_key: str | None = None) -> Run:
+        return self._twin.send(reject(run_id, reason=reason, idempotency_key=idempotency_key))
+
+    def cancel(self, run_id: str) -> Run:
+        return self._twin.send(cancel(run_id))
+
+
+class Agents:
+    def __init__(self, twin: Twin) -> None:
+        self._twin = twin
+
+    def run(
+        self,
+        *,
+        goal: str = "",
+        url: str = "",
+        steps: list[dict[str, Any]],
+        params: dict[str, Any] | None = None,
+        timeout: float = 300,
+        idempotency_key: str | None = None,
+        **extra: Any,
+    ) -> Run:
+        """Start a run and wait until it is done or paused for a person."""
+        run = self._twin.send(
+            start_run(
+                goal=goal,
+                url=url,
+                steps=steps,
+                params=params,
+                wait=min(timeout, MAX_WAIT),
+                idempotency_key=idempotency_key,
+                **extra,
+            )
+        )
+        return run if run.settled else self._twin.runs.wait(run.id, timeout=max(timeout - MAX_WAIT, 0))
+
+
+class Skills:
+    def __init__(self, twin: Twin) -> None:
+        self._twin = twin
+
+    def run(
+        self,
+        skill: str,
+        params: dict[str, Any] | None = None,
+        *,
+        timeout: float = 300,
+        idempotency_key: str | None = None,
+    ) -> Run:
+        run = self._twin.send(
+            start_run(
+                skill=skill, params=params or {}, wait=min(timeout, MAX_WAIT), idempotency_key=idempotency_key
+            )
+        )
+        return run if run.settled else self._twin.runs.wait(run.id, timeout=max(timeout - MAX_WAIT, 0))
+
+
+class Approvals:
+    def __init__(self, twin: Twin) -> None:
+        self._twin = twin
+
+    def list(self, *, status: str | None = None, limit: int = 100) -> list[Approval]:
+        return self._twin.send(list_approvals(status, limit))
+
+
+class Secrets:
+    def __init__(self, twin: Twin) -> None:
+        self._twin = twin
+
+    def put(
+        self, name: str, value: str, *, kind: str | None = None, origins: list[str] | None = None
+    ) -> Secret:
+        return self._twin.send(put_secret(name, value, kind=kind, origins=origins))
+
+    def list(self) -> list[Secret]:
+        return self._twin.send(list_secrets())
+
+    def delete(self, name: str) -> None:
+        self._twin.send(delete_secret(name))
+
+
+class Webhooks:
+    def __init__(self, twin: Twin) -> None:
+        self._twin = twin
+
+    def create(
+        self, url: str, *, events: list[str] | None = None, description: str | None = None
+    ) -> WebhookEndpoint:
+        return self._twin.send(create_webhook(url, events=events, description=description))
+
+    def list(self) -> list[WebhookEndpoint]:
+        return self._twin.send(list_webhooks())
+
+
+# -- async --------------------------------------------------------------------------------------------------
+class AsyncTwin:
+    """The same calls as ``Twin``, to ``await``."""
+
+    def __init__(
+        self, base_url: str, token: str, *, timeout: float = 30.0, http: httpx.AsyncClient | None = None
+    ) -> None:
+        self.timeout = timeout
+        self._http = http or httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT},
+            timeout=timeout,
+        )
+        self.runs = AsyncRuns(self)
+        self.agents = AsyncAgents(self)
+        self.approvals = AsyncApprovals(self)
+        self.skills = AsyncSkills(self)
+        self.secrets = AsyncSecrets(self)
+        self.webhooks = AsyncWebhooks(self)
+
+    async def send(self, call: Call[T]) -> T:
+        timeout = httpx.Timeout(self.timeout, read=self.timeout + call.wait)
+        response = await self._http.request(
+            call.method, call.path, params=call.params, json=call.json, headers=call.headers, timeout=timeout
+        )
+        return _answer(call, response)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncTwin:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class AsyncRuns:
+    def __init__(self, twin: AsyncTwin) -> None:
+        self._twin = twin
+
+    async def get(self, run_id: str, *, wait: float = 0) -> Run:
+        return await self._twin.send(get_run(run_id, wait))
+
+    async def list(self, *, status: str | None = None, limit: int = 50) -> list[Run]:
+        return await self._twin.send(list_runs(status, limit))
+
+    async def wait(self, run_id: str, *, timeout: float = 300) -> Run:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            run = await self.get(run_id, wait=max(0.0, min(left, MAX_WAIT)))
+            if run.settled or left <= 0:
+                return run
+
+    async def approve(
+        self,
+        run_id: str,
+        *,
+        input: str | None = None,
+        choice: str | None = None,
+        note: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Run:
+        return await self._twin.send(
+            approve(run_id, input=input, choice=choice, note=note, idempotency_key=idempotency_key)
+        )
+
+    async def reject(
+        self, run_id: str, *, reason: str | None = None, idempotency_key: str | None = None
+    ) -> Run:
+        return await self._twin.send(reject(run_id, reason=reason, idempotency_key=idempotency_key))
+
+    async def cancel(self, run_id: str) -> Run:
+        return await self._twin.send(cancel(run_id))
+
+
+class AsyncAgents:
+    def __init__(self, twin: AsyncTwin) -> None:
+        self._twin = twin
+
+    async def run(
+        self,
+        *,
+        goal: str = "",
+        url: str = "",
+        steps: list[dict[str, Any]],
+        params: dict[str, Any] | None = None,
+        timeout: float = 300,
+        idempotency_key: str | None = None,
+        **extra: Any,
+    ) -> Run:
+        run = await self._twin.send(
+            start_run(
+                goal=goal,
+                url=url,
+                steps=steps,
+                params=params,
+                wait=min(timeout, MAX_WAIT),
+                idempotency_key=idempotency_key,
+                **extra,
+            )
+        )
+        return run if run.settled else await self._twin.runs.wait(run.id, timeout=max(timeout - MAX_WAIT, 0))
+
+
+class AsyncSkills:
+    def __init__(self, twin: AsyncTwin) -> None:
+        self._twin = twin
+
+    async def run(
+        self,
+        skill: str,
+        params: dict[str, Any] | None = None,
+        *,
+        timeout: float = 300,
+        idempotency_key: str | None = None,
+    ) -> Run:
+        run = await self._twin.send(
+            start_run(
+                skill=skill, params=params or {}, wait=min(timeout, MAX_WAIT), idempotency_key=idempotency_key
+            )
+        )
+        return run if run.settled else await self._twin.runs.wait(run.id, timeout=max(timeout - MAX_WAIT, 0))
+
+
+class AsyncApprovals:
+    def __init__(self, twin: AsyncTwin) -> None:
+        self._twin = twin
+
+    async def list(self, *, status: str | None = None, limit: int = 100) -> list[Approval]:
+        return await self._twin.send(list_approvals(status, limit))
+
+
+class AsyncSecrets:
+    def __init__(self, twin: AsyncTwin) -> None:
+        self._twin = twin
+
+    async def put(
+        self, name: str, value: str, *, kind: str | None = None, origins: list[str] | None = None
+    ) -> Secret:
+        return await self._twin.send(put_secret(name, value, kind=kind, origins=origins))
+
+    async def list(self) -> list[Secret]:
+        return await self._twin.send(list_secrets())
+
+    async def delete(self, name: str) -> None:
+        await self._twin.send(delete_secret(name))
+
+
+class AsyncWebhooks:
+    def __init__(self, twin: AsyncTwin) -> None:
+        self._twin = twin
+
+    async def create(
+        self, url: str, *, events: list[str] | None = None, description: str | None = None
+    ) -> WebhookEndpoint:
+        return await self._twin.send(create_webhook(url, events=events, description=description))
+
+    async def list(self) -> list[WebhookEndpoint]:
+        return await self._twin.send(list_webhooks())
