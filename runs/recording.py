@@ -37,6 +37,12 @@ log = logging.getLogger(__name__)
 
 # Chromium sends a frame as soon as a screencast starts; ask for a picture if none came by then.
 FIRST_FRAME_WAIT = 0.3
+# Chromium sends a screencast frame only while fewer than this many are unacknowledged; others
+# are dropped before it encodes them.
+IN_FLIGHT_MAX = 3
+# After acknowledging with that many out, a change may have been dropped: if no frame follows
+# within this time, the page went still after it, and a picture is asked for.
+SETTLE = 0.15
 
 MAGIC = b"TWINFRM1"
 RECORD = struct.Struct("<dI")  # seconds from the segment's start, JPEG length
@@ -79,6 +85,12 @@ class Recorder:
         self._last: tuple[float, bytes] | None = None  # time of the last frame written, newest picture
         self._pending: tuple[float, bytes] | None = None  # a newer picture held back by the frame-rate cap
         self._asked_first = False
+        # Acknowledgements are paced to the frame rate: Chromium then skips encoding frames that
+        # would be dropped here (a busy page costs about half the CPU).
+        self._screencast: Any = None  # the screencast session of the frames out
+        self._unacked = 0
+        self._last_ack = float("-inf")
+        self._settle_at: float | None = None
         self._stopping = threading.Event()
         self._ws: Any = None
         self._ids = itertools.count(1)
@@ -118,8 +130,8 @@ class Recorder:
                     message = json.loads(raw)
                     if message.get("method") == "Page.screencastFrame":
                         params = message["params"]
-                        self._send("Page.screencastFrameAck", {"sessionId": params["sessionId"]})
                         self._frame(base64.b64decode(params["data"]))
+                        self._received(params["sessionId"])
                     elif message.get("id") in self._snapshots:
                         data = message.get("result", {}).get("data")
                         if data:
@@ -156,26 +168,56 @@ class Recorder:
         self._pending = None
         self.frames += 1
 
+    def _received(self, screencast: Any) -> None:
+        """Acknowledge a frame now if its slot is free, else when the next slot comes (_tick)."""
+        if screencast != self._screencast:  # a new screencast (restarted): nothing of it is out
+            self._screencast, self._unacked = screencast, 0
+        self._settle_at = None
+        now = self._now()
+        if now - self._last_ack >= self.min_gap:
+            self._ack(now)
+        else:
+            self._unacked += 1
+
+    def _ack(self, now: float) -> None:
+        self._last_ack = now
+        with contextlib.suppress(Exception):
+            self._send("Page.screencastFrameAck", {"sessionId": self._screencast})
+
     def _next_tick(self) -> float | None:
         """How long the thread may wait for a message before it has something to do itself."""
+        due: list[float] = []
         with self._lock:
             if self._pending is not None and self._last is not None:
-                return max(0.0, self._last[0] + self.min_gap - self._now())
+                due.append(self._last[0] + self.min_gap)
+        if self._unacked:
+            due.append(self._last_ack + self.min_gap)
+        if self._settle_at is not None:
+            due.append(self._settle_at)
         if self._last is None and not self._asked_first:
-            return max(0.0, FIRST_FRAME_WAIT - self._now())
-        return None
+            due.append(FIRST_FRAME_WAIT)
+        return max(0.0, min(due) - self._now()) if due else None
 
     def _tick(self) -> None:
-        """Write a held-back picture once its slot comes: a page that goes still sends no more
-        frames, so its last change would otherwise be lost. Ask for a first picture if none came."""
+        """What comes due: a held-back picture is written once its slot comes (a page that goes
+        still sends no more frames, so its last change would otherwise be lost); one frame out is
+        acknowledged per slot; a picture is asked for when a change may have been dropped, or
+        when no first frame came."""
+        now = self._now()
         with self._lock:
             if self._file.closed:
                 return
-            if self._pending is not None and self._last is not None:
-                if self._now() >= self._last[0] + self.min_gap:
-                    self._write(self._last[0] + self.min_gap, self._pending[1])
-                return
-        if self._last is None and not self._asked_first:
+            if self._pending is not None and self._last is not None and now >= self._last[0] + self.min_gap:
+                self._write(self._last[0] + self.min_gap, self._pending[1])
+        if self._unacked and now >= self._last_ack + self.min_gap:
+            if self._unacked >= IN_FLIGHT_MAX:  # changes since may have been dropped by Chromium
+                self._settle_at = now + SETTLE
+            self._unacked -= 1
+            self._ack(now)
+        if self._settle_at is not None and now >= self._settle_at:
+            self._settle_at = None  # no frame came: the page is still, maybe not as last seen
+            self.snapshot()
+        if self._last is None and not self._asked_first and now >= FIRST_FRAME_WAIT:
             self._asked_first = True
             self.snapshot()
 

@@ -688,7 +688,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def paint(self) -> None:
-        """Each click on #next paints the page the next colour: what the video shows at each step."""
+        """Each click on #next paints the page the next colour (the title says so 150 ms later)."""
         self._html(
             _page(
                 "Paint",
@@ -700,7 +700,8 @@ class _Handler(BaseHTTPRequestHandler):
                     " let n = 0;"
                     " document.getElementById('next').addEventListener('click', () => {"
                     " n = (n + 1) % colors.length; document.body.style.background = colors[n];"
-                    " document.getElementById('title').textContent = 'Paint ' + n; });"
+                    " const shown = n, title = document.getElementById('title');"
+                    " setTimeout(() => { title.textContent = 'Painted ' + shown; }, 150); });"
                 ),
             )
         )
