@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml twin_client/pyproject.toml | sha1sum | cut -c1-12)
 
 # Tests get their own Redis database and host id, so they never meet `make run`'s workers.
 TEST_ENV := TWIN_HOST_ID=$${TWIN_TEST_HOST_ID:-pytest} REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \
@@ -13,10 +13,10 @@ TEST_ENV := TWIN_HOST_ID=$${TWIN_TEST_HOST_ID:-pytest} REDIS_URL=$${TEST_REDIS_U
 
 setup: $(STAMP) chromium
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml twin_client/pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev]' -e ./twin_client
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

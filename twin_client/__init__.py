@@ -9,7 +9,16 @@ if run.status == "awaiting_approval":
 
 from . import webhooks
 from .client import AsyncTwin, Twin
-from .errors import Conflict, Forbidden, InvalidRequest, NotFound, RateLimited, TwinError, Unauthorized
+from .errors import (
+    Conflict,
+    ConflictError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    TwinError,
+    Unauthorized,
+)
 from .models import Approval, PendingStep, Run, Secret, Step, WebhookEndpoint
 from .webhooks import WebhookVerificationError
 
@@ -17,6 +26,7 @@ __all__ = [
     "Approval",
     "AsyncTwin",
     "Conflict",
+    "ConflictError",
     "Forbidden",
     "InvalidRequest",
     "NotFound",

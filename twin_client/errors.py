@@ -44,6 +44,9 @@ class Conflict(TwinError):
         self.run_status = run_status or str((body or {}).get("status", ""))
 
 
+ConflictError = Conflict  # the same class, by the name other clients use
+
+
 class RateLimited(TwinError):
     """429: too many tries; ``retry_after`` seconds to wait."""
 

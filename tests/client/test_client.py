@@ -18,6 +18,7 @@ import twin_client
 from tests.dashboard.conftest import Person
 from tests.site.server import TOTP_SEED, FixtureSite
 from tests.test_input_gate import OTP_GATE, login_then_otp
+from tests.webhook_receiver import Receiver
 from twin_client import AsyncTwin, Conflict, InvalidRequest, NotFound, Twin, Unauthorized
 from twin_client.webhooks import WebhookVerificationError, verify
 from vault.totp import totp
@@ -147,9 +148,47 @@ def test_verify_accepts_what_the_reference_library_signs_and_nothing_else() -> N
         verify(SECRET, {}, body)
 
 
+def test_verify_takes_any_of_several_signatures_and_the_body_as_text() -> None:
+    body = b'{"type":"run.completed"}'
+    headers = {k.lower(): v for k, v in signed(body).items()}
+    good = headers["webhook-signature"]
+    wrong = "v1," + base64.b64encode(b"x" * 32).decode()
+    unknown = "v1a," + good.removeprefix("v1,")  # another scheme's signature is not a v1 one
+
+    headers["webhook-signature"] = f"{wrong} {unknown} {good}"
+    assert verify(SECRET, headers, body.decode()) == {"type": "run.completed"}
+    headers["webhook-signature"] = f"{wrong} {unknown}"
+    with pytest.raises(WebhookVerificationError):
+        verify(SECRET, headers, body)
+    with pytest.raises(WebhookVerificationError):
+        verify(SECRET, signed(body, at=time.time() + 3600), body)  # from the future
+
+
+def test_a_webhook_made_through_the_client_delivers_what_verify_accepts(
+    alice: Person, site, webhook_worker
+) -> None:
+    receiver = Receiver().start()
+    try:
+        with Twin(alice.base_url, alice.token) as twin:
+            endpoint = twin.webhooks.create(receiver.url, events=["run.awaiting_approval"])
+            assert endpoint.secret and endpoint.secret.startswith("whsec_")
+            assert endpoint.events == ["run.awaiting_approval"]
+
+            run = twin.agents.run(goal="Pay, told by a webhook", steps=pay(site))
+            (message,) = receiver.wait_for(1)
+            payload = verify(endpoint.secret, message.headers, message.body)
+            assert payload["type"] == "run.awaiting_approval"
+            assert payload["data"]["run"]["id"] == run.id
+            with pytest.raises(WebhookVerificationError):
+                verify(endpoint.secret, message.headers, message.body.replace(b"Pay $42", b"Pay $99"))
+            twin.runs.cancel(run.id)
+    finally:
+        receiver.stop()
+
+
 def test_the_client_installs_on_its_own(tmp_path: Path) -> None:
     source = tmp_path / "twin_client"
-    shutil.copytree(ROOT / "twin_client", source, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "twin_client", source, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     target = tmp_path / "site"
     subprocess.run(
         [
