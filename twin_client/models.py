@@ -17,6 +17,7 @@ class Step:
     label: str = ""
     started_at: str | None = None
     finished_at: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Step:
@@ -27,6 +28,7 @@ class Step:
             label=data.get("label", "") or "",
             started_at=data.get("started_at"),
             finished_at=data.get("finished_at"),
+            raw=data,
         )
 
 
@@ -149,11 +151,16 @@ class Secret:
     kind: str
     version: int
     origins: list[str] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Secret:
         return cls(
-            data["name"], data.get("kind", ""), data.get("version", 0), list(data.get("origins") or [])
+            data["name"],
+            data.get("kind", ""),
+            data.get("version", 0),
+            list(data.get("origins") or []),
+            raw=data,
         )
 
 

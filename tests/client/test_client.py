@@ -52,6 +52,7 @@ def test_a_run_pauses_and_an_approval_through_the_client_completes_it(alice: Per
         assert done.resumed_from == 2
         assert done.outputs["receipt"]
         assert [s.status for s in done.steps] == ["done"] * 4
+        assert done.steps[0].raw["attempts"] >= 1  # fields the dataclasses do not name are kept
         assert site.count("payment") == 1
         assert any(r.id == done.id for r in twin.runs.list(status="completed"))
         with pytest.raises(Conflict) as again:
@@ -95,6 +96,29 @@ def test_reject_cancel_and_the_errors_an_integration_meets(
         twin.agents.run(steps=[{"action": "teleport"}])
     assert bad.value.code == "invalid_program"
     assert bad.value.problems and bad.value.problems[0]["field"] == "action"
+    with pytest.raises(NotFound) as no_skill:
+        twin.skills.run("no-such-skill", {"amount": "42"})  # {"skill", "params"}, as the contract says
+    assert no_skill.value.code == "skill_not_found"
+
+
+def test_secrets_are_written_listed_and_deleted_and_never_read(alice: Person) -> None:
+    twin = Twin(alice.base_url, alice.token)
+    first = twin.secrets.put("shop_password", "hunter2", origins=["https://shop.example"])
+    second = twin.secrets.put("shop_password", "hunter3")
+
+    assert (first.name, first.kind, first.version, first.origins) == (
+        "shop_password",
+        "password",
+        1,
+        ["https://shop.example"],
+    )
+    assert second.version == 2
+    assert "hunter" not in repr(first.raw) + repr(second.raw)
+    assert [s.name for s in twin.secrets.list()] == ["shop_password"]
+    twin.secrets.delete("shop_password")
+    assert twin.secrets.list() == []
+    with pytest.raises(NotFound):
+        twin.secrets.delete("shop_password")
 
 
 def test_a_retry_with_the_same_idempotency_key_creates_one_run(alice: Person, site, worker) -> None:
