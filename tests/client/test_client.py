@@ -242,3 +242,6 @@ def test_the_client_installs_on_its_own(tmp_path: Path) -> None:
     ).stdout
     assert out.startswith(str(target))
     assert (target / "twin_client" / "py.typed").exists()
+    (metadata,) = target.glob("twin_client-*.dist-info/METADATA")
+    requires = [line for line in metadata.read_text().splitlines() if line.startswith("Requires-Dist:")]
+    assert [r.split(":", 1)[1].strip() for r in requires] == ["httpx>=0.25"]  # its only dependency
