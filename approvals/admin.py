@@ -14,9 +14,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.http import urlencode
 
-from twin_site.admin_site import AuditedTenantFilter, ReadOnlyAudit, audited_tenant_ids
+from twin_site.admin_site import AuditedTenantFilter, ReadOnlyAudit, audited_tenant_ids, run_filtered
 
 from .models import Approval, ApprovalStatus
 
@@ -255,11 +254,7 @@ class ApprovalAdmin(ReadOnlyAudit, admin.ModelAdmin):
 
     @admin.display(description="trail")
     def events_link(self, approval: Approval) -> str:
-        url = (
-            reverse("admin:runs_runevent_changelist")
-            + "?"
-            + urlencode({"run__id__exact": str(approval.run_id)})
-        )
+        url = run_filtered("admin:runs_runevent_changelist", approval.run_id)
         return format_html('<a href="{}">the run\'s events</a>', url)
 
     def get_urls(self) -> list[Any]:

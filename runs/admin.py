@@ -13,9 +13,8 @@ from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.http import urlencode
 
-from twin_site.admin_site import AuditedTenantFilter, ReadOnlyAudit
+from twin_site.admin_site import AuditedTenantFilter, ReadOnlyAudit, run_filtered
 
 from .media import ranged_file_response, video_storage
 from .models import Run, RunEvent, Step
@@ -109,10 +108,8 @@ class RunAdmin(ReadOnlyAudit, admin.ModelAdmin):
 
     @admin.display(description="pauses and events")
     def trail(self, run: Run) -> str:
-        pauses = (
-            reverse("admin:approvals_approval_changelist") + "?" + urlencode({"run__id__exact": str(run.pk)})
-        )
-        events = reverse("admin:runs_runevent_changelist") + "?" + urlencode({"run__id__exact": str(run.pk)})
+        pauses = run_filtered("admin:approvals_approval_changelist", run.pk)
+        events = run_filtered("admin:runs_runevent_changelist", run.pk)
         return format_html(
             '<a href="{}">{} pause(s) and their decisions</a> · <a href="{}">{} events</a> (head #{})',
             pauses,

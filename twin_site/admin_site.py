@@ -131,3 +131,11 @@ class AuditedTenantFilter(admin.SimpleListFilter):
         if value and str(value).isdigit():
             return queryset.filter(**{f"{self.tenant_path}_id": int(value)})
         return queryset
+
+
+def run_filtered(changelist: str, run_id: Any) -> str:
+    """The admin list ``changelist`` (a URL name) narrowed to one run's rows."""
+    from django.urls import reverse
+    from django.utils.http import urlencode
+
+    return reverse(changelist) + "?" + urlencode({"run__id__exact": str(run_id)})

@@ -20,6 +20,7 @@ from .services import (
     EndpointInvalid,
     delivery_redeliver,
     endpoint_create,
+    endpoint_delete,
     endpoint_rotate_secret,
     endpoint_update,
 )
@@ -150,7 +151,7 @@ class WebhookDetailView(APIView):
         access = access_for(request)
         endpoint = _endpoint(access.tenant, pk)
         access.require(Role.OPERATOR)
-        endpoint.delete()
+        endpoint_delete(endpoint=endpoint, actor=access.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
