@@ -90,11 +90,13 @@ def test_the_inbox_shows_each_kind_of_pause_with_its_own_controls(
     shoot(phone, "inbox-phone", full_page=False)
 
     # Choosing an option decides an ambiguity pause; the runs list shows the whole picture.
+    # An option picked on another item survives the live refreshes that decision causes.
+    blocked.get_by_role("radio", name="Fail the run").check()
     ambiguity.get_by_role("radio").first.check()
     ambiguity.get_by_role("button", name="Choose and resume").click()
     expect(page.locator("#notices")).to_contain_text("You decided: approved")
     expect(items).to_have_count(4, timeout=LIVE_TIMEOUT_MS)
-    blocked.get_by_role("radio", name="Fail the run").check()
+    expect(blocked.get_by_role("radio", name="Fail the run")).to_be_checked()
     blocked.get_by_role("button", name="Go on").click()
     expect(items).to_have_count(3, timeout=LIVE_TIMEOUT_MS)
 
