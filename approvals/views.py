@@ -150,7 +150,8 @@ def _item(
             target = reverse("inbox")
         return HttpResponseRedirect(target)
     # The form swaps its answer into #notices; the item is replaced out of band when still shown.
-    notice = render_to_string("approvals/_notice.html", context, request=request) if decided else ""
+    # An error goes to #notices too: a live refresh of the list may redraw the item without it.
+    notice = render_to_string("approvals/_notice.html", context, request=request) if decided or error else ""
     item = render_to_string("approvals/inbox.html#item", {**context, "oob": True}, request=request)
     return HttpResponse(notice + item)
 
