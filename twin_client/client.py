@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -172,6 +172,12 @@ def _answer(call: Call[T], response: httpx.Response) -> T:
     return call.read(response.json())
 
 
+def _next_page(call: Call[list[T]], response: httpx.Response) -> Call[list[T]] | None:
+    """The call for the page after this one (the server's ``Link: <…>; rel="next"``), if any."""
+    url = response.links.get("next", {}).get("url")
+    return Call(call.method, url, call.read, headers=call.headers) if url else None
+
+
 # -- sync ---------------------------------------------------------------------------------------------------
 class Twin:
     """``Twin(base_url, token)``: a client for one tenant (the token's)."""
@@ -193,11 +199,28 @@ class Twin:
         self.webhooks = Webhooks(self)
 
     def send(self, call: Call[T]) -> T:
+        return _answer(call, self._request(call))
+
+    def pages(self, call: Call[list[T]]) -> Iterator[T]:
+        """Every item of a listing, page after page, fetching the next page only when needed."""
+        page: Call[list[T]] | None = call
+        while page is not None:
+            response = self._request(page)
+            yield from _answer(page, response)
+            page = _next_page(page, response)
+
+    def _request(self, call: Call[Any]) -> httpx.Response:
+        # (params=None, not {}: httpx drops the query of a URL sent with params, and the next
+        # page's URL carries its cursor there.)
         timeout = httpx.Timeout(self.timeout, read=self.timeout + call.wait)
-        response = self._http.request(
-            call.method, call.path, params=call.params, json=call.json, headers=call.headers, timeout=timeout
+        return self._http.request(
+            call.method,
+            call.path,
+            params=call.params or None,
+            json=call.json,
+            headers=call.headers,
+            timeout=timeout,
         )
-        return _answer(call, response)
 
     def close(self) -> None:
         self._http.close()
@@ -213,11 +236,32 @@ class Runs:
     def __init__(self, twin: Twin) -> None:
         self._twin = twin
 
+    def start(
+        self,
+        *,
+        goal: str = "",
+        url: str = "",
+        steps: list[dict[str, Any]],
+        params: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        **extra: Any,
+    ) -> Run:
+        """Start a run and return at once (queued); ``agents.run`` waits instead."""
+        call = start_run(
+            goal=goal, url=url, steps=steps, params=params, idempotency_key=idempotency_key, **extra
+        )
+        return self._twin.send(call)
+
     def get(self, run_id: str, *, wait: float = 0) -> Run:
         return self._twin.send(get_run(run_id, wait))
 
     def list(self, *, status: str | None = None, limit: int = 50) -> list[Run]:
+        """One page: the newest ``limit`` runs."""
         return self._twin.send(list_runs(status, limit))
+
+    def iter(self, *, status: str | None = None, page_size: int = 50) -> Iterator[Run]:
+        """All the runs, newest first, following the server's pages."""
+        return self._twin.pages(list_runs(status, page_size))
 
     def wait(self, run_id: str, *, timeout: float = 300) -> Run:
         """Until the run pauses for a person or ends (or ``timeout`` runs out: then as it is)."""
@@ -356,11 +400,27 @@ class AsyncTwin:
         self.webhooks = AsyncWebhooks(self)
 
     async def send(self, call: Call[T]) -> T:
+        return _answer(call, await self._request(call))
+
+    async def pages(self, call: Call[list[T]]) -> AsyncIterator[T]:
+        """Every item of a listing, page after page (``async for``)."""
+        page: Call[list[T]] | None = call
+        while page is not None:
+            response = await self._request(page)
+            for item in _answer(page, response):
+                yield item
+            page = _next_page(page, response)
+
+    async def _request(self, call: Call[Any]) -> httpx.Response:
         timeout = httpx.Timeout(self.timeout, read=self.timeout + call.wait)
-        response = await self._http.request(
-            call.method, call.path, params=call.params, json=call.json, headers=call.headers, timeout=timeout
+        return await self._http.request(
+            call.method,
+            call.path,
+            params=call.params or None,
+            json=call.json,
+            headers=call.headers,
+            timeout=timeout,
         )
-        return _answer(call, response)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -376,11 +436,31 @@ class AsyncRuns:
     def __init__(self, twin: AsyncTwin) -> None:
         self._twin = twin
 
+    async def start(
+        self,
+        *,
+        goal: str = "",
+        url: str = "",
+        steps: list[dict[str, Any]],
+        params: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        **extra: Any,
+    ) -> Run:
+        """Start a run and return at once (queued); ``agents.run`` waits instead."""
+        call = start_run(
+            goal=goal, url=url, steps=steps, params=params, idempotency_key=idempotency_key, **extra
+        )
+        return await self._twin.send(call)
+
     async def get(self, run_id: str, *, wait: float = 0) -> Run:
         return await self._twin.send(get_run(run_id, wait))
 
     async def list(self, *, status: str | None = None, limit: int = 50) -> list[Run]:
         return await self._twin.send(list_runs(status, limit))
+
+    def iter(self, *, status: str | None = None, page_size: int = 50) -> AsyncIterator[Run]:
+        """All the runs, newest first (``async for run in twin.runs.iter()``)."""
+        return self._twin.pages(list_runs(status, page_size))
 
     async def wait(self, run_id: str, *, timeout: float = 300) -> Run:
         deadline = time.monotonic() + timeout

@@ -130,6 +130,26 @@ def test_a_retry_with_the_same_idempotency_key_creates_one_run(alice: Person, si
     twin.runs.cancel(one.id)
 
 
+def test_iter_follows_the_servers_pages_through_every_run(
+    alice: Person, carol: Person, site: FixtureSite
+) -> None:
+    steps = [{"action": "goto", "url": site.url("/pay")}]
+    twin = Twin(alice.base_url, alice.token)
+    started = [twin.runs.start(goal=f"Run {n}", steps=steps) for n in range(5)]
+    Twin(carol.base_url, carol.token).runs.start(goal="Another tenant's", steps=steps)
+
+    every = [run.id for run in twin.runs.iter(page_size=2)]  # three pages
+
+    assert every == [run.id for run in reversed(started)]  # newest first, each once, only alice's
+    assert [run.id for run in twin.runs.list(limit=2)] == every[:2]  # list is one page
+
+    async def every_async() -> list[str]:
+        async with AsyncTwin(alice.base_url, alice.token) as client:
+            return [run.id async for run in client.runs.iter(page_size=2)]
+
+    assert asyncio.run(every_async()) == every
+
+
 def test_the_async_client_does_the_same(alice: Person, site, worker) -> None:
     async def flow() -> twin_client.Run:
         async with AsyncTwin(alice.base_url, alice.token) as twin:
