@@ -8,6 +8,7 @@ per process, so a slow Redis never slows a run.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import os
@@ -20,8 +21,14 @@ from django.conf import settings
 
 log = logging.getLogger(__name__)
 
+# At most this many group sends are in flight at once; the rest wait their turn. The layer's
+# Redis pool holds 100 connections, and a burst of events (a thousand runs pausing at once)
+# used to exceed it and drop live updates with "Too many connections".
+SEND_CONCURRENCY = 32
+
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
+_gate: asyncio.Semaphore | None = None
 _loop_pid: int | None = None
 _client: redis.Redis | None = None
 _client_pid: int | None = None
@@ -47,25 +54,27 @@ def publish(channel: str, message: dict[str, Any]) -> None:
 
 
 def _background_loop() -> asyncio.AbstractEventLoop:
-    global _loop, _loop_pid
+    global _loop, _loop_pid, _gate
     with _lock:
         if _loop is None or _loop_pid != os.getpid():
             loop = asyncio.new_event_loop()
             threading.Thread(target=loop.run_forever, name="twin-broadcast", daemon=True).start()
-            _loop, _loop_pid = loop, os.getpid()
+            _loop, _loop_pid, _gate = loop, os.getpid(), asyncio.Semaphore(SEND_CONCURRENCY)
         return _loop
 
 
 async def _group_send(group: str, event: dict[str, Any]) -> None:
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or _gate is None:
         return
     try:
-        await layer.group_send(group, event)
+        async with _gate:
+            await layer.group_send(group, event)
     except Exception as exc:  # transport only: never let it break the caller
         log.warning("could not broadcast to %s: %s", group, exc)
 
 
-def broadcast(group: str, event: dict[str, Any]) -> None:
-    """Send a JSON-only event to a Channels group, without waiting for it."""
-    asyncio.run_coroutine_threadsafe(_group_send(group, event), _background_loop())
+def broadcast(group: str, event: dict[str, Any]) -> concurrent.futures.Future[None]:
+    """Send a JSON-only event to a Channels group, without waiting for it (the future says when
+    it is sent; nothing needs to wait for it)."""
+    return asyncio.run_coroutine_threadsafe(_group_send(group, event), _background_loop())
