@@ -68,6 +68,31 @@ def read_frames(handle: IO[bytes]) -> Iterator[tuple[float, bytes]]:
         yield t, jpeg
 
 
+STALE_FRAMES = timedelta(hours=24)
+
+
+def frames_dir() -> Path:
+    """Where executions write their frame logs until the segment is stored (one host's disk)."""
+    path = Path(settings.VAR_DIR) / "recording"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def purge_stale_frames(*, now: float | None = None) -> int:
+    """Delete frame logs left by executions that died mid-way (a killed worker never reaches
+    ``stop()``); a live execution writes its log at least every step, so a day-old one is dead."""
+    cutoff = (now if now is not None else time.time()) - STALE_FRAMES.total_seconds()
+    removed = 0
+    for path in frames_dir().glob("twin-segment-*.frames"):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    if removed:
+        log.info("removed %d frame logs of executions that did not finish", removed)
+    return removed
+
+
 class Recorder:
     """Frames of one page, from ``start()`` to ``stop()``, into a segment of ``run``."""
 
@@ -79,7 +104,9 @@ class Recorder:
         self.marks: list[dict[str, Any]] = []
         self.frames = 0
         self.error = ""
-        self._file = tempfile.NamedTemporaryFile(prefix="twin-segment-", suffix=".frames", delete=False)  # noqa: SIM115
+        self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115  (closed and removed in stop())
+            prefix="twin-segment-", suffix=".frames", dir=frames_dir(), delete=False
+        )
         self._file.write(MAGIC)
         self._lock = threading.Lock()
         self._last: tuple[float, bytes] | None = None  # time of the last frame written, newest picture

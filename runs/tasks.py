@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 from django.db import OperationalError, transaction
 from django.db.models import Q
@@ -115,8 +115,10 @@ def finalize_video_task(self: Any, run_id: str) -> str:
 
 @shared_task(ignore_result=True)
 def purge_media_task() -> int:
+    from .recording import purge_stale_frames
     from .video import media_purge
 
+    purge_stale_frames()
     return media_purge()
 
 
@@ -130,3 +132,15 @@ def _connect_browser(**kwargs: Any) -> None:
         session().browser()
     except Exception:  # the first task will try again and report properly
         log.exception("could not connect to the host browser at worker start")
+
+
+@worker_ready.connect
+def _purge_stale_frames(**kwargs: Any) -> None:
+    """A worker starting on a host cleans up the frame logs its dead predecessors left there
+    (the hourly purge does it for the host that happens to run it)."""
+    from .recording import purge_stale_frames
+
+    try:
+        purge_stale_frames()
+    except OSError:
+        log.exception("could not clean up old frame logs")

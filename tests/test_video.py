@@ -4,8 +4,10 @@ chapters at the steps, and old media deleted by retention (which the trail recor
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import av
@@ -358,14 +360,20 @@ def test_the_recorder_paces_its_acks_and_asks_for_a_picture_when_a_busy_page_goe
     a change dropped that way before the page went still is fetched with a screenshot."""
     import websockets.sync.client
 
-    from runs.recording import Recorder
+    from runs.recording import Recorder, frames_dir
 
-    page = FakePage(burst=12, gap=0.01)
+    # The burst arrives at once, as frames do when the page is busy: the recorder acks at its
+    # frame rate only, so some are still out when the page goes still (Chromium would have
+    # dropped changes then), and it asks for a picture. Timed gaps here made that depend on
+    # the load of the machine running the test.
+    page = FakePage(burst=12, gap=0.0)
     monkeypatch.setattr(websockets.sync.client, "connect", lambda *a, **k: page)
     run, _ = paused_run(alice.tenant, alice.user)
     recorder = Recorder(run, "ws://fake", fps=15, quality=60).start()
     time.sleep(0.8)
+    frames_log = Path(recorder._file.name)
     segment = recorder.stop()
+    assert frames_log.parent == frames_dir() and not frames_log.exists()  # stored, then removed
 
     acks = [t for t, m in page.sent if m["method"] == "Page.screencastFrameAck"]
     assert len([t for t in acks if t < 0.13]) <= 3  # not one per frame of the burst
@@ -381,3 +389,23 @@ def test_the_recorder_paces_its_acks_and_asks_for_a_picture_when_a_busy_page_goe
     times = [t for t, _ in frames]
     assert times == sorted(times) and abs(times[-1] - segment.duration) < 0.001
     assert all(b - a >= 1 / 15 - 0.005 for a, b in itertools.pairwise(times[1:-1])), times
+
+
+def test_the_hourly_purge_removes_frame_logs_of_executions_that_died(alice):
+    """A worker killed mid-run never stores its segment: its frame log is removed after a day,
+    and the logs of executions still going are left alone."""
+    from runs.recording import frames_dir
+    from runs.tasks import purge_media_task
+
+    dead = frames_dir() / "twin-segment-dead.frames"
+    alive = frames_dir() / "twin-segment-alive.frames"
+    for path in (dead, alive):
+        path.write_bytes(b"TWINFRM1")
+    day_ago = time.time() - 25 * 3600
+    os.utime(dead, (day_ago, day_ago))
+
+    purge_media_task()
+
+    assert not dead.exists()
+    assert alive.exists()
+    alive.unlink()
