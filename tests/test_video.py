@@ -370,7 +370,11 @@ def test_the_recorder_paces_its_acks_and_asks_for_a_picture_when_a_busy_page_goe
     monkeypatch.setattr(websockets.sync.client, "connect", lambda *a, **k: page)
     run, _ = paused_run(alice.tenant, alice.user)
     recorder = Recorder(run, "ws://fake", fps=15, quality=60).start()
-    time.sleep(0.8)
+    # Until the page's still picture is in (about 0.8 s: the burst's acks go out at the frame
+    # rate first); a deadline, not a fixed sleep, so a loaded machine does not fail it.
+    deadline = time.monotonic() + 10
+    while (recorder._last is None or recorder._last[1] != b"still") and time.monotonic() < deadline:
+        time.sleep(0.02)
     frames_log = Path(recorder._file.name)
     segment = recorder.stop()
     assert frames_log.parent == frames_dir() and not frames_log.exists()  # stored, then removed
