@@ -14,7 +14,7 @@ from django.template.loader import get_template
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from twin_site.admin_site import AuditedTenantFilter, ReadOnlyAudit, run_filtered
+from twin_site.admin_site import AuditedTenantFilter, NoEditing, ReadOnlyAudit, run_filtered
 
 from .media import ranged_file_response, video_storage
 from .models import Run, RunEvent, Step
@@ -38,22 +38,13 @@ STEP_FIELDS = (
 )
 
 
-class StepInline(admin.TabularInline):
+class StepInline(NoEditing, admin.TabularInline):
     model = Step
     extra = 0
     can_delete = False
     fields = STEP_FIELDS
     readonly_fields = STEP_FIELDS
     show_change_link = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return True  # the run's own page decided already

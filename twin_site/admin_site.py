@@ -59,10 +59,8 @@ class TwinAdminSite(admin.AdminSite):
         return bool(user.is_active and (user.is_staff or is_auditor(user)))
 
 
-class ReadOnlyAudit:
-    """Mixin for the trail's admin classes: view only, for everyone; auditors see their tenants."""
-
-    tenant_path = "tenant"
+class NoEditing:
+    """Mixin for admin classes and inlines: nobody adds, changes or deletes, superusers included."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -73,22 +71,28 @@ class ReadOnlyAudit:
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+
+class ReadOnlyAudit(NoEditing):
+    """Mixin for the trail's admin classes: view only, for everyone; auditors see their tenants."""
+
+    tenant_path = "tenant"
+
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         tenants = audited_tenant_ids(request.user)
         if tenants is None:
             return True
         if obj is None:
             return bool(tenants)
-        return self._tenant_of(obj) in tenants
+        return int(self._tenant_of(obj).pk) in tenants
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request)
 
-    def _tenant_of(self, obj: Any) -> int:
+    def _tenant_of(self, obj: Any) -> Any:
         value = obj
         for part in self.tenant_path.split("__"):
             value = getattr(value, part)
-        return int(value.pk)
+        return value
 
     def get_queryset(self, request: HttpRequest) -> Any:
         queryset = super().get_queryset(request)  # type: ignore[misc]
@@ -99,10 +103,7 @@ class ReadOnlyAudit:
 
     @admin.display(description="tenant")
     def tenant_slug(self, obj: Any) -> str:
-        value = obj
-        for part in self.tenant_path.split("__"):
-            value = getattr(value, part)
-        return str(value.slug)
+        return str(self._tenant_of(obj).slug)
 
     def get_actions(self, request: HttpRequest) -> Any:
         actions = super().get_actions(request)  # type: ignore[misc]

@@ -11,6 +11,8 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from twin_site.admin_site import NoEditing
+
 from .models import Attempt, Delivery, Endpoint, EndpointEvent
 from .services import endpoint_update
 
@@ -28,17 +30,6 @@ ENDPOINT_FIELDS = (
     "created_by",
     "created_at",
 )
-
-
-class ReadOnly:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Endpoint)
@@ -70,22 +61,16 @@ class EndpointAdmin(admin.ModelAdmin):
             endpoint_update(endpoint=current, actor=request.user, enabled=wanted)
 
 
-class AttemptInline(admin.TabularInline):
+class AttemptInline(NoEditing, admin.TabularInline):
     model = Attempt
     extra = 0
     can_delete = False
     fields = ("number", "started_at", "duration_ms", "status_code", "ok", "error", "response_excerpt")
     readonly_fields = fields
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnly, admin.ModelAdmin):
+class DeliveryAdmin(NoEditing, admin.ModelAdmin):
     list_display = ("event_type", "endpoint", "run", "status", "attempts", "created_at", "delivered_at")
     list_filter = ("status", "event_type", "tenant")
     search_fields = ("endpoint__url",)
@@ -115,7 +100,7 @@ class DeliveryAdmin(ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(EndpointEvent)
-class EndpointEventAdmin(ReadOnly, admin.ModelAdmin):
+class EndpointEventAdmin(NoEditing, admin.ModelAdmin):
     list_display = ("type", "endpoint", "actor", "created_at")
     list_filter = ("type",)
     list_select_related = ("endpoint", "actor")
