@@ -31,7 +31,7 @@ from approvals.services import (
 )
 from tenants.access import access_for
 from tenants.models import Role
-from twin_site.api import ApiError
+from twin_site.api import ApiError, json_object
 from twin_site.idempotency import idempotent
 
 from .media import ranged_file_response, video_storage
@@ -71,16 +71,6 @@ def run_response(run: Run, request: Request, *, http_status: int = 200) -> Respo
     response = Response(RunSerializer(fresh, context={"request": request}).data, status=http_status)
     response["X-Twin-Status"] = fresh.status
     return response
-
-
-def json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object; an empty body is {}, anything else but an object is a 400."""
-    data = request.data
-    if not data:
-        return {}
-    if not isinstance(data, dict):
-        raise ApiError("invalid", "the body must be a JSON object")
-    return dict(data)
 
 
 def conflict(exc: RunConflict) -> ApiError:

@@ -203,6 +203,10 @@ def test_webhook_endpoints_belong_to_one_tenant_and_operators_manage_them(alice,
     assert bad.status_code == 400
     assert "run.exploded" in bad.json()["detail"]
     assert alice.post("/api/webhooks", {"url": "ftp://example.com/x"}).json()["error"] == "invalid_url"
+    # A body that is not an object is refused, not read as "change nothing".
+    listed = alice.client.patch(f"/api/webhooks/{endpoint['id']}", [{"enabled": False}], format="json")
+    assert (listed.status_code, listed.json()["error"]) == (400, "invalid")
+    assert alice.get(f"/api/webhooks/{endpoint['id']}").json()["enabled"] is True
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,16 @@ class ApiError(exceptions.APIException):
         self.extra = extra
 
 
+def json_object(request: Any) -> dict[str, Any]:
+    """The body as a JSON object; an empty body is {}, anything else but an object is a 400."""
+    data = request.data
+    if not data:
+        return {}
+    if not isinstance(data, dict):
+        raise ApiError("invalid", "the body must be a JSON object")
+    return dict(data)
+
+
 _CODES = {
     exceptions.NotAuthenticated: "unauthorized",
     exceptions.AuthenticationFailed: "unauthorized",

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from runs.serializers import ErrorSerializer
 from tenants.access import access_for
 from tenants.models import Role
-from twin_site.api import ApiError
+from twin_site.api import ApiError, json_object
 
 from .models import SecretKind, SecretVersion
 from .selectors import secret_list
@@ -39,7 +39,7 @@ class SecretsView(APIView):
     def post(self, request: Request) -> Response:
         access = access_for(request)
         access.require(Role.OPERATOR)
-        body = SecretInSerializer(data=request.data if isinstance(request.data, dict) else {})
+        body = SecretInSerializer(data=json_object(request))
         body.is_valid(raise_exception=True)
         try:
             version = secret_put(tenant=access.tenant, created_by=access.user, **body.validated_data)

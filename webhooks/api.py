@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from runs.serializers import ErrorSerializer
 from tenants.access import access_for
 from tenants.models import Role, Tenant
-from twin_site.api import ApiError
+from twin_site.api import ApiError, json_object
 
 from .models import EVENT_TYPES, Attempt, Delivery, Endpoint
 from .services import (
@@ -103,10 +103,6 @@ def _endpoint(tenant: Tenant, pk: Any) -> Endpoint:
     return endpoint
 
 
-def _body(request: Request) -> dict[str, Any]:
-    return request.data if isinstance(request.data, dict) else {}
-
-
 class WebhooksView(APIView):
     @extend_schema(responses={200: EndpointSerializer(many=True), **ERRORS})
     def get(self, request: Request) -> Response:
@@ -117,7 +113,7 @@ class WebhooksView(APIView):
     def post(self, request: Request) -> Response:
         access = access_for(request)
         access.require(Role.OPERATOR)
-        body = EndpointInSerializer(data=_body(request))
+        body = EndpointInSerializer(data=json_object(request))
         body.is_valid(raise_exception=True)
         try:
             endpoint, secret = endpoint_create(tenant=access.tenant, actor=access.user, **body.validated_data)
@@ -138,7 +134,7 @@ class WebhookDetailView(APIView):
         access = access_for(request)
         endpoint = _endpoint(access.tenant, pk)
         access.require(Role.OPERATOR)
-        body = EndpointPatchSerializer(data=_body(request))
+        body = EndpointPatchSerializer(data=json_object(request))
         body.is_valid(raise_exception=True)
         try:
             endpoint = endpoint_update(endpoint=endpoint, actor=access.user, **body.validated_data)
