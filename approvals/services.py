@@ -55,20 +55,10 @@ class Client:
 
     @classmethod
     def of(cls, request: Any) -> Client:
-        from django.conf import settings
-        from django.core.exceptions import ValidationError
-        from django.core.validators import validate_ipv46_address
+        from twin_site.clients import client_ip
 
         meta = getattr(request, "META", {})
-        ip = meta.get("REMOTE_ADDR") or None
-        if settings.TWIN_TRUST_X_FORWARDED_FOR:
-            forwarded = meta.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip()
-            ip = forwarded or ip
-        try:
-            validate_ipv46_address(ip or "")
-        except ValidationError:
-            ip = None
-        return cls(ip=ip, user_agent=meta.get("HTTP_USER_AGENT", "")[:500])
+        return cls(ip=client_ip(request), user_agent=meta.get("HTTP_USER_AGENT", "")[:500])
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from twin_site import ratelimit
+from twin_site.clients import client_ip
 
 from .models import ApiToken, hash_token
 
@@ -24,7 +25,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("The Authorization header must be 'Bearer <token>'.")
         # Guessing tokens: after too many failures from one address, it may not try for a while.
-        limit_key = f"auth:{request.META.get('REMOTE_ADDR', '')}"
+        limit_key = f"auth:{client_ip(request) or ''}"
         wait = ratelimit.retry_after(limit_key, settings.TWIN_AUTH_FAILURE_LIMIT)
         if wait is not None:
             raise exceptions.Throttled(wait, "Too many failed token attempts from this address.")

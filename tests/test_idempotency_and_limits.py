@@ -116,6 +116,22 @@ def test_too_many_bad_tokens_from_one_address_are_refused_for_a_while(alice, set
     assert elsewhere.status_code == 200
 
 
+def test_behind_a_trusted_proxy_token_guessing_is_counted_per_client_not_per_proxy(alice, settings):
+    settings.TWIN_AUTH_FAILURE_LIMIT = 3
+    settings.TWIN_TRUST_X_FORWARDED_FOR = True
+    guesser = APIClient()
+    guesser.credentials(HTTP_AUTHORIZATION="Bearer twin_guess")
+    proxy = "10.0.0.2"
+
+    for _ in range(3):
+        guesser.get("/api/runs", HTTP_X_FORWARDED_FOR="198.51.100.20", REMOTE_ADDR=proxy)
+    limited = guesser.get("/api/runs", HTTP_X_FORWARDED_FOR="198.51.100.20, 10.0.0.1", REMOTE_ADDR=proxy)
+    someone_else = alice.client.get("/api/runs", HTTP_X_FORWARDED_FOR="198.51.100.21", REMOTE_ADDR=proxy)
+
+    assert limited.status_code == 429
+    assert someone_else.status_code == 200  # the proxy's other clients are not locked out
+
+
 # -- one-time code guessing ---------------------------------------------------------------------------
 def test_wrong_one_time_codes_lock_the_pause_for_a_while_and_the_trail_says_so(alice, settings):
     settings.TWIN_INPUT_ATTEMPTS, settings.TWIN_INPUT_LOCK_SECONDS = 3, 120

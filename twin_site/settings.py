@@ -200,8 +200,9 @@ TWIN_WEBHOOK_TIMEOUT = env_float("TWIN_WEBHOOK_TIMEOUT", 10.0)
 TWIN_WEBHOOK_MAX_ATTEMPTS = env_int("TWIN_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
 TWIN_WEBHOOK_DISABLE_AFTER = env_int("TWIN_WEBHOOK_DISABLE_AFTER", 20, minimum=1)
 TWIN_WEBHOOK_BACKOFF_SCALE = env_float("TWIN_WEBHOOK_BACKOFF_SCALE", 1.0)
-# Decisions record the client's address: REMOTE_ADDR, or X-Forwarded-For's first address when
-# Twin runs behind a proxy you trust to set it (otherwise anyone could write their own).
+# Decisions record, and the token-guessing limit counts, the client's address: REMOTE_ADDR, or
+# X-Forwarded-For's first address when Twin runs behind a proxy you trust to set it (otherwise
+# anyone could write their own).
 TWIN_TRUST_X_FORWARDED_FOR = env_bool("TWIN_TRUST_X_FORWARDED_FOR", False)
 
 REST_FRAMEWORK = {
