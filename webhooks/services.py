@@ -79,7 +79,7 @@ def endpoint_create(
         events=events,
         description=description[:200],
         sealed_secret=seal_text(secret, scope=secret_scope(tenant.pk)),
-        created_by=actor if getattr(actor, "pk", None) else None,
+        created_by=_user(actor),
     )
     return endpoint, secret
 
@@ -202,15 +202,21 @@ def _enqueue(ids: list[str], countdown: float = 0) -> None:
             return
 
 
+def _owed_before(endpoint_id: Any, run_id: Any, seq: Any) -> Any:
+    """Messages of the same run to the same endpoint, earlier in line and not settled yet (values
+    or ``OuterRef``s: one message's check, or the sweeper's subquery)."""
+    return Delivery.objects.filter(
+        endpoint_id=endpoint_id,
+        run_id=run_id,
+        seq__lt=seq,
+        status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING],
+    )
+
+
 def _earlier_owed(delivery: Delivery) -> bool:
     if delivery.run_id is None:
         return False
-    return Delivery.objects.filter(
-        endpoint_id=delivery.endpoint_id,
-        run_id=delivery.run_id,
-        seq__lt=delivery.seq,
-        status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING],
-    ).exists()
+    return bool(_owed_before(delivery.endpoint_id, delivery.run_id, delivery.seq).exists())
 
 
 def _next_in_line(delivery: Delivery) -> None:
@@ -335,12 +341,7 @@ def _failed(delivery: Delivery, endpoint: Endpoint, number: int, outcome: transp
 def dispatch_due(limit: int = 500) -> int:
     """Queue every message that is due (retries, messages that waited, ones Redis lost)."""
     now = timezone.now()
-    owed_before = Delivery.objects.filter(
-        endpoint_id=OuterRef("endpoint_id"),
-        run_id=OuterRef("run_id"),
-        seq__lt=OuterRef("seq"),
-        status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING],
-    )
+    owed_before = _owed_before(OuterRef("endpoint_id"), OuterRef("run_id"), OuterRef("seq"))
     due = (
         Delivery.objects.filter(endpoint__enabled=True)
         .filter(
