@@ -66,6 +66,7 @@ class Delivery(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="deliveries")
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    # The run event it announces; its id also orders one run's messages to one endpoint.
     event_id = models.BigIntegerField(null=True, blank=True, help_text="The run event it announces.")
     event_type = models.CharField(max_length=64)
     body = models.TextField(help_text="The JSON sent, byte for byte the same on every attempt.")
@@ -75,14 +76,12 @@ class Delivery(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
-    # Ordering among one run's deliveries to one endpoint (event order).
-    seq = models.BigIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
-            models.Index(fields=["endpoint", "run", "seq"], name="delivery_run_order"),
+            models.Index(fields=["endpoint", "run", "event_id"], name="delivery_run_event_order"),
             models.Index(fields=["endpoint", "-created_at"], name="delivery_endpoint_recent"),
         ]
 

@@ -179,7 +179,6 @@ def deliveries_for_event(run: Any, *, event_type: str, event_id: int, created_at
                 endpoint=endpoint,
                 run_id=run.pk,
                 event_id=event_id,
-                seq=event_id,
                 event_type=event_type,
                 body=body,
                 next_attempt_at=now,
@@ -202,13 +201,13 @@ def _enqueue(ids: list[str], countdown: float = 0) -> None:
             return
 
 
-def _owed_before(endpoint_id: Any, run_id: Any, seq: Any) -> Any:
+def _owed_before(endpoint_id: Any, run_id: Any, event_id: Any) -> Any:
     """Messages of the same run to the same endpoint, earlier in line and not settled yet (values
     or ``OuterRef``s: one message's check, or the sweeper's subquery)."""
     return Delivery.objects.filter(
         endpoint_id=endpoint_id,
         run_id=run_id,
-        seq__lt=seq,
+        event_id__lt=event_id,
         status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING],
     )
 
@@ -216,7 +215,7 @@ def _owed_before(endpoint_id: Any, run_id: Any, seq: Any) -> Any:
 def _earlier_owed(delivery: Delivery) -> bool:
     if delivery.run_id is None:
         return False
-    return bool(_owed_before(delivery.endpoint_id, delivery.run_id, delivery.seq).exists())
+    return bool(_owed_before(delivery.endpoint_id, delivery.run_id, delivery.event_id).exists())
 
 
 def _next_in_line(delivery: Delivery) -> None:
@@ -227,10 +226,10 @@ def _next_in_line(delivery: Delivery) -> None:
         Delivery.objects.filter(
             endpoint_id=delivery.endpoint_id,
             run_id=delivery.run_id,
-            seq__gt=delivery.seq,
+            event_id__gt=delivery.event_id,
             status=DeliveryStatus.PENDING,
         )
-        .order_by("seq")
+        .order_by("event_id")
         .values_list("pk", "next_attempt_at")
         .first()
     )
@@ -341,7 +340,7 @@ def _failed(delivery: Delivery, endpoint: Endpoint, number: int, outcome: transp
 def dispatch_due(limit: int = 500) -> int:
     """Queue every message that is due (retries, messages that waited, ones Redis lost)."""
     now = timezone.now()
-    owed_before = _owed_before(OuterRef("endpoint_id"), OuterRef("run_id"), OuterRef("seq"))
+    owed_before = _owed_before(OuterRef("endpoint_id"), OuterRef("run_id"), OuterRef("event_id"))
     due = (
         Delivery.objects.filter(endpoint__enabled=True)
         .filter(
@@ -349,7 +348,7 @@ def dispatch_due(limit: int = 500) -> int:
             | Q(status=DeliveryStatus.SENDING, lease_until__lt=now)
         )
         .exclude(Exists(owed_before))
-        .order_by("seq")
+        .order_by("event_id")
         .values_list("pk", flat=True)[:limit]
     )
     ids = [str(pk) for pk in due]

@@ -125,7 +125,7 @@ def _deliveries(endpoint: Endpoint, status: str) -> list[Delivery]:
     deliveries = (
         Delivery.objects.filter(endpoint=endpoint)
         .prefetch_related("attempt_log")
-        .order_by("-created_at", "-seq")
+        .order_by("-created_at", "-event_id")
     )
     if status:
         deliveries = deliveries.filter(status=status)
