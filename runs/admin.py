@@ -16,10 +16,9 @@ from django.utils.html import format_html, format_html_join
 
 from twin_site.admin_site import AuditedTenantFilter, NoEditing, ReadOnlyAudit, run_filtered
 
-from .media import ranged_file_response, video_storage
+from .media import chapters_response, video_response
 from .models import Run, RunEvent, Step
 from .selectors import ready_recording
-from .views import chapters_vtt
 
 
 def pretty_json(value: Any) -> str:
@@ -190,11 +189,11 @@ class RunAdmin(ReadOnlyAudit, admin.ModelAdmin):
 
     def video_view(self, request: HttpRequest, pk: Any) -> HttpResponseBase:
         recording = self._visible_recording(request, pk)
-        return ranged_file_response(request, video_storage(), recording.path, recording.content_type)
+        return video_response(request, recording)
 
     def chapters_view(self, request: HttpRequest, pk: Any) -> HttpResponse:
         recording = self._visible_recording(request, pk)
-        return HttpResponse(chapters_vtt(recording), content_type="text/vtt; charset=utf-8")
+        return chapters_response(recording)
 
     class Media:
         css = {"all": ["twin/admin.css"]}

@@ -34,7 +34,7 @@ from tenants.models import Role
 from twin_site.api import ApiError, json_object
 from twin_site.idempotency import idempotent
 
-from .media import ranged_file_response, video_storage
+from .media import video_response
 from .models import Run, RunStatus
 from .selectors import get_run_for_tenant, ready_recording, runs_for_tenant
 from .serializers import (
@@ -274,9 +274,7 @@ class RunVideoView(APIView):
         recording = ready_recording(get_run_for_tenant(access.tenant, pk))
         if recording is None:
             raise Http404("this run has no video (yet)")
-        return ranged_file_response(
-            request, video_storage(), recording.path, recording.content_type or "video/webm"
-        )
+        return video_response(request, recording)
 
 
 # -- long polling: async views around the DRF views above ---------------------------------------

@@ -73,3 +73,36 @@ def ranged_file_response(
     response["Cache-Control"] = "private, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def video_response(request: HttpRequest, recording: Any) -> HttpResponseBase:
+    """A run's session video (a ready ``Recording``), with byte ranges."""
+    return ranged_file_response(
+        request, video_storage(), recording.path, recording.content_type or "video/webm"
+    )
+
+
+def chapters_response(recording: Any) -> HttpResponse:
+    """A run's steps as the WebVTT chapters track of its video."""
+    return HttpResponse(chapters_vtt(recording), content_type="text/vtt; charset=utf-8")
+
+
+def chapters_vtt(recording: Any) -> str:
+    def stamp(seconds: float) -> str:
+        millis = round(seconds * 1000)
+        hours, rest = divmod(millis, 3_600_000)
+        minutes, rest = divmod(rest, 60_000)
+        return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
+
+    lines = ["WEBVTT", ""]
+    chapters = recording.chapters
+    for n, chapter in enumerate(chapters):
+        end = chapters[n + 1]["offset"] if n + 1 < len(chapters) else recording.duration
+        label = f"{chapter['step_index']}. {chapter['label']}".replace("-->", "→")
+        lines += [
+            str(n + 1),
+            f"{stamp(chapter['offset'])} --> {stamp(max(end, chapter['offset']))}",
+            label,
+            "",
+        ]
+    return "\n".join(lines)

@@ -19,7 +19,7 @@ from approvals.models import ApprovalStatus
 from tenants.models import Role
 from tenants.web import dashboard_view
 
-from .media import ranged_file_response, video_storage
+from .media import chapters_response, video_response
 from .models import Run, RunStatus
 from .selectors import get_run_for_tenant, ready_recording
 from .services import ProgramInvalid, RunConflict, run_cancel, run_create
@@ -105,7 +105,7 @@ def run_video(request: HttpRequest, pk: str) -> HttpResponseBase:
     recording = ready_recording(get_run_for_tenant(request.access.tenant, pk))  # type: ignore[attr-defined]
     if recording is None:
         raise Http404("this run has no video")
-    return ranged_file_response(request, video_storage(), recording.path, recording.content_type)
+    return video_response(request, recording)
 
 
 @dashboard_view
@@ -114,28 +114,7 @@ def run_video_chapters(request: HttpRequest, pk: str) -> HttpResponse:
     recording = ready_recording(get_run_for_tenant(request.access.tenant, pk))  # type: ignore[attr-defined]
     if recording is None:
         raise Http404("this run has no video")
-    return HttpResponse(chapters_vtt(recording), content_type="text/vtt; charset=utf-8")
-
-
-def chapters_vtt(recording: Any) -> str:
-    def stamp(seconds: float) -> str:
-        millis = round(seconds * 1000)
-        hours, rest = divmod(millis, 3_600_000)
-        minutes, rest = divmod(rest, 60_000)
-        return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
-
-    lines = ["WEBVTT", ""]
-    chapters = recording.chapters
-    for n, chapter in enumerate(chapters):
-        end = chapters[n + 1]["offset"] if n + 1 < len(chapters) else recording.duration
-        label = f"{chapter['step_index']}. {chapter['label']}".replace("-->", "→")
-        lines += [
-            str(n + 1),
-            f"{stamp(chapter['offset'])} --> {stamp(max(end, chapter['offset']))}",
-            label,
-            "",
-        ]
-    return "\n".join(lines)
+    return chapters_response(recording)
 
 
 @dashboard_view
