@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import inspect
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,6 +160,12 @@ def stop_host_browser() -> bool:
     with contextlib.suppress(OSError):
         (host_dir() / "browser.json").unlink()
     return True
+
+
+def no_proxy(connect: Callable[..., Any]) -> dict[str, Any]:
+    """Options for a websockets ``connect`` to Chromium's CDP: never through a proxy (it is on
+    this host; websockets >= 15 honours the *_proxy variables)."""
+    return {"proxy": None} if "proxy" in inspect.signature(connect).parameters else {}
 
 
 def page_ws_url(target_id: str) -> str | None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import itertools
 import json
 import logging
@@ -36,7 +35,7 @@ from websockets.exceptions import WebSocketException
 
 from tenants.models import Membership, Role
 
-from .browser import page_ws_url
+from .browser import no_proxy, page_ws_url
 from .events import record_event
 from .models import Run, RunStatus
 
@@ -55,9 +54,8 @@ _CONNECT_OPTIONS: dict[str, Any] = {
     "ping_interval": None,
     "open_timeout": 5,
     "close_timeout": 2,
+    **no_proxy(connect),
 }
-if "proxy" in inspect.signature(connect).parameters:  # websockets >= 15 honours *_proxy variables
-    _CONNECT_OPTIONS["proxy"] = None
 
 
 class CdpError(Exception):

@@ -135,13 +135,16 @@ class Recorder:
         self._ws.send(json.dumps({"id": next(self._ids), "method": method, "params": params or {}}))
 
     def _loop(self) -> None:
-        import inspect
-
         from websockets.sync.client import connect
 
-        options: dict[str, Any] = {"max_size": None, "open_timeout": 5, "close_timeout": 1}
-        if "proxy" in inspect.signature(connect).parameters:  # websockets >= 15 honours *_proxy variables
-            options["proxy"] = None
+        from .browser import no_proxy
+
+        options: dict[str, Any] = {
+            "max_size": None,
+            "open_timeout": 5,
+            "close_timeout": 1,
+            **no_proxy(connect),
+        }
         try:
             with connect(self.ws_url, **options) as ws:
                 self._ws = ws
