@@ -105,11 +105,6 @@ class ReadOnlyAudit(NoEditing):
     def tenant_slug(self, obj: Any) -> str:
         return str(self._tenant_of(obj).slug)
 
-    def get_actions(self, request: HttpRequest) -> Any:
-        actions = super().get_actions(request)  # type: ignore[misc]
-        actions.pop("delete_selected", None)
-        return actions
-
 
 class AuditedTenantFilter(admin.SimpleListFilter):
     """Filter by tenant, offering only the tenants this person may audit."""

@@ -49,11 +49,6 @@ class EndpointAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_staff) and super().has_change_permission(request, obj)
 
-    def get_actions(self, request: HttpRequest) -> Any:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
     def save_model(self, request: HttpRequest, obj: Endpoint, form: Any, change: bool) -> None:
         if "enabled" in form.changed_data:
             wanted = obj.enabled
