@@ -198,7 +198,7 @@ def checkpoint_build(heads: Iterable[tuple[Any, int, int, str]], *, at: datetime
             {"run": str(run_id), "tenant": tenant_id, "seq": seq, "hash": digest}
             for run_id, tenant_id, seq, digest in heads
         ),
-        key=lambda head: head["run"],
+        key=lambda head: str(head["run"]),
     )
     key = _signing_key()
     body = {
@@ -290,3 +290,29 @@ def audit_checkpoint_export(*, output: str | None = None, at: datetime | None = 
         return output
     name = f"{CHECKPOINT_PREFIX}{at.astimezone(UTC):%Y%m%dT%H%M%S.%fZ}.json"
     return str(checkpoint_storage().save(name, ContentFile(text)))
+
+
+def audit_rekey_run(run_id: Any, *, key: bytes | None = None) -> int:
+    """Re-chain one run's trail under ``key`` (default: the current chain key); events re-keyed.
+
+    Only for a trail verified just before (under the old key): it does not look at old hashes.
+    Events are append-only at the ORM level, so their hashes are rewritten with raw SQL, under
+    the run's lock like every writer of the run.
+    """
+    from django.db import connection, transaction
+
+    from .events import lock_run
+    from .models import Run, RunEvent
+
+    key = chain_key() if key is None else key
+    table = connection.ops.quote_name(RunEvent._meta.db_table)
+    with transaction.atomic():
+        lock_run(run_id)
+        rows = rechained(RunEvent.objects.filter(run_id=run_id).order_by("seq", "id"), key=key)
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {table} SET prev_hash = %s, hash = %s WHERE id = %s",
+                [(prev, digest, pk) for pk, prev, digest in rows],
+            )
+        Run.objects.filter(pk=run_id).update(audit_head=rows[-1][2] if rows else GENESIS)
+    return len(rows)

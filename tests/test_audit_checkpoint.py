@@ -210,7 +210,7 @@ def test_runs_created_or_grown_after_the_checkpoint_are_fine_and_the_newest_chec
 
 def test_beat_writes_a_checkpoint_every_day(alice: Persona) -> None:
     decided(alice)
-    entry = settings.CELERY_BEAT_SCHEDULE["audit-checkpoint"]
+    entry: dict[str, Any] = settings.CELERY_BEAT_SCHEDULE["audit-checkpoint"]
     assert entry["task"] == "runs.tasks.audit_checkpoint_task"
     now = timezone.now()
     assert entry["schedule"].remaining_estimate(now - timedelta(days=1)) <= timedelta(0)  # due daily

@@ -125,3 +125,60 @@ def test_a_chain_checked_with_another_master_key_does_not_verify(alice: Persona)
     other_key = derived_key("audit-chain", master=b"another master key, 32 characters")
     breaks = list(verify_run(run.pk, head.audit_seq, head.audit_head, events, key=other_key))
     assert [b.seq for b in breaks] == [e.seq for e in events]
+
+
+# -- changing the master key ---------------------------------------------------------------------
+@pytest.fixture
+def new_master_key(settings: Any, tmp_path: Any) -> Any:
+    """Switch TWIN_MASTER_KEY; return the file holding the old one (as an operator would keep it)."""
+    from vault import crypto
+
+    old = tmp_path / "old-master.key"
+    old.write_text(crypto._master_key().decode() + "\n")
+
+    def switch() -> Any:
+        settings.TWIN_MASTER_KEY = "the new master key, rotated today"
+        crypto._derived_key.cache_clear()
+        crypto._fernet.cache_clear()
+        return old
+
+    yield switch
+    crypto._derived_key.cache_clear()
+    crypto._fernet.cache_clear()
+
+
+def test_after_a_master_key_change_verifyaudit_re_keys_intact_trails_from_the_old_key(
+    alice: Persona, new_master_key: Any
+) -> None:
+    run, _ = paused_run(alice.tenant, alice.user)
+    alice.post(f"/api/runs/{run.pk}/approve")
+    call_command("auditcheckpoint", stdout=io.StringIO())
+    events = RunEvent.objects.filter(run=run).count()
+
+    old_key_file = new_master_key()
+    code, out = verify()
+    assert code == 1  # under the new key nothing verifies: not the chain, not the checkpoint
+    assert "its signature does not verify" in out
+
+    code, out = verify("--rekey-from", str(old_key_file))
+
+    assert code == 0, out
+    assert "every trail is intact" in out
+    assert f"re-keyed {events} events under the current master key" in out
+    code, out = verify()
+    assert code == 0, out
+    assert "compared with the checkpoint of" in out
+
+
+def test_a_broken_trail_is_not_re_keyed(alice: Persona, bob: Persona, new_master_key: Any) -> None:
+    run, approval = paused_run(alice.tenant, alice.user)
+    alice.post(f"/api/runs/{run.pk}/approve")
+    rewrite_decision(run, approval, to=bob.user)  # without the key
+    hashes = list(RunEvent.objects.filter(run=run).order_by("seq").values_list("hash", flat=True))
+
+    code, out = verify("--no-checkpoint", "--rekey-from", str(new_master_key()))
+
+    assert code == 1, out
+    assert f"BREAK run {run.pk}" in out
+    assert "Nothing was re-keyed" in out
+    assert list(RunEvent.objects.filter(run=run).order_by("seq").values_list("hash", flat=True)) == hashes

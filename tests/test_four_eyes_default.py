@@ -85,8 +85,7 @@ def test_the_admin_shows_whether_four_eyes_applies_now(alice, admin_user):
     browser = Client()
     browser.force_login(admin_user)
 
-    listing = browser.get("/admin/tenants/tenant/")
-    assert "Off (automatic: 1 approver)" in listing.content.decode()
+    assert "Off (automatic: 1 approver)" in browser.get("/admin/tenants/tenant/").content.decode()
 
     Persona("dave", "acme", Role.APPROVER)
     form = browser.get(f"/admin/tenants/tenant/{alice.tenant.pk}/change/").content.decode()

@@ -7,9 +7,19 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from runs.audit import Checkpoint, checkpoint_parse, checkpoint_storage, latest_checkpoint_name, verify_run
+from runs.audit import (
+    CHAIN_KEY_PURPOSE,
+    Checkpoint,
+    audit_checkpoint_export,
+    audit_rekey_run,
+    checkpoint_parse,
+    checkpoint_storage,
+    latest_checkpoint_name,
+    verify_run,
+)
 from runs.models import Run, RunEvent
 from tenants.models import Tenant
+from vault.crypto import derived_key
 
 
 class Tally:
@@ -42,8 +52,21 @@ class Command(BaseCommand):
             help="compare with this checkpoint file instead of the newest in the audit storage",
         )
         parser.add_argument("--no-checkpoint", action="store_true", help="check the chains only")
+        parser.add_argument(
+            "--rekey-from",
+            metavar="OLD_KEY_FILE",
+            help="after TWIN_MASTER_KEY was changed: check every trail (and the checkpoint) under the old "
+            "master key read from this file, and only if all are intact re-chain them under the current "
+            "key and write a fresh checkpoint. Stop web and workers first.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        old_master: bytes | None = None
+        if options["rekey_from"]:
+            if options["tenant"] or options["run"]:
+                raise CommandError("--rekey-from re-keys every trail: it takes no --tenant or --run")
+            old_master = self.read_key(options["rekey_from"])
+        chain = None if old_master is None else derived_key(CHAIN_KEY_PURPOSE, master=old_master)
         runs = Run.objects.order_by("created_at", "pk")
         tenant_id: int | None = None
         if options["tenant"]:
@@ -57,7 +80,7 @@ class Command(BaseCommand):
                 raise CommandError(f"{options['run']!r} is not a run id") from None
             runs = runs.filter(pk=only_run)
 
-        checkpoint, checkpoint_broken = self.load_checkpoint(options)
+        checkpoint, checkpoint_broken = self.load_checkpoint(options, master=old_master)
         expected: dict[str, dict[str, Any]] = {}
         if checkpoint is not None:
             expected = {
@@ -74,7 +97,8 @@ class Command(BaseCommand):
             kept = expected.pop(str(run_id), None)
             tally = Tally(None if kept is None else kept["seq"])
             problems = [
-                str(b) for b in verify_run(run_id, head_seq, head_hash, tally.through(trail.iterator()))
+                str(b)
+                for b in verify_run(run_id, head_seq, head_hash, tally.through(trail.iterator()), key=chain)
             ]
             if kept is not None and checkpoint is not None:
                 problems += self.against_checkpoint(str(run_id), kept, tally.at_seq, checkpoint)
@@ -86,10 +110,11 @@ class Command(BaseCommand):
                     self.stdout.write(f"BREAK {problem}")
         if only_run and not checked and not expected:
             raise CommandError(f"no run {options['run']}")
-        for run_id, kept in expected.items():  # in the checkpoint, gone from the database
-            broken.add(run_id)
+        source = checkpoint.describe() if checkpoint else ""
+        for gone, kept in expected.items():  # in the checkpoint, gone from the database
+            broken.add(gone)
             self.stdout.write(
-                f"BREAK run {run_id}: missing from the database, but {checkpoint and checkpoint.describe()} "
+                f"BREAK run {gone}: missing from the database, but {source} "
                 f"has its trail up to event #{kept['seq']} (deleted?)"
             )
 
@@ -103,10 +128,32 @@ class Command(BaseCommand):
             if checkpoint_broken:
                 parts.append("the checkpoint cannot be trusted")
             self.stdout.write(summary + "; ".join(parts) + ".")
+            if old_master is not None:
+                self.stdout.write(
+                    "Nothing was re-keyed: a broken trail must stay as it is (it is the evidence)."
+                )
             raise SystemExit(1)
         self.stdout.write(summary + "every trail is intact.")
+        if old_master is not None:
+            rekeyed = sum(
+                audit_rekey_run(run_id) for run_id in Run.objects.values_list("pk", flat=True).iterator()
+            )
+            self.stdout.write(f"re-keyed {rekeyed} events under the current master key")
+            self.stdout.write(f"checkpoint written: {audit_checkpoint_export()}")
 
-    def load_checkpoint(self, options: dict[str, Any]) -> tuple[Checkpoint | None, bool]:
+    @staticmethod
+    def read_key(path: str) -> bytes:
+        try:
+            key = Path(path).read_text().strip()
+        except OSError as exc:
+            raise CommandError(f"cannot read the old master key from {path}: {exc.strerror}") from None
+        if len(key) < 16:
+            raise CommandError(f"{path} does not hold a master key (at least 16 characters)")
+        return key.encode()
+
+    def load_checkpoint(
+        self, options: dict[str, Any], *, master: bytes | None = None
+    ) -> tuple[Checkpoint | None, bool]:
         """The checkpoint to compare with, and whether one was there but cannot be trusted."""
         if options["no_checkpoint"]:
             return None, False
@@ -123,7 +170,7 @@ class Command(BaseCommand):
             with checkpoint_storage().open(latest, "rb") as fh:
                 name, raw = latest, fh.read()
         try:
-            return checkpoint_parse(name, raw), False
+            return checkpoint_parse(name, raw, master=master), False
         except ValueError as exc:
             self.stdout.write(f"BREAK checkpoint {name}: {exc}")
             return None, True
