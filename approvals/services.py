@@ -132,7 +132,7 @@ def approval_decide(
         run.refresh_from_db()  # a concurrent decision may have moved it: say what it is now
         raise RunConflict(run, f"the run is {run.status}, not awaiting approval")
     started_by_actor = run.created_by_id is not None and run.created_by_id == getattr(actor, "pk", None)
-    if run.tenant.four_eyes and started_by_actor:
+    if started_by_actor and run.tenant.four_eyes_applies():
         raise DecisionForbidden("four eyes: someone other than the person who started this run must decide")
     if decision.approve:
         if (

@@ -125,8 +125,9 @@ class AppendOnlyQuerySet(models.QuerySet["RunEvent"]):
 class RunEvent(models.Model):
     """Append-only: every status change, step start/finish, pause and decision.
 
-    Each event carries ``hash`` = sha256 over its content and the previous event's hash in the
-    same run (``prev_hash``), so an edited, removed or inserted event breaks the chain.
+    Each event carries ``hash`` = HMAC-SHA256, keyed from the master key (``runs.audit``), over
+    its content and the previous event's hash in the same run (``prev_hash``), so an edited,
+    removed or inserted event breaks the chain.
     """
 
     # PROTECT throughout: deleting a run, a tenant or a user must not take its trail with it

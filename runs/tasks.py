@@ -122,6 +122,14 @@ def purge_media_task() -> int:
     return media_purge()
 
 
+@shared_task(ignore_result=True)
+def audit_checkpoint_task() -> str:
+    """Daily: export the signed audit heads outside the database (manage.py auditcheckpoint)."""
+    from .audit import audit_checkpoint_export
+
+    return audit_checkpoint_export()
+
+
 @worker_process_init.connect
 def _connect_browser(**kwargs: Any) -> None:
     """Connect each worker process to the host browser at start: the first resume it takes is

@@ -7,12 +7,23 @@ from django.conf import settings
 from django.db import models
 
 
+class FourEyes(models.TextChoices):
+    # On whenever the tenant has someone else to decide: a tenant with one approver (the demo)
+    # keeps working, and adding a second approver turns it on without anyone remembering to.
+    AUTO = "auto", "Automatic: on with two or more approvers"
+    ON = "on", "On"
+    OFF = "off", "Off"
+
+
 class Tenant(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
-    four_eyes = models.BooleanField(
-        default=False,
-        help_text="An approver may not decide a pause of a run they started themselves.",
+    four_eyes = models.CharField(
+        max_length=8,
+        choices=FourEyes.choices,
+        default=FourEyes.AUTO,
+        help_text="Four eyes: an approver may not decide a pause of a run they started themselves. "
+        "Automatic turns it on as soon as the tenant has at least two approvers.",
     )
     approval_emails = models.TextField(
         blank=True,
@@ -22,6 +33,15 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    def approver_count(self) -> int:
+        return self.memberships.filter(role=Role.APPROVER, user__is_active=True).count()
+
+    def four_eyes_applies(self) -> bool:
+        """Whether, right now, whoever started a run is refused a decision on it."""
+        if self.four_eyes == FourEyes.AUTO:
+            return self.approver_count() >= 2
+        return self.four_eyes == FourEyes.ON
 
     def approval_email_list(self) -> list[str]:
         return [a.strip() for a in self.approval_emails.replace(",", "\n").splitlines() if a.strip()]

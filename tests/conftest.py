@@ -341,3 +341,16 @@ def _fresh_rate_limits() -> None:
         keys = list(client.scan_iter("twin:rl:*", count=500))
         if keys:
             client.delete(*keys)
+
+
+@pytest.fixture(autouse=True)
+def _own_audit_checkpoints(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test's audit checkpoints in a directory of its own: the test database is new every
+    session, so checkpoints of ``var/audit/`` (another database's runs) would not match it."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "audit": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path_factory.mktemp("audit")), "base_url": "/unused/"},
+        },
+    }

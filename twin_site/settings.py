@@ -10,6 +10,7 @@ import socket
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 from .env import env_bool, env_float, env_int, env_json, env_secret, env_str
 
@@ -111,6 +112,13 @@ STORAGES = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(MEDIA_ROOT / "videos"), "base_url": "/unused/"},
     },
+    # Signed checkpoints of the audit heads (manage.py auditcheckpoint): outside the database on
+    # purpose. In production point it at storage the database's writers cannot rewrite (e.g. a
+    # bucket with object lock) through TWIN_STORAGES.
+    "audit": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(VAR_DIR / "audit"), "base_url": "/unused/"},
+    },
 }
 STORAGES.update(env_json("TWIN_STORAGES", {}))
 LOGIN_URL = "/login/"
@@ -146,6 +154,8 @@ CELERY_BEAT_SCHEDULE = {
     "expire-pauses": {"task": "approvals.tasks.expire_pauses_task", "schedule": TWIN_SWEEP_INTERVAL},
     "sweep-runs": {"task": "runs.tasks.sweep_runs_task", "schedule": TWIN_SWEEP_INTERVAL},
     "purge-media": {"task": "runs.tasks.purge_media_task", "schedule": 3600.0},
+    # Daily (a missed one runs when beat starts again): the signed audit heads, outside the database.
+    "audit-checkpoint": {"task": "runs.tasks.audit_checkpoint_task", "schedule": crontab(minute=17, hour=3)},
     "dispatch-webhooks": {
         "task": "webhooks.tasks.dispatch_webhooks_task",
         "schedule": TWIN_SWEEP_INTERVAL,

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-__all__ = ["InvalidToken", "open_json", "open_text", "seal_json", "seal_text"]
+__all__ = ["InvalidToken", "derived_key", "open_json", "open_text", "seal_json", "seal_text"]
 
 
 def _master_key() -> bytes:
@@ -45,6 +45,29 @@ def _fernet(scope: str) -> Fernet:
         _master_key()
     )
     return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def derived_key(purpose: str, *, master: bytes | None = None) -> bytes:
+    """A 32-byte key for one purpose (e.g. ``"audit-chain"``), derived from the master key.
+
+    Never stored: whoever can read the database cannot recompute what it keys. ``master``
+    derives from another master key instead (the old one, while re-keying after a rotation).
+    """
+    if master is None:
+        return _derived_key(purpose)
+    return _hkdf(master, purpose)
+
+
+def _hkdf(master: bytes, purpose: str) -> bytes:
+    # Its own salt: a purpose key can never equal a vault (Fernet) scope key.
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"twin-purpose-v1", info=purpose.encode()).derive(
+        master
+    )
+
+
+@cache
+def _derived_key(purpose: str) -> bytes:
+    return _hkdf(_master_key(), purpose)
 
 
 def seal_text(value: str, *, scope: str) -> str:

@@ -7,8 +7,11 @@ from django.db import migrations, models
 
 
 def chain_existing_events(apps, schema_editor):
-    """Number and hash-chain the events written before the trail was chained."""
-    from runs.audit import GENESIS, event_digest
+    """Number and hash-chain the events written before the trail was chained.
+
+    With the plain SHA-256 the chain used then: 0006 checks it and re-keys it (HMAC).
+    """
+    from runs.audit import GENESIS, unkeyed_digest as event_digest
 
     Run = apps.get_model("runs", "Run")
     RunEvent = apps.get_model("runs", "RunEvent")

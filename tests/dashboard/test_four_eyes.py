@@ -1,4 +1,6 @@
-"""Four eyes: whoever started a run cannot decide its pauses, in the dashboard or over the API."""
+"""Four eyes: whoever started a run cannot decide its pauses, in the dashboard or over the API.
+
+It is on by default for a tenant with two or more approvers (acme has alice and dave)."""
 
 from __future__ import annotations
 
@@ -19,8 +21,7 @@ def test_with_four_eyes_the_approver_who_started_the_run_cannot_decide_it_but_an
     site: FixtureSite,
     worker: object,
 ) -> None:
-    alice.tenant.four_eyes = True
-    alice.tenant.save(update_fields=["four_eyes"])
+    assert alice.tenant.four_eyes == "auto"  # nobody turned it on: two approvers are enough
     run = alice.start_run(pay_with_approval(site), goal="Wire the deposit", wait=30)
     assert run["status"] == "awaiting_approval", run
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from playwright.sync_api import BrowserContext, Page, expect
 
+from tenants.models import FourEyes
 from tests.dashboard.conftest import LIVE_TIMEOUT_MS, Person, sign_in, wait_live
 from tests.dashboard.flows import pay_with_approval
 from tests.site.server import FixtureSite
@@ -28,6 +29,10 @@ def test_the_other_approver_sees_the_pause_vanish_and_a_stale_decision_shows_who
     site: FixtureSite,
     worker: object,
 ) -> None:
+    # Four eyes would refuse alice (she starts the run): this is about two approvers racing for
+    # one pause, so acme turns it off explicitly (test_four_eyes covers the default).
+    alice.tenant.four_eyes = FourEyes.OFF
+    alice.tenant.save(update_fields=["four_eyes"])
     alice_page = inbox_of(new_context, alice)
     dave_page = inbox_of(new_context, dave)
     dave_stale = inbox_of(new_context, dave, deaf=True)
