@@ -350,8 +350,14 @@ MASK_JS = r"""
 
 
 def mask_source(values: Iterable[str]) -> str:
-    """The mask script with its values (a JSON literal: data, never code)."""
-    return f"{MASK_JS.strip()}({json.dumps(list(values))}, {MIN_SCRUB_LENGTH});"
+    """The mask script with its values (a JSON literal: data, never code). A page shows text
+    decoded, but may print a URL that carries a value: its URL-encoded forms are masked too."""
+    forms: list[str] = []
+    for value in values:
+        for form in (value, quote_plus(value), quote(value, safe="")):
+            if form not in forms:
+                forms.append(form)
+    return f"{MASK_JS.strip()}({json.dumps(forms)}, {MIN_SCRUB_LENGTH});"
 
 
 class PageMask:
