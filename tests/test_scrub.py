@@ -30,9 +30,10 @@ from django.core.files.storage import default_storage
 from django.db import connection
 
 from approvals.models import Approval
+from runs.browser import session
 from runs.media import video_storage
-from runs.models import Recording, Run
-from tests.conftest import LOG_DIR, start_run, wait_run, wait_until
+from runs.models import Recording, Run, RunEvent
+from tests.conftest import LOG_DIR, event_types, in_browser_thread, start_run, wait_run, wait_until
 from tests.site.server import ECHO_BOXES
 from tests.test_video import ready_recording
 from tests.webhook_receiver import Receiver
@@ -259,3 +260,42 @@ def test_a_secret_and_a_one_time_code_echoed_by_the_page_are_nowhere_in_the_clea
                 assert is_plain(values), f"{name} shows something in frame {number} of {recording.run_id}"
                 masked += is_black(values)
         assert masked, "the echo never showed in the video"
+
+
+def test_a_run_restored_from_its_checkpoint_still_scrubs_the_code_a_person_gave_before(alice, site, worker):
+    """The code was typed by the first execution and erased from its pause; the page is then
+    evicted, and the execution that restores it from the checkpoint (a page showing the code
+    again, from its URL) must still keep it out of everything: it comes from the run's sealed list."""
+    code = f"{secrets.randbelow(9 * 10**7) + 10**7}"
+    forms = forms_of(code)
+    run = start_run(alice, echo_program(site, "{{input}}", gate=CODE_GATE))
+    paused = approve(alice, run["id"], input=code)
+    assert paused["status"] == "awaiting_approval", paused
+    assert paused["pending_step"]["index"] == 5
+    assert Approval.objects.get(run_id=run["id"], step_index=2).sealed_input == ""
+
+    # Evicted, as past the host's cap of parked pages: only the checkpoint is left.
+    context_id = Run.objects.get(pk=run["id"]).browser_context_id
+    Run.objects.filter(pk=run["id"]).update(browser_context_id="", target_id="")
+    in_browser_thread(lambda: session().close_context(context_id))
+
+    again = approve(alice, run["id"])
+    assert again["status"] == "awaiting_approval", again
+    assert "run.restored_from_checkpoint" in event_types(run["id"])
+    restored = RunEvent.objects.get(run_id=run["id"], type="run.restored_from_checkpoint")
+    assert restored.data["url"].startswith(site.url("/echo?v="))
+
+    latest = Approval.objects.filter(run_id=run["id"]).order_by("-created_at").first()
+    assert latest is not None and latest.page_title.startswith("Echo: ")
+    places = {
+        "database columns": hits(every_column(), forms),
+        "database file": hits(database_files(), forms),
+        "worker logs": hits(log_files(), forms),
+        "API answers": hits(alice.get(f"/api/runs/{run['id']}").content.decode(), forms),
+    }
+    assert {place: found for place, found in places.items() if found} == {}
+    frame = screenshot_frame(latest)
+    for name, box in ECHO_BOXES.items():
+        assert is_black(lightness(frame, box)), f"{name} in the screenshot after the restore"
+    assert alice.post(f"/api/runs/{run['id']}/cancel").status_code in {200, 202}
+    assert Run.objects.get(pk=run["id"]).scrub_sealed == ""
