@@ -68,6 +68,9 @@ def pause_email_send(approval_id: str) -> int:
         html_message=render_to_string("approvals/email.html", context),
     )
     with transaction.atomic():
+        # The run as it is now (the mail took a while: it may have been decided meanwhile); the
+        # event's live message carries its status, and ``?wait=`` waiters believe it.
+        approval.run.refresh_from_db(fields=["status"])
         record_event(
             approval.run,
             "approval.notified",

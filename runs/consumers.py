@@ -145,7 +145,7 @@ class LiveViewConsumer(AsyncJsonWebsocketConsumer):
             detail = target.reason
             if target.url is not None:
                 try:
-                    cast = await liveview.Screencast.start(target.url, self._frame)
+                    cast = await liveview.Screencast.start(target.url, self._frame, mask=target.mask)
                 except liveview.CdpError as exc:
                     log.info("live view of run %s: %s", self.run_id, exc)
                     detail = "The run's page cannot be reached right now (it may have just closed)."

@@ -11,6 +11,7 @@ from twin_site.realtime import broadcast, publish, run_channel
 
 from .audit import canonical, event_digest
 from .models import Run, RunEvent
+from .scrub import scrub_data
 
 # Kept in the trail (and its hash), never sent to live pages or webhooks.
 PRIVATE_KEYS = frozenset({"ip", "user_agent", "seen"})
@@ -40,7 +41,9 @@ def record_event(
 ) -> RunEvent:
     """Append an event in the caller's transaction (chained to the run's last); fan it out on commit."""
     actor_id = getattr(actor, "pk", None) if actor is not None else None
-    payload = canonical(data or {})
+    # The last line of the scrub: an event is hash-chained (it can never be purged), and webhook
+    # bodies and emails are built from it. Scrubbed with the running execution's list, if any.
+    payload = canonical(scrub_data(data or {}))
     with transaction.atomic():
         seq, prev_hash = lock_run(run.pk)
         seq += 1

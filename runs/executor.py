@@ -35,6 +35,7 @@ from .models import Run, RunStatus, Step, StepStatus
 from .netguard import UrlRefused, check_url
 from .program import REPEATABLE_ACTIONS, SINGLE_TARGET_ACTIONS, describe, gate_of, render, templates_in
 from .recording import start_recording
+from .scrub import PageMask, Scrubber, scrubber_for_run, scrubbing, seal_values, sealed_values
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,10 @@ class Execution:
     owner: str
     reason: str
     page: Any = None
-    secrets_used: list[str] = field(default_factory=list)
+    # Every value a secret or a human's input may show up as, kept out of all the execution records
+    # (runs.scrub); rebuilt for every execution by execute_run.
+    scrubber: Scrubber = field(default_factory=Scrubber)
+    mask: PageMask | None = None  # the black boxes over those values in the page's pixels
     interrupted: set[int] = field(default_factory=set)
     first_index: int = 0
     recorder: Any = None  # the session video's segment of this execution (runs.recording)
@@ -164,6 +168,7 @@ class Execution:
         index = max(run.current_step, 1)
         self.first_index = index
         self.attach()
+        self.mask_page()  # before the first frame is recorded
         self.recorder = start_recording(run, run.target_id)
         while index <= len(steps):
             if statuses.get(index) in finished:
@@ -282,10 +287,35 @@ class Execution:
             self.run.checkpoint, self.run.checkpoint_step = sealed, index
 
     def scrub(self, text: str) -> str:
-        for value in self.secrets_used:
-            if value:
-                text = text.replace(value, "••••••")
-        return text
+        return self.scrubber.text(text)
+
+    def mask_page(self) -> None:
+        """Cover the scrub list's values in the page's pixels (this document and the next ones)."""
+        if self.page is None or not self.scrubber:
+            return
+        if self.mask is None or self.mask.page is not self.page:
+            self.close_mask()
+            self.mask = PageMask(self.page)
+        try:
+            self.mask.update(self.scrubber.values)
+        except Exception as exc:  # the step still fails safe: the text records are scrubbed anyway
+            log.warning("run %s: could not mask the page: %s", self.run.pk, exc)
+
+    def close_mask(self) -> None:
+        mask, self.mask = self.mask, None
+        if mask is not None:
+            mask.close()
+
+    def remember(self, value: str) -> None:
+        """A value about to be typed: scrubbed and masked from now on, and kept (sealed) on the run
+        so its later executions scrub it too (a TOTP code or a human's input cannot be looked up again)."""
+        if not value:
+            return
+        typed = sealed_values(self.run)
+        if value not in typed:
+            seal_values(self.run, [*typed, value])
+        if self.scrubber.add([value]):
+            self.mask_page()
 
     # -- one step ---------------------------------------------------------------------------------
     def run_step(self, index: int, step: dict[str, Any]) -> str:
@@ -400,7 +430,9 @@ class Execution:
             expect = [StepStatus.RUNNING]
             if status != StepStatus.DONE:
                 expect += [StepStatus.QUEUED, StepStatus.AWAITING_APPROVAL]
-            step_transition(self.run, index, to=status, expect=expect, error=error, event_data=data)
+            step_transition(
+                self.run, index, to=status, expect=expect, error=self.scrub(error), event_data=data
+            )
             if answers.used:
                 # The answers are spent: erase any supplied input now that the step used it.
                 Approval.objects.filter(pk__in=[a.pk for a in answers.used]).update(
@@ -416,7 +448,9 @@ class Execution:
                 approval = answers.gate
                 if approval is None or not approval.sealed_input:
                     raise StepFailed("the input for this step is no longer available")
-                return open_text(approval.sealed_input, scope=approval_scope(run.tenant_id))
+                supplied = open_text(approval.sealed_input, scope=approval_scope(run.tenant_id))
+                self.remember(supplied)
+                return supplied
             if expr == "choice":
                 return answers.gate.choice if answers.gate is not None else ""
             source, _, name = expr.partition(".")
@@ -434,7 +468,7 @@ class Execution:
                         f"the secret {name!r} may only be typed into {', '.join(secret.origins)}, "
                         f"and this page is {origin or self.page.url}"
                     )
-                self.secrets_used.append(secret.value)
+                self.remember(secret.value)
                 return secret.value
             raise StepFailed(f"unknown template {{{{{expr}}}}}")
 
@@ -483,7 +517,7 @@ class Execution:
                     if attribute
                     else element.inner_text(timeout=timeout_ms)
                 )
-                self.run.outputs[step["name"]] = (value or "").strip()
+                self.run.outputs[step["name"]] = self.scrub((value or "").strip())
         except PlaywrightError as exc:
             raise StepFailed(_short_error(exc)) from None
 
@@ -564,9 +598,10 @@ class Execution:
         run, page = self.run, self.page
         page_url, page_title, page_text, shot = "", "", "", b""
         with contextlib.suppress(Exception):
-            page_url = page.url
-            page_title = page.title()[:500]
-            page_text = visible_text(page.evaluate(PAGE_TEXT_JS))
+            # Scrubbed before they are cut to size: half a secret is still half a secret.
+            page_url = self.scrub(page.url)[:2048]
+            page_title = self.scrub(page.title())[:500]
+            page_text = visible_text(self.scrub(page.evaluate(PAGE_TEXT_JS)))
             shot = page.screenshot(type="jpeg", quality=75, timeout=10_000)
         self.checkpoint(run.checkpoint_step)
         self.stop_recording(final=shot)  # paused time is not recorded: the next segment starts at the resume
@@ -587,13 +622,14 @@ class Execution:
                 trigger=pause.trigger,
                 kind=pause.kind,
                 prompt=self.scrub(pause.prompt),
-                options=pause.options,
+                # Ambiguity options are labels read off the page: scrubbed alike, so they still match.
+                options=self.scrubber.data(pause.options),
                 cause=pause.cause,
-                candidates=pause.candidates,
+                candidates=self.scrubber.data(pause.candidates),
                 pattern=pause.pattern,
                 page_url=page_url,
-                page_title=self.scrub(page_title),
-                page_text=self.scrub(page_text),
+                page_title=page_title,
+                page_text=page_text,
                 screenshot=screenshot_path,
                 screenshot_sha256=hashlib.sha256(shot).hexdigest() if shot else "",
                 expires_at=timezone.now() + timedelta(seconds=pause.expires_in),
@@ -790,13 +826,16 @@ def execute_run(run_id: Any, *, reason: str) -> None:
         log.info("run %s: another execution holds the lease; leaving it alone", run.pk)
         return
     run.refresh_from_db()
-    execution = Execution(run=run, owner=owner, reason=reason)
-    try:
-        execution.execute()
-    except Stop:
-        run.refresh_from_db()
-        if run.status in {RunStatus.CANCELLED, RunStatus.FAILED, RunStatus.EXPIRED, RunStatus.REJECTED}:
-            execution.session.close_context(run.browser_context_id)
-    finally:
-        execution.stop_recording()
-        Run.objects.filter(pk=run.pk, lease_owner=owner).update(lease_owner="", lease_until=None)
+    # The scrub list is rebuilt for every execution (start, resume, restore): an earlier one's is gone.
+    execution = Execution(run=run, owner=owner, reason=reason, scrubber=scrubber_for_run(run))
+    with scrubbing(execution.scrubber):
+        try:
+            execution.execute()
+        except Stop:
+            run.refresh_from_db()
+            if run.status in {RunStatus.CANCELLED, RunStatus.FAILED, RunStatus.EXPIRED, RunStatus.REJECTED}:
+                execution.session.close_context(run.browser_context_id)
+        finally:
+            execution.stop_recording()
+            execution.close_mask()
+            Run.objects.filter(pk=run.pk, lease_owner=owner).update(lease_owner="", lease_until=None)

@@ -38,6 +38,7 @@ from tenants.models import Membership, Role
 from .browser import no_proxy, page_ws_url
 from .events import record_event
 from .models import Run, RunStatus
+from .scrub import MASK_WORLD, mask_source, scrubber_for_run
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +74,17 @@ class LiveTarget:
     target_id: str
     url: str | None  # the page's CDP websocket, when this process can reach it
     reason: str  # why not, for a person, when url is None
+    # What the viewer must not see: the run's scrub list, masked in the page (runs.scrub).
+    mask: tuple[str, ...] = ()
 
 
 def live_target(run_id: str) -> LiveTarget:
     """Where the run's page lives, and whether this web process can stream it."""
-    run = Run.objects.filter(pk=run_id).only("status", "host", "target_id").first()
+    run = (
+        Run.objects.filter(pk=run_id)
+        .only("status", "host", "target_id", "tenant_id", "program", "scrub_sealed")
+        .first()
+    )
     if run is None:
         return LiveTarget("", "", None, "The run does not exist.")
     if run.status not in LIVE_STATUSES:
@@ -103,7 +110,7 @@ def live_target(run_id: str) -> LiveTarget:
     url = page_ws_url(run.target_id)
     if url is None:
         return LiveTarget(run.status, run.target_id, None, "This host has no browser running.")
-    return LiveTarget(run.status, run.target_id, url, "")
+    return LiveTarget(run.status, run.target_id, url, "", tuple(scrubber_for_run(run).values))
 
 
 # -- take-over: checked, recorded ---------------------------------------------------------------------------
@@ -325,12 +332,13 @@ class Screencast:
         self._page: PageConnection | None = None
         self._unacked = 0  # frames the viewer has not drawn yet
         self._held: list[int] = []  # frames Chromium waits for us to ack
+        self._masked = False
         self.frames = 0
         self.bytes = 0
         self.started = 0.0
 
     @classmethod
-    async def start(cls, url: str, on_frame: FrameSink) -> Screencast:
+    async def start(cls, url: str, on_frame: FrameSink, *, mask: tuple[str, ...] = ()) -> Screencast:
         cast = cls(on_frame)
         cast._page = await PageConnection.open(url, cast._event)
         width, height = settings.TWIN_VIEWPORT
@@ -339,6 +347,8 @@ class Screencast:
         # page" for a moment: try again while the connection lives.
         for attempt in itertools.count(1):
             try:
+                if mask:
+                    await cast._mask(mask)  # before the first frame
                 await cast._page.call("Page.startScreencast", params)
                 break
             except CdpError:
@@ -349,6 +359,19 @@ class Screencast:
         cast.started = time.monotonic()
         _open.add(cast)
         return cast
+
+    async def _mask(self, values: tuple[str, ...]) -> None:
+        """Cover the run's secrets and inputs in what this viewer sees, in this document and any it
+        opens meanwhile (a take-over may navigate): the executor's own mask leaves with its execution.
+        No frame is streamed until it is in place."""
+        if self._masked:
+            return
+        await self.page.call("Page.enable")
+        await self.page.call(
+            "Page.addScriptToEvaluateOnNewDocument",
+            {"source": mask_source(values), "worldName": MASK_WORLD, "runImmediately": True},
+        )
+        self._masked = True
 
     @property
     def page(self) -> PageConnection:

@@ -63,6 +63,7 @@ def run_transition(
         changes.setdefault("started_at", now)
     if to in TERMINAL_STATUSES:
         changes.setdefault("finished_at", now)
+        changes["scrub_sealed"] = ""  # the run types nothing more: its sealed scrub list goes
     with transaction.atomic():
         won = Run.objects.filter(pk=run.pk, status__in=expected).update(**changes)
         if not won:

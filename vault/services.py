@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,6 +15,7 @@ from .crypto import open_text, seal_text
 from .models import SecretKind, SecretVersion
 from .totp import decode_seed, totp
 
+TOTP_PERIOD = 30  # seconds, as vault.totp computes codes
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 
 
@@ -96,3 +98,17 @@ def secret_resolve(*, tenant_id: int, name: str, at: float | None = None) -> Res
     if latest.kind == SecretKind.TOTP:
         value = totp(value, at=at)
     return ResolvedSecret(value=value, origins=list(latest.origins))
+
+
+def secret_scrub_values(*, tenant_id: int, name: str, at: float | None = None) -> list[str]:
+    """What the secret may show up as in a run's pages: its value, or for a TOTP secret its seed
+    and the codes of the periods around ``at`` (the one before, now, the one after).
+    Only the executor calls this, to keep them out of what it records (runs.scrub)."""
+    latest = SecretVersion.objects.filter(tenant_id=tenant_id, name=name).order_by("-version").first()
+    if latest is None:
+        return []
+    value = open_text(latest.ciphertext, scope=_scope(tenant_id))
+    if latest.kind != SecretKind.TOTP:
+        return [value]
+    now = time.time() if at is None else at
+    return [value, *(totp(value, at=now + step * TOTP_PERIOD) for step in (-1, 0, 1))]

@@ -353,6 +353,57 @@ _ANIM_STYLE = """
 """
 
 
+ECHO_BOXES: dict[str, tuple[int, int, int, int]] = {
+    "preview": (40, 200, 520, 48),
+    "said": (40, 280, 520, 48),
+}
+"""Where ``/echo`` shows what was typed: element id -> (left, top, width, height) in CSS pixels."""
+
+_ECHO_STYLE = """
+.echo { position: absolute; left: 40px; width: 520px; height: 48px; margin: 0; padding: 0 8px;
+  box-sizing: border-box; background: #fff3b0; color: #222; font: 24px/48px monospace;
+  overflow: hidden; white-space: nowrap; }
+#preview { top: 200px; } #said { top: 280px; }
+#confirm { position: absolute; left: 40px; top: 360px; }
+#done { position: absolute; left: 200px; top: 360px; margin: 0; }
+"""
+
+_ECHO_SCRIPT = """
+const field = document.getElementById('v'), preview = document.getElementById('preview');
+field.addEventListener('input', () => {
+  preview.textContent = 'Preview: ' + field.value;
+  preview.hidden = field.value === '';
+});
+document.getElementById('confirm').addEventListener('click', () => {
+  document.getElementById('done').textContent = 'Confirmed';
+});
+"""
+
+
+def _echo_page(value: str) -> bytes:
+    """Echoes ``value`` three ways once the form is sent (a GET: it is in the URL too): in the title,
+    in ``#preview`` (also live, as it is typed) and in ``#said``."""
+    shown = html.escape(value)
+    hidden = "" if value else " hidden"
+    return _page(
+        f"Echo: {value}" if value else "Echo",
+        f"""
+<h1>Echo</h1>
+<form method="get" action="/echo">
+  <label for="v">Value</label>
+  <input id="v" name="v" autocomplete="off">
+  <button id="send" type="submit">Send</button>
+</form>
+<p id="preview" class="echo"{hidden}>Preview: {shown}</p>
+<div id="said" class="echo"{hidden}>You said {shown}</div>
+<button id="confirm" type="button">Confirm</button>
+<p id="done"></p>
+""",
+        style=_ECHO_STYLE,
+        script=_ECHO_SCRIPT,
+    )
+
+
 # -- request handling ----------------------------------------------------------------------------------
 
 
@@ -706,6 +757,11 @@ class _Handler(BaseHTTPRequestHandler):
             )
         )
 
+    def echo(self) -> None:
+        value = self.query.get("v", "")
+        self.site.record("echo", sent=bool(value))
+        self._html(_echo_page(value))
+
     # -- control endpoints for other processes ---------------------------------------------------------
 
     def state(self) -> None:
@@ -752,6 +808,7 @@ _ROUTES: dict[tuple[str, str], Callable[[_Handler], None]] = {
     ("GET", "/counter"): _Handler.counter,
     ("POST", "/counter"): _Handler.counter_submit,
     ("GET", "/anim"): _Handler.anim,
+    ("GET", "/echo"): _Handler.echo,
     ("GET", "/_state"): _Handler.state,
     ("POST", "/_toggle"): _Handler.set_toggle,
     ("POST", "/_reset"): _Handler.reset,
