@@ -8,6 +8,7 @@ remembers, for a few minutes, whose code (or enrollment) it waits for. Nothing e
 
 from __future__ import annotations
 
+import contextlib
 import time
 from base64 import b32encode
 from typing import Any
@@ -24,7 +25,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
+from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
 
+from .access import access_for
 from .selectors import two_factor_device, two_factor_required
 from .services import totp_device_begin, totp_device_confirm
 
@@ -186,6 +189,10 @@ def two_factor_setup(request: HttpRequest) -> HttpResponse:
     if user is None:
         return HttpResponseRedirect(f"{reverse('login')}?next={reverse('two-factor-setup')}")
     signed_in = request.user.is_authenticated and pending_user(request) is None
+    if signed_in:
+        # The navigation bar, as on every dashboard page (none for a sign-in half-way).
+        with contextlib.suppress(ApiPermissionDenied):
+            request.access = access_for(request)  # type: ignore[attr-defined]
     enrolled = two_factor_device(user=user) is not None
     # Someone who has a device and has not given its code yet must not replace it: that would
     # let a stolen password enroll the thief's phone.
