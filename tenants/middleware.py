@@ -68,7 +68,7 @@ class TwoFactorMiddleware:
             or _is_static(request)
             or (request.path.startswith("/api/") and "HTTP_AUTHORIZATION" in request.META)
             or request.path == reverse("logout")
-            or user.is_verified()  # type: ignore[union-attr]
+            or user.is_verified()  # type: ignore[attr-defined]
         ):
             return self.get_response(request)
         # Two indexed lookups, asked on every request of a session not verified by a code: a

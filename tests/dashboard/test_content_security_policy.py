@@ -100,4 +100,5 @@ def test_the_main_pages_work_without_a_single_content_security_policy_violation(
     watch.visit("/admin/runs/run/")
     watch.visit(f"/admin/runs/run/{filmed['id']}/change/")
     # Swagger UI renders from its own script file, with the schema fetched from this origin.
-    watch.visit("/api/docs", lambda p: expect(p.locator(".swagger-ui .info .title")).to_contain_text("Twin API"))
+    title = page.locator(".swagger-ui .info .title")
+    watch.visit("/api/docs", lambda p: expect(title).to_contain_text("Twin API"))
