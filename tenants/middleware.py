@@ -82,7 +82,11 @@ class TwoFactorMiddleware:
         held = hold_for_second_factor(request, user, backend, next_url)
         if is_api:
             return JsonResponse(
-                {"detail": "Two-factor sign-in required: sign in again in the dashboard."}, status=401
+                {
+                    "error": "two_factor_required",
+                    "detail": "This session owes a one-time code: sign in again in the dashboard.",
+                },
+                status=401,
             )
         if request.headers.get("HX-Request"):
             # A fragment must not be swapped for the code page: htmx loads it as a page.

@@ -249,6 +249,44 @@ def test_the_admin_login_by_password_alone_is_held_for_the_code(alice: Any) -> N
     assert "_auth_user_id" not in me.session
 
 
+def test_an_admin_session_by_password_alone_gets_no_api_answer(alice: Any) -> None:
+    alice.is_staff = True
+    alice.save()
+    enroll(alice)
+    me = browser()
+    me.get("/admin/login/")
+    sign_in(me, "alice", PASSWORD, path="/admin/login/?next=/admin/")
+
+    answer = me.get("/api/runs")
+
+    assert answer.status_code == 401
+    assert answer.json()["error"] == "two_factor_required"
+    assert me.get("/api/runs").status_code in (401, 403)  # and the session is no longer signed in
+
+
+def test_only_a_superuser_may_change_whether_a_tenant_requires_two_factor(alice: Any) -> None:
+    from django.contrib.auth.models import Permission
+
+    from tenants.models import Tenant
+
+    tenant = Tenant.objects.get(slug="acme")
+    staff = browser()
+    alice.is_staff = True
+    alice.save()
+    alice.user_permissions.add(*Permission.objects.filter(codename__in=["view_tenant", "change_tenant"]))
+    staff.force_login(alice)
+    page = staff.get(f"/admin/tenants/tenant/{tenant.pk}/change/").content.decode()
+    assert 'name="require_two_factor"' not in page
+    assert "require two factor" in page.lower()  # shown, read-only
+
+    root = browser()
+    root.force_login(
+        type(alice).objects.create_superuser("root", "root@example.com", "another strong passphrase")
+    )
+    page = root.get(f"/admin/tenants/tenant/{tenant.pk}/change/").content.decode()
+    assert 'name="require_two_factor"' in page
+
+
 def test_an_api_token_needs_no_code(alice: Any) -> None:
     enroll(alice)
     _, _, token = tenant_create(slug="acme", owner_username="alice")
