@@ -1,4 +1,7 @@
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from .models import ApiToken, FourEyes, Membership, Tenant
 
@@ -10,7 +13,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "four_eyes_effective", "created_at"]
+    list_display = ["slug", "name", "require_two_factor", "four_eyes_effective", "created_at"]
     search_fields = ["slug", "name"]
     readonly_fields = ["four_eyes_effective"]
     inlines = [MembershipInline]
@@ -25,6 +28,14 @@ class TenantAdmin(admin.ModelAdmin):
         if tenant.four_eyes == FourEyes.AUTO:
             return f"{'On' if approvers >= 2 else 'Off'} (automatic: {count})"
         return f"{'On' if tenant.four_eyes == FourEyes.ON else 'Off'} (set explicitly; {count})"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Whether a tenant's approvers need a second factor is a superuser's call, not one
+        # for any staff member who may edit tenants.
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields.append("require_two_factor")
+        return fields
 
 
 @admin.register(ApiToken)

@@ -29,6 +29,13 @@ class Tenant(models.Model):
         blank=True,
         help_text="Addresses (one per line) that get an email with decision links when a run pauses.",
     )
+    require_two_factor = models.BooleanField(
+        default=False,
+        help_text=(
+            "Members must sign in with a one-time code from an authenticator app; "
+            "those without one enroll before they can do anything else."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

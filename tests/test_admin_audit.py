@@ -134,9 +134,10 @@ def test_changes_and_deletes_are_refused_even_when_crafted(acme_trail, who):
     if who == "auditor":
         client = auditor("ada", "acme")
     else:
-        get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
+        root = get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
         client = Client()
-        client.login(username="root", password=PASSWORD)
+        # force_login: django-axes refuses Client.login's authenticate() without a request.
+        client.force_login(root)
     run, approval = acme_trail["run"], acme_trail["approval"]
     event = RunEvent.objects.filter(run=run).first()
     assert event is not None
@@ -266,11 +267,12 @@ def test_cells_a_spreadsheet_would_run_get_an_apostrophe_and_inputs_only_their_l
 
 def test_staff_keep_the_tenant_admin_and_see_no_trail_without_the_permission(acme_trail):
     user_model = get_user_model()
-    user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
-    user_model.objects.create_user("sam", password=PASSWORD, is_staff=True)
+    root_user = user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
+    sam_user = user_model.objects.create_user("sam", password=PASSWORD, is_staff=True)
     root, sam = Client(), Client()
-    root.login(username="root", password=PASSWORD)
-    sam.login(username="sam", password=PASSWORD)
+    # force_login: django-axes refuses Client.login's authenticate() without a request.
+    root.force_login(root_user)
+    sam.force_login(sam_user)
 
     for url in ("/admin/tenants/tenant/", "/admin/tenants/apitoken/", "/admin/runs/run/"):
         assert root.get(url).status_code == 200, url

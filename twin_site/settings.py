@@ -7,10 +7,12 @@ a generated development vault key); see README "Configuration" for the variables
 from __future__ import annotations
 
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 
 from .env import env_bool, env_float, env_int, env_json, env_secret, env_str
 
@@ -19,7 +21,10 @@ VAR_DIR = Path(env_str("TWIN_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("TWIN_DEBUG", False)
-SECRET_KEY = env_secret("DJANGO_SECRET_KEY") or "twin-dev-insecure-key-change-me-in-production-0123456789"
+# The fallback starts with "django-insecure-" so that `manage.py check --deploy` reports it.
+SECRET_KEY = (
+    env_secret("DJANGO_SECRET_KEY") or "django-insecure-twin-dev-key-change-me-in-production-0123456789"
+)
 ALLOWED_HOSTS = [h for h in env_str("TWIN_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in env_str("TWIN_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -31,6 +36,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "channels",
     "rest_framework",
     "drf_spectacular",
@@ -46,13 +54,21 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    # After OTP: ends idle or too-old sessions, then holds a session that still owes its second
+    # factor (or its enrollment) on the two-factor pages.
+    "tenants.middleware.SessionLimitsMiddleware",
+    "tenants.middleware.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes requires: turns a locked-out sign-in into the login page's message.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "twin_site.urls"
@@ -90,7 +106,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
+AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -124,6 +145,78 @@ STORAGES.update(env_json("TWIN_STORAGES", {}))
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
+
+# --- Sign-in: approver power sits behind it -------------------------------------------------
+# django-axes checks every authenticate() (the dashboard's login and the admin's): after
+# TWIN_LOGIN_FAILURE_LIMIT wrong passwords for one username from one address (counted over
+# the cool-off period), that pair is refused for TWIN_LOGIN_COOLOFF_SECONDS, even with the
+# right password. The address is the one decisions record (twin_site.clients.client_ip).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("TWIN_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("TWIN_LOGIN_COOLOFF_SECONDS", 900, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "twin_site.clients.client_ip"
+AXES_LOCKOUT_CALLABLE = "tenants.signin.locked_out"
+AXES_RESET_ON_SUCCESS = True
+# Failures are what count; a successful sign-in need not be logged in a second table.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+# Sessions end after TWIN_SESSION_IDLE_SECONDS without a request, TWIN_SESSION_MAX_SECONDS
+# after signing in whatever happens (tenants.middleware.SessionLimitsMiddleware), and at
+# sign-out; the cookie itself dies with the browser or at the maximum.
+TWIN_SESSION_IDLE_SECONDS = env_int("TWIN_SESSION_IDLE_SECONDS", 8 * 3600, minimum=60)
+TWIN_SESSION_MAX_SECONDS = env_int("TWIN_SESSION_MAX_SECONDS", 12 * 3600, minimum=60)
+SESSION_COOKIE_AGE = TWIN_SESSION_MAX_SECONDS
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Two-factor (TOTP, django-otp): optional per person, required by a tenant that sets
+# Tenant.require_two_factor. Wrong codes are throttled by django-otp (1, 2, 4 … s apart).
+OTP_TOTP_ISSUER = env_str("TWIN_OTP_ISSUER", "Twin")
+OTP_TOTP_THROTTLE_FACTOR = 1
+# How long a password that was right may wait for its code (or its enrollment).
+TWIN_TWO_FACTOR_PENDING_SECONDS = 600
+
+# --- HTTPS and security headers -------------------------------------------------------------
+# TWIN_HTTPS=1 when Twin is reached over HTTPS (directly or behind a TLS proxy): redirects
+# plain HTTP, sends HSTS, and keeps the session and CSRF cookies off plain HTTP.
+# TWIN_TRUST_X_FORWARDED_PROTO=1 only behind a proxy that sets X-Forwarded-Proto itself.
+TWIN_HTTPS = env_bool("TWIN_HTTPS", False)
+SECURE_SSL_REDIRECT = TWIN_HTTPS
+SESSION_COOKIE_SECURE = TWIN_HTTPS
+CSRF_COOKIE_SECURE = TWIN_HTTPS
+SECURE_HSTS_SECONDS = env_int("TWIN_HSTS_SECONDS", 31536000, minimum=0) if TWIN_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("TWIN_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("TWIN_HSTS_PRELOAD", True)
+if env_bool("TWIN_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Content Security Policy (django-csp) on every response: only this origin's scripts (no
+# inline ones: a nonce where a page needs one), styles and frames; no plugins; nothing may
+# frame a dashboard page. 'self' in connect-src covers ws:// and wss:// to this same host
+# (CSP level 3), which the live pages' websockets use. Pause screenshots and live frames
+# are data: images. /api/docs (Swagger UI) widens style-src for itself only (twin_site/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "media-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # --- Redis: transport only; the database is the source of truth -------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -252,5 +345,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("TWIN_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # django-axes logs every sign-in at INFO; failures and lockouts (WARNING) are what matter.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
 }

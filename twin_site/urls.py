@@ -1,12 +1,15 @@
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from approvals import views as approval_views
 from approvals.api import ApprovalsView
 from runs import api as runs_api
 from runs import views as run_views
+from tenants import signin
 from tenants import views as tenant_views
 from vault.api import SecretDetailView, SecretsView
 from webhooks import api as webhooks_api
@@ -18,7 +21,9 @@ handler500 = "twin_site.views.server_error"
 urlpatterns = [
     # The dashboard
     path("", run_views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", signin.SignInView.as_view(), name="login"),
+    path("login/code/", signin.sign_in_code, name="login-code"),
+    path("account/two-factor/", signin.two_factor_setup, name="two-factor-setup"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("tenant/switch", tenant_views.switch_tenant, name="tenant-switch"),
     path("inbox/", approval_views.inbox, name="inbox"),
@@ -72,5 +77,13 @@ urlpatterns = [
         name="api-webhook-redeliver",
     ),
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Swagger UI: its start-up script is served as a file (the split view), not inline; the
+    # UI sets style attributes as it renders, so this page alone allows inline styles.
+    path(
+        "api/docs",
+        csp_update({"style-src": [UNSAFE_INLINE]})(
+            SpectacularSwaggerSplitView.as_view(url_name="api-schema")
+        ),
+        name="api-docs",
+    ),
 ]

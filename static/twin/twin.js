@@ -111,5 +111,10 @@
     body.addEventListener("htmx:sendError", function () {
       notify("The server could not be reached. Check your connection and try again.");
     });
+    // A notice's dismiss button (no inline onclick: the Content Security Policy refuses it).
+    body.addEventListener("click", function (event) {
+      var button = event.target.closest(".notice .dismiss");
+      if (button) button.parentElement.remove();
+    });
   });
 })();

@@ -35,4 +35,14 @@
   }, true);
   // A live refresh replaces the step list (the player itself is kept): mark it again.
   document.addEventListener("htmx:afterSettle", markPlaying);
+
+  // The marks' positions come as data-left: the Content Security Policy refuses style
+  // attributes in the markup, not styles set from a script.
+  function placeMarks() {
+    document.querySelectorAll(".video-marks [data-left]").forEach(function (el) {
+      el.style.left = el.dataset.left;
+    });
+  }
+  placeMarks();
+  document.addEventListener("htmx:afterSettle", placeMarks);
 })();

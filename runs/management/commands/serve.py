@@ -22,9 +22,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from runs.browser import stop_host_browser
 from runs.routing import DEFAULT_QUEUE, host_queue
-from tenants.services import tenant_create
+from tenants.services import demo_password_get, tenant_create
 
-DEMO_USER, DEMO_PASSWORD = "demo", "demo"
+DEMO_USER = "demo"  # its password is generated once, kept in var/demo-password, printed below
 
 
 def redis_answers(url: str) -> bool:
@@ -54,7 +54,8 @@ class Command(BaseCommand):
         from honcho.manager import Manager
 
         call_command("migrate", interactive=False, verbosity=0)
-        _, _, token = tenant_create(slug="demo", owner_username=DEMO_USER, password=DEMO_PASSWORD)
+        demo_password = demo_password_get(var_dir=Path(settings.VAR_DIR))
+        _, _, token = tenant_create(slug="demo", owner_username=DEMO_USER, password=demo_password)
         port = options["port"]
         python = shlex.quote(sys.executable)
         manager = Manager()
@@ -94,7 +95,7 @@ class Command(BaseCommand):
                 [
                     "",
                     f"Twin is starting on http://127.0.0.1:{port}/",
-                    f"  dashboard login: {DEMO_USER} / {DEMO_PASSWORD}  (tenant: demo)",
+                    f"  dashboard login: {DEMO_USER} / {demo_password}  (tenant: demo)",
                     f"  API token:       {token}",
                     f"  try:  curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/api/runs",
                     "Ctrl-C stops everything.",

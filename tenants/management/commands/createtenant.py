@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.text import slugify
 
@@ -30,6 +33,13 @@ class Command(BaseCommand):
         slug = options["slug"]
         if slugify(slug) != slug:
             raise CommandError(f"{slug!r} is not a valid slug: use lowercase letters, digits and hyphens.")
+        if options["password"]:
+            user_model = get_user_model()
+            user = user_model.objects.filter(username=options["owner"]).first()
+            try:
+                validate_password(options["password"], user or user_model(username=options["owner"]))
+            except ValidationError as exc:
+                raise CommandError("The password is refused: " + " ".join(exc.messages)) from None
         tenant, user, raw = tenant_create(
             slug=slug, owner_username=options["owner"], password=options["password"], role=options["role"]
         )
