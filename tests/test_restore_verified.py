@@ -128,14 +128,14 @@ def test_a_one_time_input_typed_before_the_approval_cannot_be_typed_again_so_the
         timeout=40,
         what="the approval pause",
     )
-    approved = Approval.objects.get(pk=at_gate["pending_step"]["id"])
+    approved = Approval.objects.get(pk=at_gate["pending_step"]["approval_id"])
 
     assert stop_host_browser()
     assert alice.post(f"/api/runs/{run['id']}/approve").status_code == 202
     again = wait_until(
         lambda: (
             (r := wait_run(alice, run["id"], wait=1))["pending_step"]
-            and r["pending_step"]["id"] != str(approved.pk)
+            and r["pending_step"]["approval_id"] != str(approved.pk)
             and r
         ),
         timeout=40,
@@ -161,7 +161,7 @@ def test_a_one_time_input_typed_before_the_approval_cannot_be_typed_again_so_the
     asked = wait_until(
         lambda: (
             (r := wait_run(alice, run["id"], wait=1))["pending_step"]
-            and r["pending_step"]["id"] != pending["id"]
+            and r["pending_step"]["approval_id"] != pending["approval_id"]
             and r
         ),
         timeout=40,
@@ -185,7 +185,7 @@ def test_a_page_that_changed_while_paused_pauses_again_with_a_new_screenshot_and
     again = wait_until(
         lambda: (
             (r := wait_run(alice, run["id"], wait=1))["pending_step"]
-            and r["pending_step"]["id"] != first["id"]
+            and r["pending_step"]["approval_id"] != first["approval_id"]
             and r
         ),
         timeout=40,
@@ -198,8 +198,8 @@ def test_a_page_that_changed_while_paused_pauses_again_with_a_new_screenshot_and
     assert "the page changed since the decision" in pending["prompt"]
     assert "#submit" in pending["prompt"]
     assert pending["screenshot_url"] and pending["screenshot_url"] != first["screenshot_url"]
-    new = Approval.objects.get(pk=pending["id"])
-    old = Approval.objects.get(pk=first["id"])
+    new = Approval.objects.get(pk=pending["approval_id"])
+    old = Approval.objects.get(pk=first["approval_id"])
     assert new.screenshot_sha256 and new.screenshot_sha256 != old.screenshot_sha256
     assert site.count("restore_submit") == 0
     assert "run.state_verified" not in event_types(run["id"])
