@@ -152,6 +152,7 @@ class Execution:
     # loader id: the fills, selects and checks after that step are what a restore must redo.
     document_step: int = 0
     document: str = ""
+    documents: restore_mod.DocumentWatch = field(default_factory=restore_mod.DocumentWatch)
     restored: dict[str, Any] | None = None  # the checkpoint this execution restored the page from
 
     @property
@@ -170,13 +171,15 @@ class Execution:
         index = max(run.current_step, 1)
         self.first_index = index
         self.attach()
-        self.document = restore_mod.document_id(self.page)
+        self.document = self.documents.document_id(self.page)
         self.recorder = start_recording(run, run.target_id)
         while index <= len(steps):
             if statuses.get(index) in finished:
                 index += 1
                 continue
             self.renew(index, steps[index - 1])
+            # A navigation that committed after the last step returned (a late redirect) belongs to it.
+            self.track_document(index - 1)
             try:
                 outcome = self.run_step(index, steps[index - 1])
             except Pause as pause:
@@ -410,7 +413,7 @@ class Execution:
         """
         if self.page is None:
             return False
-        current = restore_mod.document_id(self.page)
+        current = self.documents.document_id(self.page)
         if current == self.document:
             return False
         self.document, self.document_step = current, index
@@ -452,7 +455,7 @@ class Execution:
                 )
                 continue
             refilled.append(i)
-        self.document = restore_mod.document_id(self.page)
+        self.document = self.documents.document_id(self.page)
         compared: dict[str, Any] | None = None
         if seen is not None:
             current = restore_mod.page_state(self.page, run, index, self.document_step)
@@ -946,4 +949,5 @@ def execute_run(run_id: Any, *, reason: str) -> None:
             execution.session.close_context(run.browser_context_id)
     finally:
         execution.stop_recording()
+        execution.documents.close()
         Run.objects.filter(pk=run.pk, lease_owner=owner).update(lease_owner="", lease_until=None)

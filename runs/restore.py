@@ -18,6 +18,7 @@ what earlier steps typed, selected or ticked in the document itself. So:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -63,16 +64,34 @@ def _mac(run: Run, *parts: object) -> str:
 
 
 # -- which document, which steps --------------------------------------------------------------------
-def document_id(page: Any) -> str:
-    """The main frame's loader id: a new one for every new document; "" when it cannot be read."""
-    try:
-        session = page.context.new_cdp_session(page)
+class DocumentWatch:
+    """Reads the page's document identity over one CDP session kept for the execution.
+
+    The main frame's ``loaderId`` is new for every new document and unchanged by same-document
+    navigations; the page's own scripts cannot forge it. (Opening a CDP session costs about
+    100 ms; a call on an open one a few ms.)
+    """
+
+    def __init__(self) -> None:
+        self._page: Any = None
+        self._session: Any = None
+
+    def document_id(self, page: Any) -> str:
+        """The id of the page's current document; "" when it cannot be read."""
         try:
-            return str(session.send("Page.getFrameTree")["frameTree"]["frame"].get("loaderId", ""))
-        finally:
-            session.detach()
-    except Exception:
-        return ""
+            if self._session is None or self._page is not page:
+                self.close()
+                self._session, self._page = page.context.new_cdp_session(page), page
+            return str(self._session.send("Page.getFrameTree")["frameTree"]["frame"].get("loaderId", ""))
+        except Exception:
+            self.close()
+            return ""
+
+    def close(self) -> None:
+        session, self._session, self._page = self._session, None, None
+        if session is not None:
+            with contextlib.suppress(Exception):
+                session.detach()
 
 
 def refill_steps(run: Run, document_step: int, index: int) -> list[int]:

@@ -228,3 +228,46 @@ def test_a_secret_typed_before_the_approval_is_typed_again_and_never_stored(alic
         assert leak not in stored
     for event in RunEvent.objects.filter(run_id=run["id"]):
         assert SECRET not in json.dumps(event.data)
+
+
+def test_only_the_fields_set_since_the_click_that_loaded_the_page_are_typed_again(alice, site, worker):
+    steps = [
+        {"action": "goto", "url": site.url("/login")},
+        {"action": "fill", "selector": "#user", "value": "alice"},
+        {"action": "fill", "selector": "#password", "value": "wonderland"},
+        {"action": "click", "selector": "#login"},  # loads /account
+        {"action": "click", "selector": "#to-otp"},  # loads /otp: the document the approver sees
+        {"action": "fill", "selector": "#otp", "value": "000000"},
+        {"action": "click", "selector": "#verify", "gate": {"kind": "approval", "prompt": "Verify?"}},
+        {"action": "wait_for", "selector": "#error"},
+    ]
+    run = start_run(alice, steps)
+    assert run["pending_step"]["index"] == 7, run
+
+    assert stop_host_browser()
+    assert alice.post(f"/api/runs/{run['id']}/approve").status_code == 202
+    done = wait_run(alice, run["id"], wait=60)
+
+    assert done["status"] == "completed", done["pending_step"]
+    assert site.count("login") == 1  # the login form was on another document: not typed again
+    assert site.count("otp_bad") == 1  # the code typed again on /otp reached the site
+    restored = RunEvent.objects.get(run_id=run["id"], type="run.restored_from_checkpoint")
+    assert restored.data["document_step"] == 5
+    verified = RunEvent.objects.get(run_id=run["id"], type="run.state_verified")
+    assert verified.data["refilled"] == [6]
+    assert verified.data["compared"]["fields"] == [6]
+
+
+def test_a_resume_in_place_types_nothing_again(alice, site, worker):
+    run = start_run(alice, _form_steps(site))
+    assert run["status"] == "awaiting_approval", run
+
+    assert alice.post(f"/api/runs/{run['id']}/approve").status_code == 202
+    done = wait_run(alice, run["id"], wait=60)
+
+    assert done["status"] == "completed", done["pending_step"]
+    assert [e["v"] for e in site.events if e["kind"] == "restore_submit"] == ["val-cr0"]
+    types = event_types(run["id"])
+    assert "run.resumed_in_place" in types
+    assert "run.restored_from_checkpoint" not in types
+    assert "run.state_verified" not in types
