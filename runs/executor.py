@@ -431,8 +431,9 @@ class Execution:
         run = self.run
         self.restored = None
         seen = next((a for a in reversed(answers.used) if a.page_state), None)
-        if seen is not None and isinstance(seen.page_state.get("document_step"), int):
-            self.document_step = seen.page_state["document_step"]
+        expected: dict[str, Any] = seen.page_state if seen is not None and seen.page_state else {}
+        if isinstance(expected.get("document_step"), int):
+            self.document_step = expected["document_step"]
         refilled: list[int] = []
         problems: list[str] = []
         reasons: list[str] = []
@@ -459,9 +460,9 @@ class Execution:
         compared: dict[str, Any] | None = None
         if seen is not None:
             current = restore_mod.page_state(self.page, run, index, self.document_step)
-            for difference in restore_mod.differences(seen.page_state, current):
+            for difference in restore_mod.differences(expected, current):
                 if f"refill:{difference.partition(':')[2]}" not in problems:
-                    reasons.append(restore_mod.describe_difference(run, difference, seen.page_state, current))
+                    reasons.append(restore_mod.describe_difference(run, difference, expected, current))
                 problems.append(difference)
             compared = {
                 "url": True,

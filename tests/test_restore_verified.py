@@ -221,9 +221,11 @@ def test_a_secret_typed_before_the_approval_is_typed_again_and_never_stored(alic
     assert "run.state_verified" in event_types(run["id"])
     # The pause kept keyed digests of the field values: neither the value nor its plain hash.
     approval = Approval.objects.get(run_id=run["id"], step_index=5)
-    stored = json.dumps(approval.page_state)
-    assert approval.page_state["fields"].keys() == {"2", "3", "4"}
-    assert approval.page_state["digest"]
+    state = approval.page_state
+    assert state is not None
+    stored = json.dumps(state)
+    assert state["fields"].keys() == {"2", "3", "4"}
+    assert state["digest"]
     for leak in (SECRET, hashlib.sha256(SECRET.encode()).hexdigest(), "val-cr0"):
         assert leak not in stored
     for event in RunEvent.objects.filter(run_id=run["id"]):
@@ -254,6 +256,7 @@ def test_only_the_fields_set_since_the_click_that_loaded_the_page_are_typed_agai
     restored = RunEvent.objects.get(run_id=run["id"], type="run.restored_from_checkpoint")
     assert restored.data["document_step"] == 5
     verified = RunEvent.objects.get(run_id=run["id"], type="run.state_verified")
+    assert verified.data is not None
     assert verified.data["refilled"] == [6]
     assert verified.data["compared"]["fields"] == [6]
 
