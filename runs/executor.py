@@ -430,7 +430,8 @@ class Execution:
         """
         run = self.run
         self.restored = None
-        seen = next((a for a in reversed(answers.used) if a.page_state), None)
+        # The latest answer is about the last page anyone saw (a "retry" after an earlier pause, say).
+        seen = answers.used[-1] if answers.used else None
         expected: dict[str, Any] = seen.page_state if seen is not None and seen.page_state else {}
         if isinstance(expected.get("document_step"), int):
             self.document_step = expected["document_step"]
@@ -447,6 +448,7 @@ class Execution:
                 )
                 continue
             spent = restore_mod.step_answers(run, i)
+            self.renew(index, earlier)  # the lease covers each step done again
             try:
                 self.perform(earlier, Answers(gate=spent.get("gate"), ambiguity=spent.get("ambiguity")))
             except (StepFailed, Pause) as exc:
@@ -457,8 +459,13 @@ class Execution:
                 continue
             refilled.append(i)
         self.document = self.documents.document_id(self.page)
+        if seen is not None and not expected:
+            # Someone decided, but what they saw was not recorded (the page was unreadable at the
+            # pause): nothing shows this page is theirs.
+            problems.append("unseen")
+            reasons.append("what the person deciding saw was not recorded, so it cannot be compared")
         compared: dict[str, Any] | None = None
-        if seen is not None:
+        if expected:
             current = restore_mod.page_state(self.page, run, index, self.document_step)
             for difference in restore_mod.differences(expected, current):
                 if f"refill:{difference.partition(':')[2]}" not in problems:

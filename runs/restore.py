@@ -147,7 +147,11 @@ def page_state(page: Any, run: Run, index: int, document_step: int) -> dict[str,
     url = page.url
     element = None
     if step.get("selector"):
-        element = {"step": index, "count": page.locator(_selector(run, step)).count()}
+        try:
+            count: int | None = page.locator(_selector(run, step)).count()
+        except Exception:  # a selector this page cannot evaluate: recorded as such, compared as such
+            count = None
+        element = {"step": index, "count": count}
     fields: dict[str, str] = {}
     for i in refill_steps(run, document_step, index):
         fields[str(i)] = _mac(run, "field", i, _field_value(page, run, i))
@@ -198,6 +202,8 @@ def describe_difference(run: Run, difference: str, expected: dict[str, Any], cur
         step = run.program[current["element"]["step"] - 1]
         was, now = (expected.get("element") or {}).get("count"), current["element"]["count"]
         where = repr(_selector(run, step))
+        if now is None or was is None:
+            return f"{where} cannot be looked for on this page as it was at the decision"
         if now == 0:
             return f"{where} is no longer on the page (it matched {was} element{'s' * (was != 1)})"
         return f"{where} matches {now} element{'s' * (now != 1)} now, {was} before"
