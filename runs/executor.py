@@ -438,7 +438,12 @@ class Execution:
         refilled: list[int] = []
         problems: list[str] = []
         reasons: list[str] = []
-        for i in restore_mod.refill_steps(run, self.document_step, index):
+        redo = restore_mod.refill_steps(run, self.document_step, index)
+        if expected and not restore_mod.same_url(self.page, run, expected):
+            # Another address (a login page after an expired session, say): type nothing into it,
+            # secrets least of all.
+            redo = []
+        for i in redo:
             earlier = run.program[i - 1]
             if restore_mod.one_time(earlier):
                 problems.append(f"refill:{i}")

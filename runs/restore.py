@@ -166,6 +166,11 @@ def page_state(page: Any, run: Run, index: int, document_step: int) -> dict[str,
     return state
 
 
+def same_url(page: Any, run: Run, expected: dict[str, Any]) -> bool:
+    """Whether the page is at the address it had at the pause."""
+    return bool(expected.get("url")) and hmac.compare_digest(_mac(run, "url", page.url), str(expected["url"]))
+
+
 def _field_value(page: Any, run: Run, index: int) -> str:
     step = run.program[index - 1]
     locator = page.locator(_selector(run, step))

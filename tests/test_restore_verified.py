@@ -274,3 +274,33 @@ def test_a_resume_in_place_types_nothing_again(alice, site, worker):
     assert "run.resumed_in_place" in types
     assert "run.restored_from_checkpoint" not in types
     assert "run.state_verified" not in types
+
+
+def test_a_restored_page_at_another_address_gets_nothing_typed_and_pauses_again(alice, site, worker):
+    assert alice.post("/api/secrets", {"name": "restore", "value": SECRET}).status_code == 201
+    run = start_run(alice, _form_steps(site, value="{{secrets.restore}}"))
+    first = run["pending_step"]
+
+    assert stop_host_browser()
+    site.set_toggle("restore_moved", True)  # the form now redirects to /login
+    assert alice.post(f"/api/runs/{run['id']}/approve").status_code == 202
+    again = wait_until(
+        lambda: (
+            (r := wait_run(alice, run["id"], wait=1))["pending_step"]
+            and r["pending_step"]["approval_id"] != first["approval_id"]
+            and r
+        ),
+        timeout=40,
+        what="a new pause",
+    )
+
+    pending = again["pending_step"]
+    assert pending["trigger"] == "blocked"
+    assert "the page changed since the decision" in pending["prompt"]
+    assert "another address" in pending["prompt"]
+    assert pending["page_url"] == site.url("/login")
+    changed = RunEvent.objects.get(run_id=run["id"], type="run.state_changed")
+    assert changed.data is not None
+    assert changed.data["refilled"] == []  # not even the secret was typed into the other page
+    assert "url" in changed.data["differences"]
+    assert site.count("restore_submit") == 0

@@ -710,8 +710,12 @@ class _Handler(BaseHTTPRequestHandler):
         """A form whose fields only the browser holds (nothing is saved until it is posted).
 
         With the ``restore_changed`` toggle the site has changed under a paused run: the submit
-        button ``#submit`` is gone (``#send`` stands in its place).
+        button ``#submit`` is gone (``#send`` stands in its place). With ``restore_moved`` it
+        redirects to ``/login`` (a session that expired, say).
         """
+        if self.site.toggle("restore_moved"):
+            self._redirect("/login")
+            return
         button = (
             '<button id="send" type="submit">Send</button>'
             if self.site.toggle("restore_changed")
