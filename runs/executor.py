@@ -483,6 +483,8 @@ class Execution:
                 "digest": True,
             }
         if not problems:
+            if redo:
+                self.renew(index, step)  # the lease covers the step itself again
             if compared is not None:
                 with transaction.atomic():
                     record_event(

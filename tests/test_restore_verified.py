@@ -155,6 +155,12 @@ def test_a_one_time_input_typed_before_the_approval_cannot_be_typed_again_so_the
     # The approval was for a page that is gone: it is spent, not carried over to the new pause.
     approved.refresh_from_db()
     assert approved.consumed_at is not None
+    # The code is in no digest and no event (neither in the clear nor as a plain hash).
+    leaks = (CODE, hashlib.sha256(CODE.encode()).hexdigest())
+    for state in Approval.objects.filter(run_id=run["id"]).values_list("page_state", flat=True):
+        assert state is not None and not any(leak in json.dumps(state) for leak in leaks)
+    for data in RunEvent.objects.filter(run_id=run["id"]).values_list("data", flat=True):
+        assert not any(leak in json.dumps(data) for leak in leaks)
 
     # Retrying on the changed page needs a fresh approval of the step on the page as it is now.
     assert alice.post(f"/api/runs/{run['id']}/approve", {"choice": "retry"}).status_code == 202
