@@ -30,6 +30,7 @@ from vault.crypto import InvalidToken, open_json, open_text, seal_json
 from vault.services import SecretError, normalize_origin, secret_resolve
 
 from . import browser as browser_mod
+from . import restore as restore_mod
 from .events import record_event
 from .models import Run, RunStatus, Step, StepStatus
 from .netguard import UrlRefused, check_url
@@ -151,6 +152,12 @@ class Execution:
     interrupted: set[int] = field(default_factory=set)
     first_index: int = 0
     recorder: Any = None  # the session video's segment of this execution (runs.recording)
+    # The step that loaded the page's current document (0: none did), and that document's
+    # loader id: the fills, selects and checks after that step are what a restore must redo.
+    document_step: int = 0
+    document: str = ""
+    documents: restore_mod.DocumentWatch = field(default_factory=restore_mod.DocumentWatch)
+    restored: dict[str, Any] | None = None  # the checkpoint this execution restored the page from
 
     @property
     def session(self) -> browser_mod.BrowserSession:
@@ -169,12 +176,15 @@ class Execution:
         self.first_index = index
         self.attach()
         self.mask_page()  # before the first frame is recorded
+        self.document = self.documents.document_id(self.page)
         self.recorder = start_recording(run, run.target_id)
         while index <= len(steps):
             if statuses.get(index) in finished:
                 index += 1
                 continue
             self.renew(index, steps[index - 1])
+            # A navigation that committed after the last step returned (a late redirect) belongs to it.
+            self.track_document(index - 1)
             try:
                 outcome = self.run_step(index, steps[index - 1])
             except Pause as pause:
@@ -195,6 +205,7 @@ class Execution:
             page = session.find_page(run.target_id)
         if page is not None:
             self.page = page
+            self.document_step = self._checkpointed_document_step()
             # Whichever task got here (a start task can be delivered twice), a run that already
             # paused or ran is being resumed: the trail says it happened in place.
             if self.reason != "start" or run.resumed_from is not None:
@@ -219,6 +230,10 @@ class Execution:
             if checkpoint is not None:
                 page, context_id, target_id = session.restore(checkpoint, timeout_ms=timeout_ms)
                 self._owned(page, context_id, target_id)
+                # What earlier steps typed into the document is not in the checkpoint: the first
+                # step performed brings it back and checks the page first (bring_back).
+                self.restored = checkpoint
+                self.document_step = self._checkpointed_document_step(checkpoint)
                 record_event(
                     run,
                     "run.restored_from_checkpoint",
@@ -229,6 +244,7 @@ class Execution:
                         "checkpoint_step": run.checkpoint_step,
                         "reason": self.reason,
                         "previous_host": run.host,
+                        "document_step": self.document_step,
                         "pid": os.getpid(),
                     },
                 )
@@ -242,6 +258,22 @@ class Execution:
                 page.goto(run.url, timeout=timeout_ms, wait_until="load")
             except Exception as exc:  # the first step will find the page wrong and pause blocked
                 log.warning("run %s: could not open %s: %s", run.pk, run.url, exc)
+
+    def _checkpointed_document_step(self, checkpoint: dict[str, Any] | None = None) -> int:
+        """The step that loaded the page's document, as the last checkpoint recorded it."""
+        run = self.run
+        if checkpoint is None and run.checkpoint:
+            with contextlib.suppress(InvalidToken, ValueError):
+                checkpoint = open_json(run.checkpoint, scope=checkpoint_scope(run))
+        if checkpoint and isinstance(checkpoint.get("document_step"), int):
+            return int(checkpoint["document_step"])
+        # A checkpoint from before documents were tracked: the last goto done is the best guess.
+        gotos = [
+            index
+            for index in Step.objects.filter(run=run, status=StepStatus.DONE).values_list("index", flat=True)
+            if index < max(run.current_step, 1) and run.program[index - 1]["action"] == "goto"
+        ]
+        return max(gotos, default=0)
 
     def _owned(self, page: Any, context_id: str, target_id: str) -> None:
         self.page = page
@@ -280,6 +312,7 @@ class Execution:
         with contextlib.suppress(Exception):
             state = self.session.capture(self.page, self.run.browser_context_id)
             state["step_index"] = index
+            state["document_step"] = self.document_step
             sealed = seal_json(state, scope=checkpoint_scope(self.run))
             Run.objects.filter(pk=self.run.pk).update(
                 checkpoint=sealed, checkpoint_step=index, outputs=self.run.outputs
@@ -336,6 +369,8 @@ class Execution:
             self.interrupted.discard(index)
             Approval.objects.filter(pk=answers.blocked.pk).update(consumed_at=timezone.now())
         retrying = answers.blocked is not None
+        if self.restored is not None:
+            self.bring_back(index, step, answers)
         if index in self.interrupted:
             self.interrupted.discard(index)
             if gate is not None or step["action"] not in REPEATABLE_ACTIONS:
@@ -390,12 +425,136 @@ class Execution:
                 options=BLOCKED_OPTIONS,
                 prompt=f"Step {index} ({describe(step)}) cannot proceed: {message}",
             ) from None
+        new_document = self.track_document(index)
         self._finish_step(index, StepStatus.DONE, answers)
-        if step["action"] in STATEFUL_ACTIONS:
+        if new_document or step["action"] in STATEFUL_ACTIONS:
             self.checkpoint(index)
         elif step["action"] == "extract":
             Run.objects.filter(pk=run.pk).update(outputs=run.outputs)
         return "done"
+
+    # -- the page's document, and bringing it back after a restore ---------------------------------
+    def track_document(self, index: int) -> bool:
+        """Note a new document in the page's main frame (True); ``index`` is the step that loaded it.
+
+        Checked after each step: whatever loaded a new document (a goto, a click or press that
+        navigated, a script) wiped what earlier steps typed there, so a restore redoes only the
+        steps after it. Same-document navigations (pushState, anchors) keep the document.
+        """
+        if self.page is None:
+            return False
+        current = self.documents.document_id(self.page)
+        if current == self.document:
+            return False
+        self.document, self.document_step = current, index
+        return True
+
+    def bring_back(self, index: int, step: dict[str, Any], answers: Answers) -> None:
+        """After a restore: redo what the checkpoint could not hold, then check the page before acting.
+
+        The fills, selects and checks since the step that loaded the document are performed again
+        (secrets come from the vault again; a human's one-time input was erased after use and
+        cannot). Then the page is compared with what the person whose answer lets this step go
+        on saw at their pause. Any difference pauses again (blocked) and spends their answer:
+        an approval never applies to a page the approver did not see.
+        """
+        run = self.run
+        self.restored = None
+        # The latest answer is about the last page anyone saw (a "retry" after an earlier pause, say).
+        seen = answers.used[-1] if answers.used else None
+        expected: dict[str, Any] = seen.page_state if seen is not None and seen.page_state else {}
+        if isinstance(expected.get("document_step"), int):
+            self.document_step = expected["document_step"]
+        refilled: list[int] = []
+        problems: list[str] = []
+        reasons: list[str] = []
+        redo = restore_mod.refill_steps(run, self.document_step, index)
+        if expected and not restore_mod.same_url(self.page, run, expected):
+            # Another address (a login page after an expired session, say): type nothing into it,
+            # secrets least of all.
+            redo = []
+        for i in redo:
+            earlier = run.program[i - 1]
+            if restore_mod.one_time(earlier):
+                problems.append(f"refill:{i}")
+                reasons.append(
+                    f"step {i} ({describe(earlier)}) typed a one-time input, erased after use: "
+                    "it cannot be typed again"
+                )
+                continue
+            spent = restore_mod.step_answers(run, i)
+            self.renew(index, earlier)  # the lease covers each step done again
+            try:
+                self.perform(earlier, Answers(gate=spent.get("gate"), ambiguity=spent.get("ambiguity")))
+            except (StepFailed, Pause) as exc:
+                problems.append(f"refill:{i}")
+                reasons.append(
+                    f"step {i} ({describe(earlier)}) could not be done again: {self.scrub(str(exc))}"
+                )
+                continue
+            refilled.append(i)
+        self.document = self.documents.document_id(self.page)
+        if seen is not None and not expected:
+            # Someone decided, but what they saw was not recorded (the page was unreadable at the
+            # pause): nothing shows this page is theirs.
+            problems.append("unseen")
+            reasons.append("what the person deciding saw was not recorded, so it cannot be compared")
+        compared: dict[str, Any] | None = None
+        if expected:
+            current = restore_mod.page_state(self.page, run, index, self.document_step)
+            for difference in restore_mod.differences(expected, current):
+                if f"refill:{difference.partition(':')[2]}" not in problems:
+                    reasons.append(restore_mod.describe_difference(run, difference, expected, current))
+                problems.append(difference)
+            compared = {
+                "url": True,
+                "element": current["element"],
+                "fields": [int(key) for key in current["fields"]],
+                "digest": True,
+            }
+        if not problems:
+            if redo:
+                self.renew(index, step)  # the lease covers the step itself again
+            if compared is not None:
+                with transaction.atomic():
+                    record_event(
+                        run,
+                        "run.state_verified",
+                        step_index=index,
+                        data={
+                            "approval_id": str(seen.pk) if seen else None,
+                            "compared": compared,
+                            "refilled": refilled,
+                        },
+                    )
+            return
+        with transaction.atomic():
+            # The answers were given about a page that is gone: spent, never carried to the new pause.
+            Approval.objects.filter(pk__in=[a.pk for a in answers.used]).update(
+                consumed_at=timezone.now(), sealed_input=""
+            )
+            record_event(
+                run,
+                "run.state_changed",
+                step_index=index,
+                data={
+                    "approval_id": str(seen.pk) if seen else None,
+                    "differences": problems,
+                    "refilled": refilled,
+                },
+            )
+        answers.used.clear()
+        raise Pause(
+            cause="blocked",
+            trigger="blocked",
+            kind="choice",
+            options=BLOCKED_OPTIONS,
+            prompt=(
+                f"Step {index} ({describe(step)}) cannot go on: its page was lost and restored, and the page "
+                f"changed since the decision: {'; '.join(reasons)}. Check the page, then retry (the step is "
+                "asked about again on this page), skip or fail it."
+            ),
+        )
 
     def reopen_page(self, index: int, step: dict[str, Any]) -> bool:
         """Load the page's address again (a GET: a form is never re-posted); False if it has none."""
@@ -597,6 +756,11 @@ class Execution:
 
         run, page = self.run, self.page
         page_url, page_title, page_text, shot = "", "", "", b""
+        page_state = None
+        with contextlib.suppress(Exception):
+            # A document loaded since the last step finished wiped what the steps before typed.
+            self.track_document(index - 1)
+            page_state = restore_mod.page_state(page, run, index, self.document_step)
         with contextlib.suppress(Exception):
             # Scrubbed before they are cut to size: half a secret is still half a secret.
             page_url = self.scrub(page.url)[:2048]
@@ -632,6 +796,7 @@ class Execution:
                 page_text=page_text,
                 screenshot=screenshot_path,
                 screenshot_sha256=hashlib.sha256(shot).hexdigest() if shot else "",
+                page_state=page_state,
                 expires_at=timezone.now() + timedelta(seconds=pause.expires_in),
             )
             step_transition(
@@ -838,4 +1003,5 @@ def execute_run(run_id: Any, *, reason: str) -> None:
         finally:
             execution.stop_recording()
             execution.close_mask()
+            execution.documents.close()
             Run.objects.filter(pk=run.pk, lease_owner=owner).update(lease_owner="", lease_until=None)

@@ -762,6 +762,53 @@ class _Handler(BaseHTTPRequestHandler):
         self.site.record("echo", sent=bool(value))
         self._html(_echo_page(value))
 
+    def restore_form(self) -> None:
+        """A form whose fields only the browser holds (nothing is saved until it is posted).
+
+        With the ``restore_changed`` toggle the site has changed under a paused run: the submit
+        button ``#submit`` is gone (``#send`` stands in its place). With ``restore_moved`` it
+        redirects to ``/login`` (a session that expired, say).
+        """
+        if self.site.toggle("restore_moved"):
+            self._redirect("/login")
+            return
+        button = (
+            '<button id="send" type="submit">Send</button>'
+            if self.site.toggle("restore_changed")
+            else '<button id="submit" type="submit">Submit</button>'
+        )
+        self._html(
+            _page(
+                "Restore form",
+                f"""
+<h1>Restore form</h1>
+<form method="post" action="/restore-form">
+  <label for="v">Value</label>
+  <input id="v" name="v" autocomplete="off">
+  <label for="code">Code</label>
+  <input id="code" name="code" autocomplete="off">
+  <label for="plan">Plan</label>
+  <select id="plan" name="plan">
+    <option value="basic">Basic</option><option value="gold">Gold</option>
+  </select>
+  <label><input id="agree" name="agree" type="checkbox" value="yes"> I agree</label>
+  {button}
+</form>
+""",
+            )
+        )
+
+    def restore_form_submit(self) -> None:
+        form = self._form()
+        self.site.record(
+            "restore_submit",
+            v=form.get("v", ""),
+            code=form.get("code", ""),
+            plan=form.get("plan", ""),
+            agree=form.get("agree", ""),
+        )
+        self._html(_page("Restore form", '<h1>Restore form</h1>\n<p id="received">Received</p>'))
+
     # -- control endpoints for other processes ---------------------------------------------------------
 
     def state(self) -> None:
@@ -809,6 +856,8 @@ _ROUTES: dict[tuple[str, str], Callable[[_Handler], None]] = {
     ("POST", "/counter"): _Handler.counter_submit,
     ("GET", "/anim"): _Handler.anim,
     ("GET", "/echo"): _Handler.echo,
+    ("GET", "/restore-form"): _Handler.restore_form,
+    ("POST", "/restore-form"): _Handler.restore_form_submit,
     ("GET", "/_state"): _Handler.state,
     ("POST", "/_toggle"): _Handler.set_toggle,
     ("POST", "/_reset"): _Handler.reset,
