@@ -10,7 +10,7 @@ from approvals.models import Approval
 from twin_site import limits
 
 from .models import Run, Step
-from .program import MAX_STEPS
+from .program import ACTIONS, FIELD_LIMITS, GATE_KINDS, MAX_EXPIRES_IN, MAX_STEPS, MAX_TIMEOUT, TRIGGERS
 
 
 class StepSerializer(serializers.ModelSerializer[Step]):
@@ -125,13 +125,49 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+# The step program's shape and limits, for the schema (runs.program validates it, all problems at once).
+GATE_SCHEMA = {
+    "type": "object",
+    "required": ["kind"],
+    "properties": {
+        "kind": {"type": "string", "enum": list(GATE_KINDS)},
+        "prompt": {"type": "string", "maxLength": limits.MAX_PROMPT},
+        "trigger": {"type": "string", "enum": list(TRIGGERS)},
+        "pattern": {
+            "type": "string",
+            "maxLength": limits.MAX_PATTERN,
+            "description": "RE2 syntax (no backreferences or lookaround), matched against the whole input.",
+        },
+        "options": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": limits.MAX_OPTIONS,
+            "items": {"type": "string", "minLength": 1, "maxLength": limits.MAX_OPTION},
+        },
+        "expires_in": {"type": "integer", "minimum": 1, "maximum": MAX_EXPIRES_IN},
+    },
+    "additionalProperties": False,
+}
+STEP_SCHEMA = {
+    "type": "object",
+    "required": ["action"],
+    "properties": {
+        "action": {"type": "string", "enum": list(ACTIONS)},
+        **{field: {"type": "string", "maxLength": limit} for field, (limit, _) in FIELD_LIMITS.items()},
+        "timeout": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": MAX_TIMEOUT},
+        "gate": GATE_SCHEMA,
+    },
+    "additionalProperties": False,
+}
+
+
 @extend_schema_field(
     {
         "type": "array",
         "minItems": 1,
         "maxItems": MAX_STEPS,
-        "items": {"type": "object", "additionalProperties": True},
-        "description": "The step program (see docs/api.md); every string field has a length limit.",
+        "items": STEP_SCHEMA,
+        "description": "The step program (see docs/api.md); no control characters in one-line fields.",
     }
 )
 class StepsField(serializers.JSONField):
