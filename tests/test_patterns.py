@@ -53,6 +53,7 @@ def test_every_channel_checks_the_pattern_in_linear_time(alice):
     """The service every channel calls (API, dashboard, decision link) is what uses RE2."""
     run, approval = paused_run(alice.tenant, alice.user, kind="input")
     Approval.objects.filter(pk=approval.pk).update(pattern=CATASTROPHIC)
+    alice.get("/api/runs")  # the first request of a process is slow for reasons of its own
 
     started = time.monotonic()
     refused = alice.post(f"/api/runs/{run.pk}/approve", {"input": "a" * 5_000 + "!"})
@@ -119,3 +120,20 @@ def test_a_pause_whose_pattern_predates_re2_is_refused_clearly_and_can_be_reject
     assert body["error"] == "pattern_unsupported"
     assert "reject" in body["detail"]
     assert alice.post(f"/api/runs/{run.pk}/reject", {"reason": "old pattern"}).status_code == 200
+
+
+@pytest.mark.usefixtures("private_urls")
+def test_a_template_that_never_closes_is_validated_at_once(alice):
+    """Twin's own template pattern, run on every templated field, backtracked too (26 s at 2,000)."""
+    steps = [
+        {"action": "goto", "url": "http://127.0.0.1:9/"},
+        {"action": "click", "selector": "#a{{" + " " * 1_500},
+        {"action": "fill", "selector": "#q", "value": "{{" + " " * 9_990},
+    ]
+    alice.get("/api/runs")  # the first request of a process is slow for reasons of its own
+
+    started = time.monotonic()
+    created = alice.post("/api/runs", {"goal": "g", "steps": steps})
+
+    assert time.monotonic() - started < AT_ONCE
+    assert created.status_code == 201, created.content  # no template in there: plain text
