@@ -152,8 +152,9 @@ def approval_decide(
     started_by_actor = run.created_by_id is not None and run.created_by_id == getattr(actor, "pk", None)
     if run.tenant.four_eyes and started_by_actor:
         raise DecisionForbidden("four eyes: someone other than the person who started this run must decide")
-    if len(decision.note or "") > limits.MAX_NOTE:
-        raise AnswerInvalid("note_too_long", f"the note must be at most {limits.MAX_NOTE:,} characters")
+    # Every channel's note (the API's serializer, the dashboard's and a link's plain form field).
+    if reason := limits.bounded_text(decision.note or "", limits.MAX_NOTE, multiline=True):
+        raise AnswerInvalid("note_invalid", f"the note {reason}")
     if decision.approve:
         if (
             approval.kind == GateKind.INPUT

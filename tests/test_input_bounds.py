@@ -309,3 +309,25 @@ def test_the_start_form_refuses_the_same_with_a_readable_error(signed_in, progra
     html = page.content.decode()
     assert said in html
     assert Run.objects.count() == 0
+
+
+@pytest.mark.parametrize("note", ["fine\x00", "n" * 10_001, "ok \x1b[31mred"])
+@pytest.mark.parametrize("action", ["approve", "reject"])
+def test_a_dashboard_decision_with_a_note_past_the_bounds_is_refused_and_the_pause_stays(
+    alice, signed_in, note, action
+):
+    from approvals.models import Approval, ApprovalStatus
+    from tests.test_state_machine import paused_run
+
+    run, approval = paused_run(alice.tenant, alice.user)
+    alice.tenant.four_eyes = False
+    alice.tenant.save(update_fields=["four_eyes"])
+
+    page = signed_in.post(
+        f"/inbox/{approval.pk}/decide", {"action": action, "note": note}, HTTP_HX_REQUEST="true"
+    )
+
+    assert "the note" in page.content.decode()
+    assert Approval.objects.get(pk=approval.pk).status == ApprovalStatus.PENDING
+    run.refresh_from_db()
+    assert run.status == "awaiting_approval"
