@@ -128,22 +128,21 @@ def validate_run_fields(*, goal: Any, url: Any, params: Any) -> list[Problem]:
         many = f"at most {limits.MAX_PARAMS} parameters (got {len(params)})"
         return [*problems, Problem(None, "params", many)]
     for name, value in params.items():
-        field = f"params.{name}" if len(name) <= limits.MAX_PARAM_NAME else "params"
         if len(name) > limits.MAX_PARAM_NAME or not NAME_RE.match(name):
             shown = name if len(name) <= limits.MAX_PARAM_NAME else name[:40] + "…"
             problems.append(
                 Problem(
                     None,
-                    field,
+                    "params",  # not params.<name>: the name is what is wrong, and may be anything
                     f"parameter name {shown!r} must be 1 to {limits.MAX_PARAM_NAME} letters, digits "
                     "and _, not starting with a digit ({{params.NAME}} could not name it otherwise)",
                 )
             )
         elif isinstance(value, str):
             if reason := bounded_text(value, limits.MAX_PARAM_VALUE, multiline=True):
-                problems.append(Problem(None, field, reason))
+                problems.append(Problem(None, f"params.{name}", reason))
         elif not isinstance(value, int | float):  # bool is an int
-            problems.append(Problem(None, field, "must be a string, a number or true/false"))
+            problems.append(Problem(None, f"params.{name}", "must be a string, a number or true/false"))
     return problems
 
 
