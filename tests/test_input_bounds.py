@@ -331,3 +331,16 @@ def test_a_dashboard_decision_with_a_note_past_the_bounds_is_refused_and_the_pau
     assert Approval.objects.get(pk=approval.pk).status == ApprovalStatus.PENDING
     run.refresh_from_db()
     assert run.status == "awaiting_approval"
+
+
+def test_a_body_sent_without_a_length_is_cut_at_the_limit_too():
+    """Chunked bodies declare no Content-Length: the parser counts what it reads."""
+    import io
+
+    from twin_site.limits import BoundedJSONParser, PayloadTooLarge
+
+    stream = io.BytesIO(b'{"goal": "' + b"x" * 2_000_000 + b'"}')
+
+    with pytest.raises(PayloadTooLarge):
+        BoundedJSONParser().parse(stream, "application/json", {})
+    assert stream.tell() == 1_000_001  # read one byte past the limit, not the whole body
