@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -16,9 +15,11 @@ from django.utils import timezone
 from runs.events import lock_run, record_event
 from runs.executor import approval_scope
 from runs.models import Run, RunStatus, StepStatus
+from runs.program import PatternInvalid, pattern_matches
 from runs.routing import host_queue
 from runs.services import RunConflict, release_page_later
 from runs.states import run_transition, step_transition
+from twin_site import limits
 from vault.crypto import seal_text
 
 from .models import Approval, ApprovalStatus, Cause, Channel, GateKind
@@ -74,11 +75,28 @@ def pending_approval(run: Run) -> Approval | None:
 
 
 def _check_answer(approval: Approval, decision: Decision) -> None:
+    """The same checks for every channel (API, dashboard, decision link, take-over)."""
     if approval.kind == GateKind.INPUT:
         if not isinstance(decision.input, str) or decision.input == "":
             raise AnswerInvalid("input_required", 'this step needs an input: send {"input": "…"}')
-        if approval.pattern and not re.fullmatch(approval.pattern, decision.input):
-            raise AnswerInvalid("input_invalid", f"the input does not match the pattern {approval.pattern}")
+        if len(decision.input) > limits.MAX_INPUT or "\x00" in decision.input:
+            raise AnswerInvalid(
+                "input_invalid", f"the input must be at most {limits.MAX_INPUT:,} characters, without NUL"
+            )
+        if approval.pattern:
+            # RE2: linear in the input whatever the pattern, so no input can hold a web thread.
+            try:
+                matched = pattern_matches(approval.pattern, decision.input)
+            except PatternInvalid:
+                # Only a pause created before patterns were checked with RE2 can get here.
+                raise AnswerInvalid(
+                    "pattern_unsupported",
+                    "this step's pattern cannot be checked (it needs syntax RE2 does not run); "
+                    "reject the pause and start the run again with an RE2 pattern",
+                ) from None
+            if not matched:
+                detail = f"the input does not match the pattern {approval.pattern}"
+                raise AnswerInvalid("input_invalid", detail)
     elif approval.kind == GateKind.CHOICE:
         options = approval.options or []
         if decision.choice not in options:
@@ -134,6 +152,9 @@ def approval_decide(
     started_by_actor = run.created_by_id is not None and run.created_by_id == getattr(actor, "pk", None)
     if started_by_actor and run.tenant.four_eyes_applies():
         raise DecisionForbidden("four eyes: someone other than the person who started this run must decide")
+    # Every channel's note (the API's serializer, the dashboard's and a link's plain form field).
+    if reason := limits.bounded_text(decision.note or "", limits.MAX_NOTE, multiline=True):
+        raise AnswerInvalid("note_invalid", f"the note {reason}")
     if decision.approve:
         if (
             approval.kind == GateKind.INPUT

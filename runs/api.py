@@ -233,6 +233,8 @@ class RejectView(APIView):
             raise conflict(exc) from None
         except DecisionForbidden as exc:
             raise ApiError("four_eyes", str(exc), http_status=403) from None
+        except AnswerInvalid as exc:
+            raise ApiError(exc.code, exc.detail) from None
         return run_response(run, request)
 
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+import re2
+
+from twin_site import limits
+from twin_site.limits import bounded_text
 
 from .netguard import UrlRefused, check_url
 
@@ -36,8 +42,61 @@ MAX_STEPS = 500
 MAX_TIMEOUT = 600
 MAX_EXPIRES_IN = 30 * 86400
 
-TEMPLATE_RE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Greedy and brace-free inside, with the spaces stripped in Python: the lazy form
+# r"\{\{\s*([^{}]*?)\s*\}\}" backtracked cubically, and "{{" + 2,000 spaces in a selector held
+# a web thread for 26 s. This one gives nothing back that could match: linear.
+TEMPLATE_RE = re.compile(r"\{\{([^{}]*)\}\}")
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+
+# Each string field of a step: its length limit and whether it may hold line breaks (text a
+# person reads or a page receives) or must be one line (what a browser parses, a name).
+FIELD_LIMITS: dict[str, tuple[int, bool]] = {
+    "url": (limits.MAX_URL, False),
+    "selector": (limits.MAX_SELECTOR, False),
+    "value": (limits.MAX_VALUE, True),
+    "key": (limits.MAX_KEY, False),
+    "text": (limits.MAX_TEXT, True),
+    "name": (limits.MAX_NAME, False),
+    "attribute": (limits.MAX_NAME, False),
+    "label": (limits.MAX_LABEL, False),
+}
+
+
+class PatternInvalid(ValueError):
+    """A gate pattern Twin will not run: too long, malformed, or beyond RE2's linear-time syntax."""
+
+
+# A gate pattern's program and match cache get 1 MB (RE2's default: 8 MB): a 500-character
+# pattern with repeats up to 1,000 fits, and 64 cached patterns stay small in a web process.
+# Past its budget RE2 falls back from its DFA to its NFA: slower, still linear.
+PATTERN_MAX_MEM = 1 << 20
+
+
+@functools.lru_cache(maxsize=64)
+def compile_pattern(pattern: str) -> Any:
+    """A gate pattern, compiled by RE2: matching takes time linear in the input, whatever the pattern.
+
+    Python's ``re`` backtracks: ``(a+)+`` against 28 ``a`` and a ``!`` took 9 s of a web
+    thread. RE2 has no backreferences or lookaround (the constructs that need backtracking);
+    a pattern using them is refused when the program is submitted, with RE2's reason.
+    """
+    if len(pattern) > limits.MAX_PATTERN:
+        raise PatternInvalid(f"must be at most {limits.MAX_PATTERN:,} characters (got {len(pattern):,})")
+    options = re2.Options()
+    options.log_errors = False  # a refused pattern is the tenant's mistake: the 400 says why
+    options.max_mem = PATTERN_MAX_MEM
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise PatternInvalid(f"is not a regular expression Twin can run (RE2 syntax): {reason}") from None
+
+
+def pattern_matches(pattern: str, text: str) -> bool:
+    """Whether the whole of ``text`` matches the gate ``pattern`` (PatternInvalid if it cannot run)."""
+    return compile_pattern(pattern).fullmatch(text) is not None
 
 
 @dataclass(frozen=True)
@@ -51,7 +110,40 @@ class Problem:
 
 
 def templates_in(text: str) -> list[str]:
-    return TEMPLATE_RE.findall(text)
+    return [expr.strip() for expr in TEMPLATE_RE.findall(text)]
+
+
+def validate_run_fields(*, goal: Any, url: Any, params: Any) -> list[Problem]:
+    """The problems of a run's own fields (the program aside): types, lengths, characters."""
+    problems: list[Problem] = []
+    if reason := bounded_text(goal, limits.MAX_GOAL, multiline=True):
+        problems.append(Problem(None, "goal", reason))
+    if reason := bounded_text(url, limits.MAX_URL):
+        problems.append(Problem(None, "url", reason))
+    if params is None:
+        return problems
+    if not isinstance(params, dict):
+        return [*problems, Problem(None, "params", "must be an object of names to values")]
+    if len(params) > limits.MAX_PARAMS:
+        many = f"at most {limits.MAX_PARAMS} parameters (got {len(params)})"
+        return [*problems, Problem(None, "params", many)]
+    for name, value in params.items():
+        if len(name) > limits.MAX_PARAM_NAME or not NAME_RE.match(name):
+            shown = name if len(name) <= limits.MAX_PARAM_NAME else name[:40] + "…"
+            problems.append(
+                Problem(
+                    None,
+                    "params",  # not params.<name>: the name is what is wrong, and may be anything
+                    f"parameter name {shown!r} must be 1 to {limits.MAX_PARAM_NAME} letters, digits "
+                    "and _, not starting with a digit ({{params.NAME}} could not name it otherwise)",
+                )
+            )
+        elif isinstance(value, str):
+            if reason := bounded_text(value, limits.MAX_PARAM_VALUE, multiline=True):
+                problems.append(Problem(None, f"params.{name}", reason))
+        elif not isinstance(value, int | float):  # bool is an int
+            problems.append(Problem(None, f"params.{name}", "must be a string, a number or true/false"))
+    return problems
 
 
 def validate_program(
@@ -105,6 +197,10 @@ def validate_program(
                 problem("timeout", f"must be a number of seconds between 0 and {MAX_TIMEOUT}")
         if "label" in step and not isinstance(step["label"], str):
             problem("label", "must be a string")
+        for field, (limit, multiline) in FIELD_LIMITS.items():
+            value = step.get(field)
+            if isinstance(value, str) and (reason := bounded_text(value, limit, multiline=multiline)):
+                problem(field, reason)
 
         gate = step.get("gate")
         gate_kind = None
@@ -151,8 +247,8 @@ def _validate_gate(gate: Any, problem: Callable[[str, str], None]) -> str | None
         return None
     for field in sorted(set(gate) - {"kind", "prompt", "trigger", "pattern", "options", "expires_in"}):
         problem(f"gate.{field}", f"a gate does not take {field!r}")
-    if "prompt" in gate and not isinstance(gate["prompt"], str):
-        problem("gate.prompt", "must be a string")
+    if "prompt" in gate and (reason := bounded_text(gate["prompt"], limits.MAX_PROMPT, multiline=True)):
+        problem("gate.prompt", reason)
     if "trigger" in gate and gate["trigger"] not in TRIGGERS:
         problem("gate.trigger", f"must be one of {', '.join(TRIGGERS)}")
     if "pattern" in gate:
@@ -160,11 +256,13 @@ def _validate_gate(gate: Any, problem: Callable[[str, str], None]) -> str | None
             problem("gate.pattern", "only an input gate takes a pattern")
         elif not isinstance(gate["pattern"], str):
             problem("gate.pattern", "must be a regular expression string")
+        elif reason := limits.refused_character(gate["pattern"]):
+            problem("gate.pattern", reason)
         else:
             try:
-                re.compile(gate["pattern"])
-            except re.error as exc:
-                problem("gate.pattern", f"is not a valid regular expression: {exc}")
+                compile_pattern(gate["pattern"])
+            except PatternInvalid as exc:
+                problem("gate.pattern", str(exc))
     options = gate.get("options")
     if kind == "choice":
         if (
@@ -174,6 +272,12 @@ def _validate_gate(gate: Any, problem: Callable[[str, str], None]) -> str | None
             or len(set(options)) != len(options)
         ):
             problem("gate.options", "a choice gate needs a list of distinct, non-empty option strings")
+        elif len(options) > limits.MAX_OPTIONS:
+            problem("gate.options", f"at most {limits.MAX_OPTIONS} options (got {len(options)})")
+        else:
+            for number, option in enumerate(options, start=1):
+                if reason := bounded_text(option, limits.MAX_OPTION):
+                    problem("gate.options", f"option {number} {reason}")
     elif options is not None:
         problem("gate.options", "only a choice gate takes options")
     if "expires_in" in gate:
@@ -230,7 +334,7 @@ def gate_of(step: dict[str, Any]) -> dict[str, Any] | None:
 
 def render(text: str, lookup: Callable[[str], str]) -> str:
     """Replace every ``{{expr}}`` in ``text`` with ``lookup(expr)``."""
-    return TEMPLATE_RE.sub(lambda m: lookup(m.group(1)), text)
+    return TEMPLATE_RE.sub(lambda m: lookup(m.group(1).strip()), text)
 
 
 def describe(step: dict[str, Any]) -> str:

@@ -7,8 +7,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from approvals.models import Approval
+from twin_site import limits
 
 from .models import Run, Step
+from .program import ACTIONS, FIELD_LIMITS, GATE_KINDS, MAX_EXPIRES_IN, MAX_STEPS, MAX_TIMEOUT, TRIGGERS
 
 
 class StepSerializer(serializers.ModelSerializer[Step]):
@@ -114,12 +116,91 @@ class RunSerializer(serializers.ModelSerializer[Run]):
         return request.build_absolute_uri(path) if request is not None else path
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string and nothing else: DRF's CharField would turn 123456 into "123456"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+# The step program's shape and limits, for the schema (runs.program validates it, all problems at once).
+GATE_SCHEMA = {
+    "type": "object",
+    "required": ["kind"],
+    "properties": {
+        "kind": {"type": "string", "enum": list(GATE_KINDS)},
+        "prompt": {"type": "string", "maxLength": limits.MAX_PROMPT},
+        "trigger": {"type": "string", "enum": list(TRIGGERS)},
+        "pattern": {
+            "type": "string",
+            "maxLength": limits.MAX_PATTERN,
+            "description": "RE2 syntax (no backreferences or lookaround), matched against the whole input.",
+        },
+        "options": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": limits.MAX_OPTIONS,
+            "items": {"type": "string", "minLength": 1, "maxLength": limits.MAX_OPTION},
+        },
+        "expires_in": {"type": "integer", "minimum": 1, "maximum": MAX_EXPIRES_IN},
+    },
+    "additionalProperties": False,
+}
+STEP_SCHEMA = {
+    "type": "object",
+    "required": ["action"],
+    "properties": {
+        "action": {"type": "string", "enum": list(ACTIONS)},
+        **{field: {"type": "string", "maxLength": limit} for field, (limit, _) in FIELD_LIMITS.items()},
+        "timeout": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": MAX_TIMEOUT},
+        "gate": GATE_SCHEMA,
+    },
+    "additionalProperties": False,
+}
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": MAX_STEPS,
+        "items": STEP_SCHEMA,
+        "description": "The step program (see docs/api.md); no control characters in one-line fields.",
+    }
+)
+class StepsField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": limits.MAX_PARAMS,
+        "additionalProperties": {
+            "oneOf": [
+                {"type": "string", "maxLength": limits.MAX_PARAM_VALUE},
+                {"type": "number"},
+                {"type": "boolean"},
+            ]
+        },
+        "description": (
+            f"Parameters for {{{{params.NAME}}}}: at most {limits.MAX_PARAMS}, each named by 1 to "
+            f"{limits.MAX_PARAM_NAME} letters, digits and _."
+        ),
+    }
+)
+class ParamsField(serializers.DictField):
+    pass
+
+
 class RunCreateSerializer(serializers.Serializer[Any]):
-    goal = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
-    url = serializers.CharField(required=False, allow_blank=True, default="", max_length=2048)
-    steps = serializers.JSONField(required=False)
-    skill = serializers.CharField(required=False)
-    params = serializers.DictField(required=False, default=dict)
+    goal = StrictCharField(required=False, allow_blank=True, default="", max_length=limits.MAX_GOAL)
+    url = StrictCharField(required=False, allow_blank=True, default="", max_length=limits.MAX_URL)
+    steps = StepsField(required=False)
+    skill = StrictCharField(required=False, max_length=limits.MAX_NAME)
+    params = ParamsField(required=False, default=dict)
     record_video = serializers.BooleanField(
         required=False,
         default=True,
@@ -132,23 +213,18 @@ class RunCreateSerializer(serializers.Serializer[Any]):
         return attrs
 
 
-class StrictCharField(serializers.CharField):
-    """A JSON string and nothing else: DRF's CharField would turn 123456 into "123456"."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
 class DecisionSerializer(serializers.Serializer[Any]):
-    input = StrictCharField(required=False, allow_blank=True, trim_whitespace=False, max_length=10_000)
-    choice = StrictCharField(required=False, allow_blank=True, trim_whitespace=False, max_length=1_000)
-    note = StrictCharField(required=False, allow_blank=True, default="", max_length=10_000)
+    input = StrictCharField(
+        required=False, allow_blank=True, trim_whitespace=False, max_length=limits.MAX_INPUT
+    )
+    choice = StrictCharField(
+        required=False, allow_blank=True, trim_whitespace=False, max_length=limits.MAX_CHOICE
+    )
+    note = StrictCharField(required=False, allow_blank=True, default="", max_length=limits.MAX_NOTE)
 
 
 class RejectSerializer(serializers.Serializer[Any]):
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+    reason = StrictCharField(required=False, allow_blank=True, default="", max_length=limits.MAX_NOTE)
 
 
 class ProblemSerializer(serializers.Serializer[Any]):

@@ -13,7 +13,7 @@ from vault.selectors import secret_names
 from .events import record_event
 from .models import Run, RunStatus, Step, StepStatus
 from .netguard import UrlRefused, check_url
-from .program import Problem, describe, validate_program
+from .program import Problem, describe, validate_program, validate_run_fields
 from .routing import DEFAULT_QUEUE, host_queue
 from .states import run_transition, step_transition
 
@@ -44,8 +44,10 @@ def run_create(
     record_video: bool = True,
 ) -> Run:
     """Validate the program up front (every problem at once), store the run, queue it."""
-    problems = validate_program(steps, params=params, secret_names=secret_names(tenant_id=tenant.pk))
-    if url:
+    problems = validate_run_fields(goal=goal, url=url, params=params)
+    known_params = params if isinstance(params, dict) else None
+    problems += validate_program(steps, params=known_params, secret_names=secret_names(tenant_id=tenant.pk))
+    if url and not any(p.step is None and p.field == "url" for p in problems):
         try:
             check_url(url)
         except UrlRefused as exc:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
@@ -14,10 +14,12 @@ from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
+from rest_framework.exceptions import ParseError
 
 from approvals.models import ApprovalStatus
 from tenants.models import Role
 from tenants.web import dashboard_view
+from twin_site.limits import PayloadTooLarge, load_json
 
 from .media import chapters_response, video_response
 from .models import Run, RunStatus
@@ -25,7 +27,6 @@ from .selectors import get_run_for_tenant, ready_recording
 from .services import ProgramInvalid, RunConflict, run_cancel, run_create
 
 PAGE = 50
-MAX_PROGRAM_BYTES = 1_000_000
 
 
 @dashboard_view
@@ -145,25 +146,31 @@ def run_start(request: HttpRequest) -> HttpResponse:
     form = {"goal": "", "url": "", "program": ""}
     if request.method == "POST":
         form = {key: request.POST.get(key, "").strip() for key in form}
+        limit = settings.TWIN_MAX_BODY_BYTES
         upload = request.FILES.get("program_file")
         if upload is not None:
-            if upload.size and upload.size > MAX_PROGRAM_BYTES:
-                errors.setdefault("program", []).append("the file is larger than 1 MB")
+            if upload.size and upload.size > limit:
+                errors.setdefault("program", []).append(f"the file is larger than {limit:,} bytes")
             else:
                 form["program"] = upload.read().decode("utf-8", errors="replace").strip()
         steps: Any = None
+        goal: Any = form["goal"]
+        url: Any = form["url"]
         if not form["program"]:
             errors.setdefault("program", []).append("paste or upload a step program (a JSON list of steps)")
         else:
             try:
-                parsed = json.loads(form["program"])
-            except ValueError as exc:
-                errors.setdefault("program", []).append(f"this is not valid JSON: {exc}")
+                # The API's bounds (size, depth, no NUL), so the form takes no more than the API.
+                parsed = load_json(form["program"])
+            except PayloadTooLarge:
+                errors.setdefault("program", []).append(f"the program is larger than {limit:,} bytes")
+            except ParseError as exc:
+                errors.setdefault("program", []).append(f"this is {exc.detail}")
             else:
                 # Accept a bare list of steps or a whole API body {"goal", "url", "steps"}.
                 if isinstance(parsed, dict):
-                    form["goal"] = form["goal"] or str(parsed.get("goal", ""))
-                    form["url"] = form["url"] or str(parsed.get("url", ""))
+                    goal = form["goal"] or parsed.get("goal", "")
+                    url = form["url"] or parsed.get("url", "")
                     steps = parsed.get("steps")
                 else:
                     steps = parsed
@@ -172,19 +179,23 @@ def run_start(request: HttpRequest) -> HttpResponse:
                 run = run_create(
                     tenant=access.tenant,
                     created_by=request.user,
-                    goal=form["goal"],
-                    url=form["url"],
+                    goal=goal,
+                    url=url,
                     steps=steps,
                 )
             except ProgramInvalid as exc:
                 for problem in exc.problems:
-                    if problem.step is None:
-                        field = "url" if problem.field == "url" else "program"
-                        errors.setdefault(field, []).append(problem.message)
-                    else:
+                    if problem.step is not None:
                         step_problems.append(problem.as_dict())
+                    elif problem.field in {"url", "goal"}:
+                        errors.setdefault(problem.field, []).append(problem.message)
+                    else:
+                        errors.setdefault("program", []).append(problem.message)
             else:
                 return HttpResponseRedirect(reverse("run", args=[run.pk]))
+        # What the form shows again: the fields as typed (a value of the wrong type, as JSON had it).
+        form["goal"] = goal if isinstance(goal, str) else str(goal)
+        form["url"] = url if isinstance(url, str) else str(url)
     return render(
         request,
         "runs/start.html",

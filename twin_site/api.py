@@ -9,6 +9,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from .limits import PayloadTooLarge
+
 
 class ApiError(exceptions.APIException):
     def __init__(self, code: str, detail: str, *, http_status: int = 400, **extra: Any) -> None:
@@ -29,6 +31,7 @@ def json_object(request: Any) -> dict[str, Any]:
 
 
 _CODES = {
+    PayloadTooLarge: "payload_too_large",
     exceptions.NotAuthenticated: "unauthorized",
     exceptions.AuthenticationFailed: "unauthorized",
     exceptions.PermissionDenied: "forbidden",

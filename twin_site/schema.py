@@ -12,11 +12,14 @@ COMMON = {
     "404": "No such object in your tenant.",
     "429": "Too many failed token attempts from this address (see `Retry-After`).",
 }
+TOO_LARGE = "The body is larger than the limit (1 MB unless `TWIN_MAX_BODY_BYTES` says otherwise)."
 BY_METHOD = {
     "post": {
         "409": "The run is not in a state that allows this; `status` says which it is.",
+        "413": TOO_LARGE,
         "422": "This `Idempotency-Key` was used for a different request.",
     },
+    "patch": {"413": TOO_LARGE},
 }
 
 

@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: an oversized API body is answered (413, JSON) before anything reads it.
+    "twin_site.limits.ApiBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -308,6 +310,14 @@ TWIN_WEBHOOK_BACKOFF_SCALE = env_float("TWIN_WEBHOOK_BACKOFF_SCALE", 1.0)
 # anyone could write their own).
 TWIN_TRUST_X_FORWARDED_FOR = env_bool("TWIN_TRUST_X_FORWARDED_FOR", False)
 
+# --- Request size limits (the per-field limits live in twin_site/limits.py) -----------------
+# An API body larger than TWIN_MAX_BODY_BYTES answers 413; the dashboard's start form takes a
+# program of the same size. Django's own cap on a form's fields sits above it (a pasted program
+# is sent as a form field), so the form can say what is wrong instead of Django's bare 400.
+TWIN_MAX_BODY_BYTES = env_int("TWIN_MAX_BODY_BYTES", 1_000_000, minimum=10_000)
+DATA_UPLOAD_MAX_MEMORY_SIZE = TWIN_MAX_BODY_BYTES + 1_000_000
+FILE_UPLOAD_MAX_MEMORY_SIZE = TWIN_MAX_BODY_BYTES
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tenants.auth.BearerTokenAuthentication",
@@ -315,7 +325,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["twin_site.limits.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "twin_site.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,

@@ -6,9 +6,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from runs.serializers import ErrorSerializer
+from runs.serializers import ErrorSerializer, StrictCharField
 from tenants.access import access_for
 from tenants.models import Role
+from twin_site import limits
 from twin_site.api import ApiError, json_object
 
 from .models import SecretKind, SecretVersion
@@ -17,10 +18,20 @@ from .services import SecretError, secret_delete, secret_put
 
 
 class SecretInSerializer(serializers.Serializer[SecretVersion]):
-    name = serializers.CharField(max_length=100)
-    value = serializers.CharField(trim_whitespace=False, max_length=10_000, write_only=True)
+    # The name {{secrets.NAME}} uses: \Z, not $, which would let a trailing newline through.
+    name = serializers.RegexField(
+        r"^[A-Za-z_][A-Za-z0-9_]*\Z",
+        max_length=limits.MAX_SECRET_NAME,
+        error_messages={"invalid": "must start with a letter or _ and hold only letters, digits and _"},
+    )
+    value = StrictCharField(trim_whitespace=False, max_length=limits.MAX_SECRET_VALUE, write_only=True)
     kind = serializers.ChoiceField(choices=SecretKind.choices, default=SecretKind.PASSWORD)
-    origins = serializers.ListField(child=serializers.CharField(max_length=300), required=False, default=list)
+    origins = serializers.ListField(
+        child=StrictCharField(max_length=limits.MAX_ORIGIN, validators=[limits.one_line]),
+        max_length=limits.MAX_ORIGINS,
+        required=False,
+        default=list,
+    )
 
 
 class SecretOutSerializer(serializers.ModelSerializer[SecretVersion]):

@@ -10,9 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from runs.serializers import ErrorSerializer
+from runs.serializers import ErrorSerializer, StrictCharField
 from tenants.access import access_for
 from tenants.models import Role, Tenant
+from twin_site import limits
 from twin_site.api import ApiError, json_object
 
 from .models import EVENT_TYPES, Attempt, Delivery, Endpoint
@@ -29,16 +30,27 @@ ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404:
 
 
 class EndpointInSerializer(serializers.Serializer[Any]):
-    url = serializers.CharField(max_length=2048)
+    url = StrictCharField(max_length=limits.MAX_WEBHOOK_URL, validators=[limits.one_line])
     events = serializers.ListField(
-        child=serializers.ChoiceField(choices=list(EVENT_TYPES)), required=False, default=list
+        child=serializers.ChoiceField(choices=list(EVENT_TYPES)),
+        max_length=len(EVENT_TYPES),
+        required=False,
+        default=list,
     )
-    description = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+    description = StrictCharField(
+        max_length=limits.MAX_DESCRIPTION,
+        validators=[limits.one_line],
+        required=False,
+        default="",
+        allow_blank=True,
+    )
 
 
 class EndpointPatchSerializer(serializers.Serializer[Any]):
-    url = serializers.CharField(max_length=2048, required=False)
-    events = serializers.ListField(child=serializers.ChoiceField(choices=list(EVENT_TYPES)), required=False)
+    url = StrictCharField(max_length=limits.MAX_WEBHOOK_URL, validators=[limits.one_line], required=False)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(EVENT_TYPES)), max_length=len(EVENT_TYPES), required=False
+    )
     enabled = serializers.BooleanField(required=False)
 
 
