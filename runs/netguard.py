@@ -195,7 +195,7 @@ def service_rules(host: str, port: int, reason: str) -> list[Rule]:
     return rules
 
 
-def base_policy() -> Policy:
+def base_policy(*, database: dict[str, Any] | None = None) -> Policy:
     """The policy from settings: always-refused addresses and the open private ranges.
 
     The host browser's own ports are added by whoever knows them (``host_policy``)."""
@@ -205,7 +205,7 @@ def base_policy() -> Policy:
     redis = urlsplit(settings.REDIS_URL)
     if redis.scheme in {"redis", "rediss"} and redis.hostname:
         refused += service_rules(redis.hostname, redis.port or 6379, "Twin's Redis")
-    database = settings.DATABASES["default"]
+    database = database or settings.DATABASES["default"]
     if not database["ENGINE"].endswith("sqlite3"):
         refused += service_rules(
             str(database.get("HOST") or "127.0.0.1"), int(database.get("PORT") or 5432), "Twin's database"
