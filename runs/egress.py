@@ -24,8 +24,10 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import ipaddress
 import json
 import logging
+import logging.handlers
 import os
 import signal
 import sys
@@ -197,9 +199,10 @@ class EgressProxy:
         where = f"{host}:{port}"
         loop = asyncio.get_running_loop()
         try:
-            addresses: list[Address] = await loop.run_in_executor(
-                None, checked_addresses, self.policy, host, port
-            )
+            if _literal(host):  # nothing to look up: no thread hop
+                addresses: list[Address] = checked_addresses(self.policy, host, port)
+            else:
+                addresses = await loop.run_in_executor(None, checked_addresses, self.policy, host, port)
         except UrlRefused as exc:
             log.info("refused %s: %s", where, exc)
             raise Refused(403, str(exc)) from None
@@ -282,6 +285,14 @@ class EgressProxy:
         with contextlib.suppress(Exception):
             writer.write(head.encode("latin-1") + body)
             await writer.drain()
+
+
+def _literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def refusal_of(response: Any) -> str | None:
@@ -370,8 +381,11 @@ def main(argv: list[str] | None = None) -> int:
         args.chromium = args.chromium[1:]
     if not args.chromium:
         parser.error("give Chromium's command line after --")
+    # Bounded: one line per connection adds up on a busy host.
     handler: logging.Handler = (
-        logging.FileHandler(args.log_file) if args.log_file else logging.StreamHandler()
+        logging.handlers.RotatingFileHandler(args.log_file, maxBytes=5_000_000, backupCount=1)
+        if args.log_file
+        else logging.StreamHandler()
     )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)

@@ -17,6 +17,7 @@ Redis and PostgreSQL, the cloud metadata addresses and the unspecified addresses
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import json
 import os
@@ -66,8 +67,13 @@ class Rule(NamedTuple):
     reason: str = ""
 
     def matches(self, address: Address, port: int) -> bool:
-        network = ipaddress.ip_network(self.network)
+        network = _network(self.network)
         return address.version == network.version and address in network and self.low <= port <= self.high
+
+
+@functools.lru_cache(maxsize=512)
+def _network(text: str) -> Network:
+    return ipaddress.ip_network(text)
 
 
 def parse_allowed(name: str, raw: str) -> bool | tuple[Rule, ...]:
@@ -205,10 +211,10 @@ def base_policy(*, database: dict[str, Any] | None = None) -> Policy:
     redis = urlsplit(settings.REDIS_URL)
     if redis.scheme in {"redis", "rediss"} and redis.hostname:
         refused += service_rules(redis.hostname, redis.port or 6379, "Twin's Redis")
-    database = database or settings.DATABASES["default"]
-    if not database["ENGINE"].endswith("sqlite3"):
+    db: Any = database or settings.DATABASES["default"]
+    if not db["ENGINE"].endswith("sqlite3"):
         refused += service_rules(
-            str(database.get("HOST") or "127.0.0.1"), int(database.get("PORT") or 5432), "Twin's database"
+            str(db.get("HOST") or "127.0.0.1"), int(db.get("PORT") or 5432), "Twin's database"
         )
     return Policy(allowed=settings.TWIN_ALLOW_PRIVATE_URLS, refused=tuple(refused))
 
