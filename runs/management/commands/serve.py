@@ -8,6 +8,7 @@ by this command is started beside them.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import sys
@@ -56,6 +57,8 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         _, _, token = tenant_create(slug="demo", owner_username=DEMO_USER, password=DEMO_PASSWORD)
         port = options["port"]
+        # Every process learns the web port: the egress policy refuses it to runs and webhooks.
+        os.environ["PORT"] = str(port)
         python = shlex.quote(sys.executable)
         manager = Manager()
 
