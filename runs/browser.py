@@ -127,7 +127,7 @@ def _endpoint_alive(endpoint: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def _proxy_alive(port: int, timeout: float = 1.0) -> bool:
+def _proxy_alive(port: int, timeout: float = 2.0) -> bool:
     from .egress import HEALTH_PATH
 
     if not port:
@@ -215,20 +215,21 @@ def _launch() -> HostBrowser:
     ]
     # Its own session and process group: a worker or web process that dies or restarts does not
     # take the host browser (every parked page) and its proxy down with it.
-    process = subprocess.Popen(
-        command,
-        cwd=str(Path(__file__).resolve().parent.parent),
-        start_new_session=True,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with open(host_dir() / "egress.stderr", "wb") as stderr:  # a crash of the host process, if any
+        process = subprocess.Popen(
+            command,
+            cwd=str(Path(__file__).resolve().parent.parent),
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     deadline = time.monotonic() + 25
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(
                 f"the host browser ({chromium[0]} behind runs.egress) exited at start with code "
-                f"{process.returncode}; see {host_dir() / 'egress.log'}"
+                f"{process.returncode}; see {host_dir() / 'egress.stderr'} and egress.log"
             )
         with contextlib.suppress(OSError, ValueError, KeyError):
             ready = json.loads(ready_file.read_text())
