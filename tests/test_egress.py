@@ -273,6 +273,10 @@ def test_webhook_urls_with_userinfo_or_a_backslash_are_refused_at_save(alice, se
         refused = alice.post("/api/webhooks", {"url": url})
         assert refused.status_code == 400, (url, refused.content)
         assert refused.json()["error"] == "invalid_url"
+        # An endpoint saved before these rules is refused at send time, before any connection.
+        outcome = transport.post(url, b"{}", {"webhook-id": "msg_u"})
+        assert not outcome.ok and outcome.permanent, (url, outcome)
+    assert receiver.received == []
 
 
 def test_a_webhook_name_that_rebinds_to_a_refused_address_is_refused_at_send(settings, monkeypatch, receiver):
