@@ -6,7 +6,9 @@ stood in for with TWIN_EGRESS_HOSTS, which points made-up names at 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import socket
 import threading
 import time
@@ -19,6 +21,7 @@ import pytest
 from django.conf import settings
 
 from runs import browser as browser_mod
+from runs.browser import _endpoint_alive, _proxy_alive
 from runs.netguard import parse_allowed, service_rules
 from tests.conftest import start_run
 from tests.webhook_receiver import Receiver
@@ -302,3 +305,32 @@ def test_a_webhook_to_redis_is_refused_at_send_even_with_private_urls_open(setti
     outcome = transport.post(f"http://127.0.0.1:{port}/", b"{}", {"webhook-id": "msg_r"})
 
     assert not outcome.ok and outcome.permanent and "Redis" in outcome.error, outcome
+
+
+# -- the proxy lives exactly as long as the browser ---------------------------------------------------------
+def _gone(check: Callable[[], bool], timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_proxy_and_chromium_live_and_die_together_and_come_back_together(own_host):
+    first = browser_mod.ensure_host_browser()
+    assert first.proxy_port and first.chromium_pid and first.pid != first.chromium_pid
+    assert "--proxy-server" not in " ".join(browser_mod.CHROMIUM_FLAGS)  # added by runs.egress only
+
+    os.kill(first.chromium_pid, signal.SIGKILL)  # Chromium crashes: its proxy goes with it
+    assert _gone(lambda: _proxy_alive(first.proxy_port, timeout=0.5))
+
+    second = browser_mod.ensure_host_browser()  # both come back, together
+    assert second.alive() and second.endpoint != first.endpoint
+
+    os.kill(second.pid, signal.SIGKILL)  # the proxy's process dies: no Chromium is left without it
+    assert _gone(lambda: _endpoint_alive(second.endpoint, timeout=0.5))
+
+    third = browser_mod.ensure_host_browser()
+    assert third.alive()
+    assert third.endpoint not in {first.endpoint, second.endpoint}
