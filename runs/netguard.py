@@ -58,6 +58,10 @@ class UrlRefused(ValueError):
     pass
 
 
+class HostUnresolved(UrlRefused):
+    """The name does not resolve (now): a refusal to the browser, a transient error to a webhook."""
+
+
 class Rule(NamedTuple):
     """A network and a port range; ``reason`` says why a refusal rule exists."""
 
@@ -277,7 +281,7 @@ def checked_addresses(policy: Policy, host: str, port: int) -> list[Address]:
     try:
         addresses = resolve(host, port)
     except (OSError, UnicodeError, ValueError) as exc:
-        raise UrlRefused(f"the host {host!r} does not resolve ({exc})") from None
+        raise HostUnresolved(f"the host {host!r} does not resolve ({exc})") from None
     for address in addresses:
         policy.check(host, address, port)
     return addresses

@@ -20,7 +20,7 @@ import httpcore
 import httpx
 from django.conf import settings
 
-from runs.netguard import Policy, UrlRefused, check_url, checked_addresses, host_policy
+from runs.netguard import HostUnresolved, Policy, UrlRefused, check_url, checked_addresses, host_policy
 
 EXCERPT = 500
 
@@ -40,8 +40,12 @@ class GuardedBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Any = None,
     ) -> httpcore.NetworkStream:
-        # UrlRefused propagates as is: it is permanent, unlike a connection error.
-        addresses = checked_addresses(self._policy, host, port)
+        # UrlRefused propagates as is: it is permanent. A name that does not resolve (now) is
+        # worth retrying, like a refused connection.
+        try:
+            addresses = checked_addresses(self._policy, host, port)
+        except HostUnresolved as exc:
+            raise httpcore.ConnectError(str(exc)) from None
         last: Exception | None = None
         for address in addresses:
             try:
