@@ -334,3 +334,12 @@ def test_the_proxy_and_chromium_live_and_die_together_and_come_back_together(own
     third = browser_mod.ensure_host_browser()
     assert third.alive()
     assert third.endpoint not in {first.endpoint, second.endpoint}
+
+
+def test_a_webhook_name_that_does_not_resolve_is_retried_not_given_up(settings):
+    settings.TWIN_ALLOW_PRIVATE_URLS = False
+
+    outcome = transport.post("http://nowhere.invalid/hook", b"{}", {"webhook-id": "msg_n"})
+
+    assert not outcome.ok and not outcome.permanent, outcome
+    assert "does not resolve" in outcome.error
