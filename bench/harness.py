@@ -522,7 +522,9 @@ class Bench:
 
     def chromium_memory(self) -> tuple[int, int]:
         """(PSS bytes, process count) of the host Chromium's process tree."""
-        root = psutil.Process(int(self.host_browser()["pid"]))
+        state = self.host_browser()
+        # "pid" leads the egress proxy's process group; Chromium is its child.
+        root = psutil.Process(int(state.get("chromium_pid") or state["pid"]))
         total, count = 0, 0
         for proc in [root, *root.children(recursive=True)]:
             with contextlib.suppress(psutil.Error):

@@ -1,7 +1,8 @@
 """The worker host's Chromium, and this process's connection to it.
 
-One Chromium per worker host, started detached (its own session) so it outlives the
-worker process that launched it; any process on the host reconnects over CDP on
+One Chromium per worker host, behind the host's egress proxy (``runs.egress``, which launches
+it as its child and refuses the addresses ``runs.netguard`` refuses), started detached (its own
+session) so both outlive the worker process that launched them; any process on the host reconnects over CDP on
 loopback. Each run gets its own browser context, created over raw CDP with
 ``disposeOnDetach: false`` so it survives disconnects: runs never share cookies,
 storage or pages (docs/decisions.md has the memory figures behind this choice).
@@ -22,6 +23,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -41,12 +43,59 @@ CHROMIUM_FLAGS = [
     "--disable-gpu",
     "--disable-quic",
     "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
     "--disable-dev-shm-usage",
     "--hide-scrollbars",
     "--mute-audio",
+    # Chromium calls home (update.googleapis.com, accounts.google.com, the optimization guide, safe
+    # browsing, ...) despite --disable-background-networking alone: switch off what we found it
+    # asking the egress proxy for (docs/security.md); whatever remains is refused there anyway.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-component-extensions-with-background-pages",
+    "--disable-client-side-phishing-detection",
+    "--disable-domain-reliability",
+    "--disable-breakpad",
+    "--no-pings",
+    "--no-default-browser-check",
+    "--metrics-recording-only",
+    "--safebrowsing-disable-auto-update",
+    "--disable-features="
+    + ",".join(
+        [
+            "OptimizationHints",
+            "OptimizationHintsFetching",
+            "OptimizationGuideModelDownloading",
+            "OptimizationTargetPrediction",
+            "Translate",
+            "MediaRouter",
+            "DialMediaRouteProvider",
+            "AutofillServerCommunication",
+            "CertificateTransparencyComponentUpdater",
+            "NetworkTimeServiceQuerying",
+            "InterestFeedContentSuggestions",
+            "SafeBrowsingEnhancedProtection",
+            "PrivacySandboxSettings4",
+            # A run visits the URL its program names: no silent https:// attempt first.
+            "HttpsUpgrades",
+        ]
+    ),
+    # The two that survive every switch above (sign-in's accounts.google.com and the component
+    # updater's update.googleapis.com) read their server from these: point them at nowhere.
+    "--gaia-url=http://0.0.0.0:9",
+    "--lso-url=http://0.0.0.0:9",
+    "--google-apis-url=http://0.0.0.0:9",
+    "--component-updater=url-source=http://0.0.0.0:9",
+]
+# Every connection goes through the host's egress proxy, loopback and link-local included
+# (Chromium bypasses a proxy for those unless told <-loopback>), and WebRTC may not send UDP
+# around it. The --proxy-server flag itself is added by runs.egress, which owns the port.
+EGRESS_FLAGS = [
+    "--proxy-bypass-list=<-loopback>",
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
 ]
 
 
@@ -66,9 +115,25 @@ def host_dir() -> Path:
     return path
 
 
+# Loopback checks never go through a *_proxy environment variable.
+_direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def _endpoint_alive(endpoint: str, timeout: float = 1.0) -> bool:
     try:
-        with urllib.request.urlopen(f"{endpoint}/json/version", timeout=timeout) as response:
+        with _direct.open(f"{endpoint}/json/version", timeout=timeout) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _proxy_alive(port: int, timeout: float = 2.0) -> bool:
+    from .egress import HEALTH_PATH
+
+    if not port:
+        return False
+    try:
+        with _direct.open(f"http://127.0.0.1:{port}{HEALTH_PATH}", timeout=timeout) as response:
             return bool(response.status == 200)
     except OSError:
         return False
@@ -76,28 +141,39 @@ def _endpoint_alive(endpoint: str, timeout: float = 1.0) -> bool:
 
 @dataclass
 class HostBrowser:
+    """The host process (``runs.egress``: the egress proxy, Chromium its child) as recorded in
+    ``browser.json``. ``pid`` leads the process group that holds both."""
+
     pid: int
     endpoint: str
     user_data_dir: str
+    proxy_port: int = 0
+    chromium_pid: int = 0
+
+    def alive(self) -> bool:
+        # Both or neither: a Chromium without its proxy reaches nothing, a proxy without its
+        # Chromium is a stray.
+        return _endpoint_alive(self.endpoint) and _proxy_alive(self.proxy_port)
 
 
 def _read_state() -> HostBrowser | None:
     try:
         data = json.loads((host_dir() / "browser.json").read_text())
-        return HostBrowser(**data)
+        known = {k: v for k, v in data.items() if k in HostBrowser.__dataclass_fields__}
+        return HostBrowser(**known)
     except (OSError, ValueError, TypeError):
         return None
 
 
 def ensure_host_browser() -> HostBrowser:
-    """The host's Chromium, launched if nobody on this host has one alive."""
+    """The host's Chromium and its egress proxy, launched together unless both answer already."""
     state = _read_state()
-    if state and _endpoint_alive(state.endpoint):
+    if state and state.alive():
         return state
     with open(host_dir() / "browser.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         state = _read_state()  # another process may have launched it while we waited
-        if state and _endpoint_alive(state.endpoint):
+        if state and state.alive():
             return state
         if state:
             _terminate(state)
@@ -107,52 +183,95 @@ def ensure_host_browser() -> HostBrowser:
 
 
 def _launch() -> HostBrowser:
+    from .netguard import base_policy
+
     user_data_dir = tempfile.mkdtemp(prefix="twin-chromium-", dir=host_dir())
+    ready_file = Path(user_data_dir).with_suffix(".ready")
     width, height = settings.TWIN_VIEWPORT
-    command = [
+    chromium = [
         chromium_path(),
         *CHROMIUM_FLAGS,
+        *EGRESS_FLAGS,
         f"--user-data-dir={user_data_dir}",
         f"--window-size={width},{height}",
         "--remote-debugging-address=127.0.0.1",
         "--remote-debugging-port=0",
         "about:blank",
     ]
-    process = subprocess.Popen(
-        command,
-        start_new_session=True,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    port_file = Path(user_data_dir) / "DevToolsActivePort"
-    deadline = time.monotonic() + 20
+    command = [
+        sys.executable,
+        "-m",
+        "runs.egress",
+        "--policy",
+        base_policy().to_json(),
+        "--ready-file",
+        str(ready_file),
+        "--user-data-dir",
+        user_data_dir,
+        "--log-file",
+        str(host_dir() / "egress.log"),
+        "--",
+        *chromium,
+    ]
+    # Its own session and process group: a worker or web process that dies or restarts does not
+    # take the host browser (every parked page) and its proxy down with it.
+    with open(host_dir() / "egress.stderr", "wb") as stderr:  # a crash of the host process, if any
+        process = subprocess.Popen(
+            command,
+            cwd=str(Path(__file__).resolve().parent.parent),
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    deadline = time.monotonic() + 25
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"Chromium ({command[0]}) exited at start with code {process.returncode}")
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            port = int(port_file.read_text().splitlines()[0])
-            endpoint = f"http://127.0.0.1:{port}"
+            raise RuntimeError(
+                f"the host browser ({chromium[0]} behind runs.egress) exited at start with code "
+                f"{process.returncode}; see {host_dir() / 'egress.stderr'} and egress.log"
+            )
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            ready = json.loads(ready_file.read_text())
+            endpoint = f"http://127.0.0.1:{int(ready['devtools_port'])}"
+            state = HostBrowser(
+                pid=process.pid,
+                endpoint=endpoint,
+                user_data_dir=user_data_dir,
+                proxy_port=int(ready["proxy_port"]),
+                chromium_pid=int(ready["chromium_pid"]),
+            )
             if _endpoint_alive(endpoint, timeout=0.5):
-                log.info("launched Chromium pid %s on %s", process.pid, endpoint)
-                return HostBrowser(pid=process.pid, endpoint=endpoint, user_data_dir=user_data_dir)
+                log.info(
+                    "launched Chromium pid %s on %s behind the egress proxy on port %s",
+                    state.chromium_pid,
+                    endpoint,
+                    state.proxy_port,
+                )
+                return state
         time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"Chromium ({command[0]}) did not open its debugging port within 20 s")
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    raise RuntimeError(f"Chromium ({chromium[0]}) did not open its debugging port within 25 s")
 
 
 def _terminate(state: HostBrowser) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(state.pid, signal.SIGTERM)
     for _ in range(50):
-        if not _endpoint_alive(state.endpoint, timeout=0.2):
+        if not _endpoint_alive(state.endpoint, timeout=0.2) and not _proxy_alive(
+            state.proxy_port, timeout=0.2
+        ):
             break
         time.sleep(0.1)
     shutil.rmtree(state.user_data_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        Path(state.user_data_dir).with_suffix(".ready").unlink()
 
 
 def stop_host_browser() -> bool:
-    """Stop this host's Chromium (every parked page with it). True when one was running."""
+    """Stop this host's Chromium and its egress proxy (every parked page with them). True when
+    one was running."""
     state = _read_state()
     if state is None:
         return False

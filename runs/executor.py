@@ -31,6 +31,8 @@ from vault.services import SecretError, normalize_origin, secret_resolve
 
 from . import browser as browser_mod
 from . import restore as restore_mod
+from .egress import explain as explain_refusal
+from .egress import refusal_of
 from .events import record_event
 from .models import Run, RunStatus, Step, StepStatus
 from .netguard import UrlRefused, check_url
@@ -651,7 +653,11 @@ class Execution:
                     check_url(url)
                 except UrlRefused as exc:
                     raise StepFailed(str(exc)) from None
-                page.goto(url, timeout=timeout_ms, wait_until="load")
+                # The egress proxy is the real check (it sees the address actually connected to,
+                # redirects included): its refusal is a 403 page that must not pass for the site.
+                refusal = refusal_of(page.goto(url, timeout=timeout_ms, wait_until="load"))
+                if refusal:
+                    raise StepFailed(refusal)
                 return
             selector = field_value("selector") if "selector" in step else ""
             if action in SINGLE_TARGET_ACTIONS:
@@ -678,7 +684,7 @@ class Execution:
                 )
                 self.run.outputs[step["name"]] = self.scrub((value or "").strip())
         except PlaywrightError as exc:
-            raise StepFailed(_short_error(exc)) from None
+            raise StepFailed(explain_refusal(_short_error(exc))) from None
 
     def act_on_one(
         self,

@@ -52,6 +52,14 @@ def env_float(name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
 
 
+def env_private_urls(name: str) -> Any:
+    """``TWIN_ALLOW_PRIVATE_URLS``: False, True (every private range) or a tuple of
+    ``runs.netguard.Rule`` (only the ranges and ports it names); a bad entry fails loudly."""
+    from runs.netguard import parse_allowed  # the policy's own parser: one grammar, one place
+
+    return parse_allowed(name, os.environ.get(name, ""))
+
+
 def env_secret(name: str) -> str | None:
     """Read ``NAME``, or the file named by ``NAME_FILE`` (for container secrets)."""
     value = os.environ.get(name)

@@ -14,7 +14,7 @@ import dj_database_url
 from celery.schedules import crontab
 from csp.constants import NONE, SELF
 
-from .env import env_bool, env_float, env_int, env_json, env_secret, env_str
+from .env import env_bool, env_float, env_int, env_json, env_private_urls, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TWIN_VAR_DIR", str(BASE_DIR / "var")))
@@ -262,7 +262,12 @@ CELERY_BEAT_SCHEDULE = {
 # The worker host owning parked pages; a resume is routed to this host's own queue.
 TWIN_HOST_ID = env_str("TWIN_HOST_ID", socket.gethostname())
 TWIN_CHROMIUM = env_str("TWIN_CHROMIUM", "")
-TWIN_ALLOW_PRIVATE_URLS = env_bool("TWIN_ALLOW_PRIVATE_URLS", False)
+# Off, 1 (every private, loopback and link-local range) or a list that opens only what it names
+# ("127.0.0.1:8000-9000,10.0.0.0/8"). The host browser's DevTools and proxy ports, the web port,
+# Redis, PostgreSQL and the metadata addresses stay refused whatever it says (runs/netguard.py).
+TWIN_ALLOW_PRIVATE_URLS = env_private_urls("TWIN_ALLOW_PRIVATE_URLS")
+# The port Twin's web server listens on (refused to runs and webhooks like the other services).
+TWIN_WEB_PORT = env_int("PORT", 8000, minimum=1)
 TWIN_MAX_PARKED_PAGES = env_int("TWIN_MAX_PARKED_PAGES", 20, minimum=1)
 TWIN_DEFAULT_STEP_TIMEOUT = env_float("TWIN_DEFAULT_STEP_TIMEOUT", 15.0)
 TWIN_DEFAULT_EXPIRES_IN = env_int("TWIN_DEFAULT_EXPIRES_IN", 86400, minimum=1)

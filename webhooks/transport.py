@@ -1,14 +1,15 @@
 """Sending one signed message: explicit timeouts, no redirects, private addresses refused.
 
 The address check happens when the connection is made, on the address actually connected
-to, so a name that resolved to a public address when the endpoint was saved and resolves to
-127.0.0.1 now (DNS rebinding) is refused at send time.
+to, with the same policy as the host browser's egress proxy (``runs.netguard``: the address
+*and* the port, so Redis, the DevTools port and the web port stay refused even with
+``TWIN_ALLOW_PRIVATE_URLS=1``). A name that resolved to a public address when the endpoint
+was saved and resolves to 127.0.0.1 now (DNS rebinding) is refused at send time, and a URL
+that parsers read differently (``user@host``, backslashes) is refused before anything else.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -19,16 +20,17 @@ import httpcore
 import httpx
 from django.conf import settings
 
-from runs.netguard import UrlRefused, check_address, check_url
+from runs.netguard import HostUnresolved, Policy, UrlRefused, check_url, checked_addresses, host_policy
 
 EXCERPT = 500
 
 
 class GuardedBackend(httpcore.NetworkBackend):
-    """Resolve, check every address, connect to a checked one (TLS still verifies the name)."""
+    """Resolve, check every address and port, connect to a checked one (TLS still verifies the name)."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: Policy | None = None) -> None:
         self._inner = httpcore.SyncBackend()
+        self._policy = policy or host_policy()
 
     def connect_tcp(
         self,
@@ -38,14 +40,19 @@ class GuardedBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Any = None,
     ) -> httpcore.NetworkStream:
+        # UrlRefused propagates as is: it is permanent. A name that does not resolve (now) is
+        # worth retrying, like a refused connection.
         try:
-            infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-        except OSError as exc:
-            raise httpcore.ConnectError(f"{host} does not resolve: {exc}") from None
-        addresses = [str(info[4][0]) for info in infos]
+            addresses = checked_addresses(self._policy, host, port)
+        except HostUnresolved as exc:
+            raise httpcore.ConnectError(str(exc)) from None
+        last: Exception | None = None
         for address in addresses:
-            check_address(host, ipaddress.ip_address(address))
-        return self._inner.connect_tcp(addresses[0], port, timeout, local_address, socket_options)
+            try:
+                return self._inner.connect_tcp(str(address), port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                last = exc
+        raise last or httpcore.ConnectError(f"{host} has no address")
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
@@ -57,9 +64,9 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def client() -> httpx.Client:
+def client(policy: Policy | None = None) -> httpx.Client:
     transport = httpx.HTTPTransport(verify=_ssl_context(), retries=0)
-    transport._pool._network_backend = GuardedBackend()
+    transport._pool._network_backend = GuardedBackend(policy)
     timeout = settings.TWIN_WEBHOOK_TIMEOUT
     return httpx.Client(
         transport=transport,
@@ -85,8 +92,9 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
         return int((time.monotonic() - started) * 1000)
 
     try:
-        check_url(url, resolve=False)
-        with client() as http:
+        policy = host_policy()
+        check_url(url, resolve=False, policy=policy)
+        with client(policy) as http:
             response = http.post(url, content=body, headers=headers)
             excerpt = response.text[:EXCERPT]
     except UrlRefused as exc:

@@ -809,6 +809,36 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._html(_page("Restore form", '<h1>Restore form</h1>\n<p id="received">Received</p>'))
 
+    # -- egress: pages that try to reach other addresses (the host browser's proxy must refuse them) ------
+
+    def egress_redirect(self) -> None:
+        """A plain 302 to ``?to=`` (a public site that redirects to a loopback port, say)."""
+        self._send(HTTPStatus.FOUND, b"", "text/plain", [("Location", self.query.get("to", "/"))])
+
+    def egress_probe(self) -> None:
+        """An ``<img>``, a ``fetch()`` and a websocket to ``?target=`` (a base URL); each outcome is
+        written to its own element once known (``loaded``/``error``/``open``...)."""
+        target = json.dumps(self.query.get("target", ""))
+        self._html(
+            _page(
+                "Egress probe",
+                '<h1>Egress probe</h1>\n<p>img: <span id="img">pending</span></p>\n'
+                '<p>fetch: <span id="fetch">pending</span></p>\n<p>ws: <span id="ws">pending</span></p>',
+                script=(
+                    f"const target = {target};"
+                    " const put = (id, text) => { document.getElementById(id).textContent = text; };"
+                    " const img = new Image();"
+                    " img.onload = () => put('img', 'loaded'); img.onerror = () => put('img', 'error');"
+                    " img.src = target + '/egress.png';"
+                    " fetch(target + '/egress-fetch').then((r) => r.text().then((t) => put('fetch', 'status '"
+                    " + r.status + ': ' + t.slice(0, 200))), (e) => put('fetch', 'error'));"
+                    " try { const ws = new WebSocket(target.replace(/^http/, 'ws') + '/egress-ws');"
+                    " ws.onopen = () => put('ws', 'open'); ws.onerror = () => put('ws', 'error'); }"
+                    " catch (e) { put('ws', 'error'); }"
+                ),
+            )
+        )
+
     # -- control endpoints for other processes ---------------------------------------------------------
 
     def state(self) -> None:
@@ -858,6 +888,8 @@ _ROUTES: dict[tuple[str, str], Callable[[_Handler], None]] = {
     ("GET", "/echo"): _Handler.echo,
     ("GET", "/restore-form"): _Handler.restore_form,
     ("POST", "/restore-form"): _Handler.restore_form_submit,
+    ("GET", "/egress/redirect"): _Handler.egress_redirect,
+    ("GET", "/egress/probe"): _Handler.egress_probe,
     ("GET", "/_state"): _Handler.state,
     ("POST", "/_toggle"): _Handler.set_toggle,
     ("POST", "/_reset"): _Handler.reset,

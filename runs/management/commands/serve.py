@@ -8,6 +8,7 @@ by this command is started beside them.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import sys
@@ -57,6 +58,8 @@ class Command(BaseCommand):
         demo_password = demo_password_get(var_dir=Path(settings.VAR_DIR))
         _, _, token = tenant_create(slug="demo", owner_username=DEMO_USER, password=demo_password)
         port = options["port"]
+        # Every process learns the web port: the egress policy refuses it to runs and webhooks.
+        os.environ["PORT"] = str(port)
         python = shlex.quote(sys.executable)
         manager = Manager()
 
