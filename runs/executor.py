@@ -26,6 +26,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from approvals.models import Approval, ApprovalStatus
+from twin_site.limits import MAX_OUTPUT
 from vault.crypto import InvalidToken, open_json, open_text, seal_json
 from vault.services import SecretError, normalize_origin, secret_resolve
 
@@ -682,7 +683,8 @@ class Execution:
                     if attribute
                     else element.inner_text(timeout=timeout_ms)
                 )
-                self.run.outputs[step["name"]] = self.scrub((value or "").strip())
+                # Scrubbed before it is cut: half a secret is still half a secret.
+                self.run.outputs[step["name"]] = cut(self.scrub((value or "").strip()), MAX_OUTPUT)
         except PlaywrightError as exc:
             raise StepFailed(explain_refusal(_short_error(exc))) from None
 
@@ -899,8 +901,12 @@ def _origin(url: str) -> str:
 def visible_text(text: str, limit: int = PAGE_TEXT_LIMIT) -> str:
     """The page's text as a person reads it: blank lines and runs of spaces folded, trimmed."""
     lines = (" ".join(line.split()) for line in (text or "").splitlines())
-    folded = "\n".join(line for line in lines if line)
-    return folded if len(folded) <= limit else folded[: limit - 1].rstrip() + "…"
+    return cut("\n".join(line for line in lines if line), limit)
+
+
+def cut(text: str, limit: int) -> str:
+    """At most ``limit`` characters; a cut text ends with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _short_error(exc: Exception) -> str:

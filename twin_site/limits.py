@@ -37,6 +37,7 @@ MAX_KEY = 100  # a press's key ("Control+Shift+Enter")
 MAX_TEXT = 2_000  # assert_text
 MAX_NAME = 100  # an extract's output name, an attribute name
 MAX_LABEL = 200
+MAX_OUTPUT = 10_000  # an extracted value: a hostile page's megabyte must not ride in every answer
 MAX_PROMPT = 1_000
 MAX_PATTERN = 500  # also the column's size (approvals.Approval.pattern)
 MAX_OPTIONS = 50

@@ -709,6 +709,11 @@ class _Handler(BaseHTTPRequestHandler):
     def counter(self) -> None:
         self._html(_counter_page(self.site.count("click")))
 
+    def big(self) -> None:
+        """A page whose ``#big`` holds ``?n=`` characters (a hostile page's megabyte of text)."""
+        size = min(int(self.query.get("n", "1000")), 5_000_000)
+        self._html(_page("Big", f'<p id="big">{"x" * size}</p>'))
+
     def counter_submit(self) -> None:
         self._body()
         self.site.record("click")
@@ -886,6 +891,7 @@ _ROUTES: dict[tuple[str, str], Callable[[_Handler], None]] = {
     ("POST", "/counter"): _Handler.counter_submit,
     ("GET", "/anim"): _Handler.anim,
     ("GET", "/echo"): _Handler.echo,
+    ("GET", "/big"): _Handler.big,
     ("GET", "/restore-form"): _Handler.restore_form,
     ("POST", "/restore-form"): _Handler.restore_form_submit,
     ("GET", "/egress/redirect"): _Handler.egress_redirect,
