@@ -80,7 +80,7 @@ class Served:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240  # a loaded machine starts 6 Djangos slowly
         while True:
             output = self.output()
             found = re.search(r"API token:\s+(\S+)", output)
@@ -271,6 +271,63 @@ def test_a_killed_web_process_is_restarted_and_requests_keep_being_answered(serv
     os.kill(web[1], signal.SIGKILL)
     assert [served.get("/api/runs", timeout=15).status_code for _ in range(5)] == [200] * 5
     wait_until(lambda: len(served.web_pids()) == 2, timeout=30, what="the second web process restarted")
+
+
+def _dashboard_session(twin: Served) -> str:
+    """The session cookie of the demo owner, signed in through the dashboard's login form."""
+    found = re.search(r"dashboard login:\s+(\S+) / (\S+)", twin.output())
+    assert found, "serve printed no demo login"
+    with httpx.Client(base_url=twin.base, timeout=30) as client:
+        form = client.get("/login/")
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+        assert csrf, form.text[:500]
+        signed_in = client.post(
+            "/login/",
+            data={
+                "username": found.group(1),
+                "password": found.group(2),
+                "csrfmiddlewaretoken": csrf.group(1),
+            },
+            headers={"Referer": f"{twin.base}/login/"},
+        )
+        assert signed_in.status_code == 302, signed_in.text[:500]
+        return str(client.cookies["sessionid"])
+
+
+def test_live_events_reach_websockets_on_every_web_process(served: Served, fixture_site: FixtureSite) -> None:
+    from websockets.sync.client import connect
+
+    session = _dashboard_session(served)
+    sockets: list[Any] = []
+    with contextlib.ExitStack() as stack:
+        # Connections until both processes hold at least one (each logs its WSCONNECT).
+        for _ in range(20):
+            sockets.append(
+                stack.enter_context(
+                    connect(
+                        f"ws://127.0.0.1:{served.port}/ws/events/",
+                        additional_headers={"Cookie": f"sessionid={session}", "Origin": served.base},
+                        open_timeout=15,
+                    )
+                )
+            )
+            accepted_by = set(re.findall(r"(web\.\d+)\s+\| .*WSCONNECT /ws/events/", served.output()))
+            if len(accepted_by) >= 2 and len(sockets) >= 2:
+                break
+        assert len(accepted_by) >= 2, accepted_by
+
+        created = served.post("/api/runs?wait=45", pay_program(fixture_site))
+        assert created.status_code == 201
+        run_id = created.json()["id"]
+
+        # The worker's events fan out through Redis to the consumers of every process.
+        for ws in sockets:
+            deadline = time.monotonic() + 30
+            while True:
+                message = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+                if run_id in json.dumps(message):
+                    break
+        assert served.post(f"/api/runs/{run_id}/reject").status_code == 200
 
 
 def _timed_get(twin: Served, path: str, results: dict[str, float], key: str) -> None:
