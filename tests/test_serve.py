@@ -353,18 +353,30 @@ def _fast_latencies_while_one_request_holds_a_process(twin: Served, hold: float)
     return fast
 
 
+def _unloaded_latency(twin: Served) -> float:
+    """GET /api/runs with nothing held: what "promptly" means on this machine right now."""
+    latencies = []
+    for _ in range(3):
+        started = time.perf_counter()
+        assert twin.get("/api/runs").status_code == 200
+        latencies.append(time.perf_counter() - started)
+    return sorted(latencies)[1]
+
+
 def test_a_request_holding_one_web_process_does_not_delay_another(served: Served, tmp_path: Path) -> None:
     # Before: one web process (as serve ran until now). The request queued behind the slow one.
     single = Served(tmp_path / "single", web_processes=1).start()
     try:
-        serialized = _fast_latencies_while_one_request_holds_a_process(single, hold=6)
+        baseline = _unloaded_latency(single)
+        serialized = _fast_latencies_while_one_request_holds_a_process(single, hold=8)
     finally:
         single.stop()
-    assert serialized[0] > 2.5, serialized
+    assert serialized[0] > baseline + 2.0, (baseline, serialized)
 
     # Now: the default two processes; the other one answers at once.
-    parallel = _fast_latencies_while_one_request_holds_a_process(served, hold=6)
-    assert max(parallel) < 1.5, parallel
+    baseline = _unloaded_latency(served)
+    parallel = _fast_latencies_while_one_request_holds_a_process(served, hold=8)
+    assert max(parallel) < baseline + 1.0, (baseline, parallel)
 
 
 def test_sigterm_stops_every_process_and_the_host_browser(served: Served) -> None:
