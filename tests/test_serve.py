@@ -254,23 +254,33 @@ def test_a_killed_worker_is_restarted_alone_and_the_paused_run_resumes_in_place(
 def test_a_killed_web_process_is_restarted_and_requests_keep_being_answered(served: Served) -> None:
     web = served.web_pids()
     assert len(web) == 2
-    victim = web[0]
+    listening_lines = served.output().count("daphne.server: Listening on")
 
-    os.kill(victim, signal.SIGKILL)
+    os.kill(web[0], signal.SIGKILL)
 
+    # The other process answers while the dead one restarts.
     statuses = [served.get("/api/runs", timeout=15).status_code for _ in range(10)]
     assert statuses == [200] * 10
     wait_until(
-        lambda: len(pids := served.web_pids()) == 2 and victim not in pids,
+        lambda: len(pids := served.web_pids()) == 2 and web[0] not in pids,
         timeout=30,
         what="the web process restarted",
     )
     assert re.search(r"web\.\d was killed by SIGKILL", served.output())
-    # The replacement accepts on the same socket: with the other original process killed too,
-    # requests are still answered (by it, and by the second replacement once up).
+    # The replacement accepts on the same socket: once it listens, kill the other original too;
+    # requests are still answered (by the replacement, and by the second one once it is up).
+    wait_until(
+        lambda: served.output().count("daphne.server: Listening on") > listening_lines,
+        timeout=120,
+        what="the replacement listening",
+    )
     os.kill(web[1], signal.SIGKILL)
     assert [served.get("/api/runs", timeout=15).status_code for _ in range(5)] == [200] * 5
-    wait_until(lambda: len(served.web_pids()) == 2, timeout=30, what="the second web process restarted")
+    wait_until(
+        lambda: len(pids := served.web_pids()) == 2 and web[1] not in pids,
+        timeout=30,
+        what="the second web process restarted",
+    )
 
 
 def _dashboard_session(twin: Served) -> str:
