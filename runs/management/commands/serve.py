@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -65,6 +67,10 @@ def listen(port: int) -> socket.socket:
         return socket.create_server(("127.0.0.1", port), backlog=1024)
     except OSError as exc:
         raise CommandError(f"Cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}.") from None
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 class Command(BaseCommand):
@@ -161,13 +167,27 @@ class Command(BaseCommand):
         )
         self.stdout.flush()
         status = 1
+        # Until the supervisor takes SIGTERM over, it ends this command through the finally below
+        # (by default it would end the process there and then, leaving the browser behind).
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:
             # Started (or reattached through browser.json) here rather than by the first run, so
             # it belongs to no worker: a worker that dies leaves it and its parked pages alone.
+            # A stop signal during the launch waits until browser.json records it, so the finally
+            # below can find and stop it (interrupted half-way, it would be left running). Not by
+            # blocking the signals: the browser would inherit the mask and ignore SIGTERM.
+            received: list[int] = []
+            stop_signals = (signal.SIGINT, signal.SIGTERM)
+            for signum in stop_signals:
+                signal.signal(signum, lambda signum, frame: received.append(signum))
             try:
                 ensure_host_browser()
             except Exception as exc:  # the first run will try again and say why
                 self.stderr.write(f"The host browser did not start ({exc}); runs will try again.")
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
+            if received:
+                raise SystemExit(128 + received[0])
             status = supervisor.run()
         finally:
             stop_host_browser()
