@@ -90,6 +90,7 @@ class Served:
             if ready and len(self.web_pids()) == (self.web_processes or 2):
                 return self
             if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()  # whatever did start (the host browser too) must not outlive the test
                 raise RuntimeError(f"serve did not start:\n{output[-4000:]}")
             time.sleep(0.2)
 
