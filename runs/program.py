@@ -222,9 +222,16 @@ def validate_program(
                     extracted=extracted,
                     problem=problem,
                 )
-        # An empty url or name was reported above as missing; once is enough.
+        # An empty, overlong or control-character url was reported above; once is enough.
         url = step.get("url")
-        if action == "goto" and isinstance(url, str) and url and not templates_in(url):
+        reported = {p.field for p in problems if p.step == index}
+        if (
+            action == "goto"
+            and isinstance(url, str)
+            and url
+            and "url" not in reported
+            and not templates_in(url)
+        ):
             try:
                 check_url(step["url"], resolve=resolve_hosts)
             except UrlRefused as exc:
