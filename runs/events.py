@@ -7,11 +7,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from engine.scrub import scrub_data
 from twin_site.realtime import broadcast, publish, run_channel
 
 from .audit import canonical, event_digest
 from .models import Run, RunEvent
-from .scrub import scrub_data
 
 # Kept in the trail (and its hash), never sent to live pages or webhooks.
 PRIVATE_KEYS = frozenset({"ip", "user_agent", "seen"})

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from runs.netguard import UrlRefused, check_url
+from engine.netguard import UrlRefused, check_url
 from tenants.models import Tenant
 from vault.crypto import open_text, seal_text
 
