@@ -152,6 +152,11 @@ class _AbsoluteUrls:
         return settings.TWIN_PUBLIC_URL.rstrip("/") + path
 
 
+def on_run_event(run: Any, event: Any, data: dict[str, Any]) -> None:
+    """Subscribed to every run event (runs.events.subscribe, in WebhooksConfig.ready)."""
+    deliveries_for_event(run, event_type=event.type, event_id=event.pk, created_at=event.created_at)
+
+
 def deliveries_for_event(run: Any, *, event_type: str, event_id: int, created_at: Any) -> list[Delivery]:
     """Queue the message for every endpoint that wants it (call inside the event's transaction)."""
     if event_type not in EVENT_TYPES:
