@@ -69,7 +69,7 @@ class Approval(models.Model):
     screenshot_sha256 = models.CharField(max_length=64, blank=True)
     page_text = models.TextField(blank=True, help_text="The page's visible text (trimmed).")
     # Keyed digests of the page at the pause (URL, the step's element, the fields the run set on
-    # this document; runs.restore): a restored page must match them before the step acts on it.
+    # this document; engine.restore): a restored page must match them before the step acts on it.
     page_state = models.JSONField(null=True, blank=True, editable=False)
 
     status = models.CharField(max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)

@@ -18,6 +18,11 @@ from .models import Approval, ApprovalStatus
 log = logging.getLogger(__name__)
 
 
+def on_run_event(run: Any, event: Any, data: dict[str, Any]) -> None:
+    """Subscribed to every run event (runs.events.subscribe, in ApprovalsConfig.ready)."""
+    notify_on_event(run, event.type, data)
+
+
 def notify_on_event(run: Any, event_type: str, data: dict[str, Any]) -> None:
     """Called with every run event, in its transaction: a pause queues its email."""
     if event_type != "run.awaiting_approval" or not run.tenant.approval_emails.strip():

@@ -12,8 +12,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from engine.executor import approval_scope
 from runs.events import lock_run, record_event
-from runs.executor import approval_scope
 from runs.models import Run, RunStatus, StepStatus
 from runs.program import PatternInvalid, pattern_matches
 from runs.routing import host_queue

@@ -31,7 +31,7 @@ def main() -> None:
 
     from bench.executor_overhead import plain, steps
     from bench.harness import own_chromium
-    from runs.browser import ensure_host_browser, stop_host_browser
+    from engine.browser import ensure_host_browser, stop_host_browser
     from tests.site.server import FixtureSite
 
     with FixtureSite() as site, own_chromium() as direct_endpoint, sync_playwright() as pw:

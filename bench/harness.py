@@ -13,7 +13,7 @@
 * a Celery worker ``-Q runs,host.bench -c 2 -P prefork`` (``TWIN_HOST_ID=bench``).
 
 Everything is stopped at the end, even on error or SIGTERM, and so is the host Chromium the worker
-launched (``runs.browser.stop_host_browser`` with the same environment). The API is used over real
+launched (``engine.browser.stop_host_browser`` with the same environment). The API is used over real
 HTTP. Django is set up in this process too, against the same database, to read RunEvents.
 
 Playwright calls of this process run in one dedicated thread (:meth:`Bench.in_browser`): the sync
@@ -270,7 +270,7 @@ class Bench:
             if proc is not None:
                 _stop_group(proc)
         if self._django_ready:
-            from runs.browser import stop_host_browser
+            from engine.browser import stop_host_browser
 
             with contextlib.suppress(Exception):
                 stop_host_browser()
@@ -538,7 +538,7 @@ class Bench:
 
     def in_thread(self, fn: Callable[..., T], *args: Any, timeout: float = 600) -> T:
         """Run ``fn(*args)`` in the Playwright thread without starting this process's own Playwright
-        (for code that starts its own, like the product's ``runs.browser.session()``)."""
+        (for code that starts its own, like the product's ``engine.browser.session()``)."""
         if self._playwright is not None:
             raise RuntimeError("this process's Playwright already runs in that thread")
         return self._browser_thread.submit(fn, *args).result(timeout=timeout)
@@ -552,7 +552,7 @@ class Bench:
 
     def _stop_playwright(self) -> None:
         if self._django_ready:
-            from runs.browser import session
+            from engine.browser import session
 
             session().close()  # the product's own connection, if this thread opened one
         if self._playwright is not None:
@@ -609,7 +609,7 @@ class Bench:
 @contextlib.contextmanager
 def own_chromium() -> Iterator[str]:
     """A Chromium launched like the host browser (same binary and flags); yields its CDP endpoint."""
-    from runs.browser import CHROMIUM_FLAGS, chromium_path
+    from engine.browser import CHROMIUM_FLAGS, chromium_path
 
     profile = tempfile.mkdtemp(prefix="bench-chromium-")
     proc = subprocess.Popen(

@@ -1,7 +1,7 @@
 """Do two worker processes opening run pages at the same time each get their own page?
 
 Each of two processes (like two Celery prefork children) opens N pages on the host Chromium at once
-with the product's ``runs.browser.session().new_page()``, which returns (page, context_id, target_id),
+with the product's ``engine.browser.session().new_page()``, which returns (page, context_id, target_id),
 then asks CDP which target the returned ``page`` really is. A page whose target id is not the one
 returned belongs to the *other* process's run: that run's context, cookies and storage.
 
@@ -31,7 +31,7 @@ if __package__ in (None, ""):
 from bench.harness import command_line, loadavg, table
 
 MODES = {
-    "twin": "runs.browser new_page() (the product today)",
+    "twin": "engine.browser new_page() (the product today)",
     "marker": "candidate fix: unique about:blank#nonce + expect_page(predicate=url)",
 }
 
@@ -57,7 +57,7 @@ def new_page_marker(session: Any) -> tuple[Any, str, str]:
 
 def child(mode: str, pages: int, start_at: float, results: Any) -> None:
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from runs.browser import session
+    from engine.browser import session
 
     browser_session = session()
     browser_session.browser()  # connect before the start line: only page creation overlaps
@@ -101,7 +101,7 @@ def main() -> int:
         import django
 
         django.setup()
-        from runs.browser import ensure_host_browser, stop_host_browser
+        from engine.browser import ensure_host_browser, stop_host_browser
 
         rows = []
         try:

@@ -1,7 +1,7 @@
 """Where the executor's time goes: Twin's executor run in this process, its phases timed.
 
 No web server and no Celery here: runs are created with ``runs.services.run_create`` (the start task
-is not sent) and driven by calling ``runs.executor.execute_run`` directly, in one thread, against the
+is not sent) and driven by calling ``engine.executor.execute_run`` directly, in one thread, against the
 host Chromium, exactly as a worker child would. Product functions are wrapped at run time with
 timers (nothing in the product is changed); the times are inclusive (``run_step`` contains
 ``perform``, which contains ``single_target``, ...).
@@ -55,7 +55,8 @@ def wrap(owner: Any, name: str, label: str | None = None) -> None:
 def instrument() -> None:
     from playwright.sync_api import Page
 
-    from runs import browser, executor, services, states
+    from engine import browser, executor
+    from runs import services, states
 
     services._enqueue_start = lambda run_id: None  # no start task: this process drives the run
     for name in (
@@ -98,11 +99,12 @@ def main() -> int:
 
     with Bench("Twin profile: the executor's phases, in process", services=False) as bench:
         from approvals.services import Decision, approval_decide
-        from runs import executor, services
+        from engine import executor
+        from runs import services
         from runs.models import Run
         from tenants.services import tenant_create
 
-        # As in a worker child (runs/browser.py sets it too): Playwright's sync API runs an event loop
+        # As in a worker child (engine/browser.py sets it too): Playwright's sync API runs an event loop
         # in the thread whose ORM calls stay synchronous all the same.
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
         instrument()

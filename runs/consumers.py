@@ -14,7 +14,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from runs import liveview
+from engine import liveview
 from runs.models import Run, RunStatus
 from tenants.models import Membership, Role
 from tenants.selectors import current_membership
@@ -100,7 +100,7 @@ class LiveViewConsumer(AsyncJsonWebsocketConsumer):
     To the viewer: ``hello``, ``status`` (streaming or why not), ``frame`` (base64 JPEG and
     its metadata), ``takeover`` (on/off), ``run`` (the run moved), ``error``.
     From the viewer: ``ack`` (a frame is drawn), ``takeover`` ``{"on": bool}``, and while
-    taking over ``mouse``, ``key`` and ``text`` (see ``runs.liveview.parse_input``).
+    taking over ``mouse``, ``key`` and ``text`` (see ``engine.liveview.parse_input``).
     """
 
     run_id = ""

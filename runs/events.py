@@ -1,20 +1,44 @@
-"""Every event is written once, then fanned out after the transaction commits."""
+"""Every event is written once, then fanned out after the transaction commits.
+
+What else an event sets off in its transaction (webhook deliveries, pause emails) subscribes
+here (:func:`subscribe`, from the subscribing app's ``AppConfig.ready``): ``runs`` and the engine
+never import the apps that react to their events.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import transaction
 from django.utils import timezone
 
+from engine.scrub import scrub_data
 from twin_site.realtime import broadcast, publish, run_channel
 
 from .audit import canonical, event_digest
 from .models import Run, RunEvent
-from .scrub import scrub_data
 
 # Kept in the trail (and its hash), never sent to live pages or webhooks.
 PRIVATE_KEYS = frozenset({"ip", "user_agent", "seen"})
+
+
+class EventSubscriber(Protocol):
+    def __call__(self, run: Run, event: RunEvent, data: dict[str, Any]) -> None: ...
+
+
+# (order, handler), lowest order first; called with every event, inside its transaction.
+event_subscribers: list[tuple[int, EventSubscriber]] = []
+
+
+def subscribe(handler: EventSubscriber, *, order: int) -> EventSubscriber:
+    """Call ``handler(run, event, data)`` with every recorded event, in the event's transaction
+    (an exception rolls the event back), after the handlers of a lower ``order`` (equal orders:
+    in the order they subscribed). ``data`` is the event's scrubbed, canonical data. Subscribing
+    a handler again changes nothing."""
+    if all(known is not handler for _, known in event_subscribers):
+        event_subscribers.append((order, handler))
+        event_subscribers.sort(key=lambda pair: pair[0])  # stable: equal orders keep theirs
+    return handler
 
 
 def lock_run(run_id: Any) -> tuple[int, str]:
@@ -72,13 +96,10 @@ def record_event(
             hash=digest,
         )
         Run.objects.filter(pk=run.pk).update(audit_seq=seq, audit_head=digest)
-        # The webhook messages it owes, in the same transaction (sent once it commits).
-        from webhooks.services import deliveries_for_event
-
-        deliveries_for_event(run, event_type=type, event_id=event.pk, created_at=created_at)
-        from approvals.notify import notify_on_event
-
-        notify_on_event(run, type, payload)
+        # What it sets off, in the same transaction: the webhook messages it owes (sent once it
+        # commits), then its notifications (see subscribe).
+        for _, handler in list(event_subscribers):
+            handler(run, event, payload)
     message = {
         "type": type,
         "event_id": event.pk,

@@ -64,7 +64,7 @@ class Run(models.Model):
     # What a restore needs (cookies, storage, URL), encrypted: cookies are credentials.
     checkpoint = models.TextField(blank=True)
     checkpoint_step = models.PositiveIntegerField(default=0)
-    # What the run's executions typed from the vault or from a human (runs.scrub), sealed, so a
+    # What the run's executions typed from the vault or from a human (engine.scrub), sealed, so a
     # later execution keeps them out of what it records too; erased when the run ends.
     scrub_sealed = models.TextField(blank=True)
 

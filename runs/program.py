@@ -10,10 +10,9 @@ from typing import Any
 
 import re2
 
+from engine.netguard import UrlRefused, check_url
 from twin_site import limits
 from twin_site.limits import bounded_text
-
-from .netguard import UrlRefused, check_url
 
 ACTIONS: dict[str, tuple[str, ...]] = {
     # action: required fields

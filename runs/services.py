@@ -7,12 +7,12 @@ from typing import Any
 from django.db import transaction
 
 from approvals.models import Approval, ApprovalStatus
+from engine.netguard import UrlRefused, check_url
 from tenants.models import Tenant
 from vault.selectors import secret_names
 
 from .events import record_event
 from .models import Run, RunStatus, Step, StepStatus
-from .netguard import UrlRefused, check_url
 from .program import Problem, describe, validate_program, validate_run_fields
 from .routing import DEFAULT_QUEUE, host_queue
 from .states import run_transition, step_transition

@@ -13,7 +13,8 @@ from django.db import OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .executor import execute_run, lease_owner_is_dead, release_page
+from engine.executor import execute_run, lease_owner_is_dead, release_page
+
 from .models import Run, RunStatus
 from .routing import DEFAULT_QUEUE, host_queue
 from .states import run_transition
@@ -95,7 +96,7 @@ def sweep_runs_task() -> int:
         count += 1
     if count:
         log.warning("sweeper re-queued %d run(s)", count)
-    from .video import unfinished_recordings
+    from engine.video import unfinished_recordings
 
     for run_id in unfinished_recordings():  # videos whose task was lost
         finalize_video_task.apply_async(args=(str(run_id),), queue=DEFAULT_QUEUE)
@@ -105,7 +106,7 @@ def sweep_runs_task() -> int:
 @shared_task(bind=True, max_retries=30, ignore_result=True)
 def finalize_video_task(self: Any, run_id: str) -> str:
     """Join the run's recorded segments into its video once no execution holds the run."""
-    from .video import finalize_due
+    from engine.video import finalize_due
 
     outcome = finalize_due(run_id)
     if outcome == "busy":
@@ -115,8 +116,8 @@ def finalize_video_task(self: Any, run_id: str) -> str:
 
 @shared_task(ignore_result=True)
 def purge_media_task() -> int:
-    from .recording import purge_stale_frames
-    from .video import media_purge
+    from engine.recording import purge_stale_frames
+    from engine.video import media_purge
 
     purge_stale_frames()
     return media_purge()
@@ -134,7 +135,7 @@ def audit_checkpoint_task() -> str:
 def _connect_browser(**kwargs: Any) -> None:
     """Connect each worker process to the host browser at start: the first resume it takes is
     then as fast as the others (a cold connection costs about 0.7 s)."""
-    from .browser import session
+    from engine.browser import session
 
     try:
         session().browser()
@@ -146,7 +147,7 @@ def _connect_browser(**kwargs: Any) -> None:
 def _purge_stale_frames(**kwargs: Any) -> None:
     """A worker starting on a host cleans up the frame logs its dead predecessors left there
     (the hourly purge does it for the host that happens to run it)."""
-    from .recording import purge_stale_frames
+    from engine.recording import purge_stale_frames
 
     try:
         purge_stale_frames()

@@ -185,7 +185,7 @@ def worker_env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def _session_worker(django_db_setup: Any, django_db_blocker: Any, redis_server: str) -> Iterator[Worker]:
-    from runs.browser import stop_host_browser
+    from engine.browser import stop_host_browser
 
     client = redis.Redis.from_url(redis_server)
     if client.connection_pool.connection_kwargs.get("db", 0) != 0:
@@ -245,7 +245,7 @@ def in_browser_thread(fn: Any, *args: Any) -> Any:
 
 def _close_all_contexts() -> None:
     def close() -> None:
-        from runs.browser import session
+        from engine.browser import session
 
         browser_session = session()
         for context_id in browser_session.context_ids():

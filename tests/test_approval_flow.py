@@ -35,7 +35,7 @@ def test_approved_payment_resumes_at_the_paused_step_and_completes(alice, site, 
 
 
 def _live_contexts() -> set[str]:
-    from runs.browser import session
+    from engine.browser import session
 
     return session().context_ids()
 

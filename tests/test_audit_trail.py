@@ -312,7 +312,7 @@ def test_a_secret_typed_into_the_page_shows_as_dots_on_screen(alice, site, worke
     target_id = Run.objects.get(pk=run["id"]).target_id
 
     def field() -> tuple[str, str]:
-        from runs.browser import session
+        from engine.browser import session
 
         host = session()
         host.check()  # an earlier test may have restarted the host browser

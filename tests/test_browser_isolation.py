@@ -16,7 +16,7 @@ def _open_pages(count: int, env: dict[str, str], results: Any) -> None:
     import django
 
     django.setup()
-    from runs.browser import session
+    from engine.browser import session
 
     browser_session = session()
     for _ in range(count):
@@ -29,7 +29,7 @@ def _open_pages(count: int, env: dict[str, str], results: Any) -> None:
 
 @pytest.fixture
 def host_env() -> Any:
-    from runs.browser import stop_host_browser
+    from engine.browser import stop_host_browser
 
     env = {"TWIN_HOST_ID": f"{settings.TWIN_HOST_ID}-iso", "TWIN_VAR_DIR": str(settings.VAR_DIR)}
     yield env

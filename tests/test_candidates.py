@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runs.executor import _describe_candidates
+from engine.executor import _describe_candidates
 
 
 def candidate(text: str, *context: str) -> dict[str, Any]:

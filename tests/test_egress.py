@@ -1,5 +1,5 @@
 """Egress is enforced where Chromium connects: every connection of the host browser goes through
-Twin's egress proxy (runs.egress), which resolves, checks address and port, and connects to that
+Twin's egress proxy (engine.egress), which resolves, checks address and port, and connects to that
 very address. Real Chromium, the fixture site and real sockets on loopback only: public names are
 stood in for with TWIN_EGRESS_HOSTS, which points made-up names at 127.0.0.1."""
 
@@ -20,9 +20,9 @@ from urllib.parse import quote, urlsplit
 import pytest
 from django.conf import settings
 
-from runs import browser as browser_mod
-from runs.browser import _endpoint_alive, _proxy_alive
-from runs.netguard import parse_allowed, service_rules
+from engine import browser as browser_mod
+from engine.browser import _endpoint_alive, _proxy_alive
+from engine.netguard import parse_allowed, service_rules
 from tests.conftest import start_run
 from tests.webhook_receiver import Receiver
 from webhooks import transport
@@ -164,7 +164,7 @@ def own_host(
     settings.TWIN_ALLOW_PRIVATE_URLS = allowed
     monkeypatch.setenv("TWIN_EGRESS_HOSTS", "shop.twin-test=127.0.0.1,rebind.twin-test=127.0.0.1")
     if extra:  # e.g. a PostgreSQL, which these tests do not use as their database
-        from runs import netguard
+        from engine import netguard
 
         base = netguard.base_policy
         monkeypatch.setattr(netguard, "base_policy", lambda **kw: base(**kw).refusing(*extra))
@@ -320,7 +320,7 @@ def _gone(check: Callable[[], bool], timeout: float = 15) -> bool:
 def test_the_proxy_and_chromium_live_and_die_together_and_come_back_together(own_host):
     first = browser_mod.ensure_host_browser()
     assert first.proxy_port and first.chromium_pid and first.pid != first.chromium_pid
-    assert "--proxy-server" not in " ".join(browser_mod.CHROMIUM_FLAGS)  # added by runs.egress only
+    assert "--proxy-server" not in " ".join(browser_mod.CHROMIUM_FLAGS)  # added by engine.egress only
 
     os.kill(first.chromium_pid, signal.SIGKILL)  # Chromium crashes: its proxy goes with it
     assert _gone(lambda: _proxy_alive(first.proxy_port, timeout=0.5))

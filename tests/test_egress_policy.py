@@ -1,4 +1,4 @@
-"""The address policy shared by the host browser's egress proxy and webhooks (runs.netguard):
+"""The address policy shared by the host browser's egress proxy and webhooks (engine.netguard):
 hostile spellings of an address, the always-refused list and TWIN_ALLOW_PRIVATE_URLS's grammar."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import ipaddress
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from runs.netguard import (
+from engine.netguard import (
     Policy,
     Rule,
     UrlRefused,

@@ -17,8 +17,8 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from runs import liveview
-from runs.browser import page_ws_url
+from engine import liveview
+from engine.browser import page_ws_url
 from runs.consumers import LiveViewConsumer
 from runs.models import Run, RunEvent, RunStatus
 from tests.conftest import Persona, event_types, start_run, wait_run, wait_until

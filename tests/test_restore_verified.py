@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from approvals.models import Approval
-from runs.browser import _read_state, stop_host_browser
+from engine.browser import _read_state, stop_host_browser
 from runs.models import RunEvent
 from tests.conftest import Worker, event_types, start_run, wait_run, wait_until, worker_env
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import signal
 
-from runs.browser import stop_host_browser
+from engine.browser import stop_host_browser
 from runs.models import Run, RunEvent
 from tests.conftest import Worker, event_types, start_run, wait_run, wait_until, worker_env
 

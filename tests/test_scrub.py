@@ -30,7 +30,7 @@ from django.core.files.storage import default_storage
 from django.db import connection
 
 from approvals.models import Approval
-from runs.browser import session
+from engine.browser import session
 from runs.media import video_storage
 from runs.models import Recording, Run, RunEvent
 from tests.conftest import LOG_DIR, event_types, in_browser_thread, start_run, wait_run, wait_until

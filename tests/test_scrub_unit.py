@@ -6,10 +6,10 @@ import logging
 from typing import Any
 
 from approvals.models import Approval
+from engine.executor import approval_scope
+from engine.scrub import MASK, Scrubber, scrubber_for_run, scrubbing, seal_values, sealed_values
 from runs.events import record_event
-from runs.executor import approval_scope
 from runs.models import Run, RunEvent, RunStatus
-from runs.scrub import MASK, Scrubber, scrubber_for_run, scrubbing, seal_values, sealed_values
 from runs.states import run_transition
 from tests.site.server import TOTP_SEED
 from vault.crypto import seal_text
@@ -86,7 +86,7 @@ def test_events_and_log_records_made_during_an_execution_are_scrubbed(alice: Any
     with scrubbing(Scrubber(["hunter22"])):
         record_event(run, "step.retried_after_reload", data={"url": "https://a.example/?q=hunter22"})
         with caplog.at_level(logging.INFO):
-            logging.getLogger("runs.executor").warning("could not open %s", "https://a.example/?q=hunter22")
+            logging.getLogger("engine.executor").warning("could not open %s", "https://a.example/?q=hunter22")
     event = RunEvent.objects.get(run=run)
     assert event.data == {"url": f"https://a.example/?q={MASK}"}
     assert "hunter22" not in caplog.text and MASK in caplog.text

@@ -18,10 +18,10 @@ from django.test import Client
 from django.utils import timezone
 
 from approvals.models import Approval
+from engine.recording import MAGIC, read_frames, write_frame
+from engine.video import media_purge
 from runs.media import video_storage
 from runs.models import Recording, RecordingStatus, Run, RunEvent, VideoSegment
-from runs.recording import MAGIC, read_frames, write_frame
-from runs.video import media_purge
 from tests.conftest import Worker, start_run, wait_run, wait_until, worker_env
 from tests.test_state_machine import paused_run
 
@@ -264,8 +264,8 @@ def test_retention_deletes_old_videos_and_screenshots_and_the_trail_says_so(alic
 
 
 def test_a_recorder_that_cannot_reach_the_page_leaves_the_run_alone_and_the_video_failed(alice):
-    from runs.recording import Recorder, start_recording
-    from runs.video import recording_finalize
+    from engine.recording import Recorder, start_recording
+    from engine.video import recording_finalize
 
     run, _ = paused_run(alice.tenant, alice.user)
     assert start_recording(run, "") is None  # no page to record: logged, the run goes on
@@ -285,7 +285,7 @@ def test_a_recorder_that_cannot_reach_the_page_leaves_the_run_alone_and_the_vide
 
 
 def test_a_run_whose_recorder_saw_no_frame_has_an_empty_video(alice):
-    from runs.video import recording_finalize
+    from engine.video import recording_finalize
 
     run, _ = paused_run(alice.tenant, alice.user)
     Recording.objects.create(run=run, status=RecordingStatus.RECORDING)
@@ -360,7 +360,7 @@ def test_the_recorder_paces_its_acks_and_asks_for_a_picture_when_a_busy_page_goe
     a change dropped that way before the page went still is fetched with a screenshot."""
     import websockets.sync.client
 
-    from runs.recording import Recorder, frames_dir
+    from engine.recording import Recorder, frames_dir
 
     # The burst arrives at once, as frames do when the page is busy: the recorder acks at its
     # frame rate only, so some are still out when the page goes still (Chromium would have
@@ -398,7 +398,7 @@ def test_the_recorder_paces_its_acks_and_asks_for_a_picture_when_a_busy_page_goe
 def test_the_hourly_purge_removes_frame_logs_of_executions_that_died(alice):
     """A worker killed mid-run never stores its segment: its frame log is removed after a day,
     and the logs of executions still going are left alone."""
-    from runs.recording import frames_dir
+    from engine.recording import frames_dir
     from runs.tasks import purge_media_task
 
     dead = frames_dir() / "twin-segment-dead.frames"

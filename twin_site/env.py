@@ -54,8 +54,8 @@ def env_float(name: str, default: float) -> float:
 
 def env_private_urls(name: str) -> Any:
     """``TWIN_ALLOW_PRIVATE_URLS``: False, True (every private range) or a tuple of
-    ``runs.netguard.Rule`` (only the ranges and ports it names); a bad entry fails loudly."""
-    from runs.netguard import parse_allowed  # the policy's own parser: one grammar, one place
+    ``engine.netguard.Rule`` (only the ranges and ports it names); a bad entry fails loudly."""
+    from engine.netguard import parse_allowed  # the policy's own parser: one grammar, one place
 
     return parse_allowed(name, os.environ.get(name, ""))
 

@@ -264,7 +264,7 @@ TWIN_HOST_ID = env_str("TWIN_HOST_ID", socket.gethostname())
 TWIN_CHROMIUM = env_str("TWIN_CHROMIUM", "")
 # Off, 1 (every private, loopback and link-local range) or a list that opens only what it names
 # ("127.0.0.1:8000-9000,10.0.0.0/8"). The host browser's DevTools and proxy ports, the web port,
-# Redis, PostgreSQL and the metadata addresses stay refused whatever it says (runs/netguard.py).
+# Redis, PostgreSQL and the metadata addresses stay refused whatever it says (engine/netguard.py).
 TWIN_ALLOW_PRIVATE_URLS = env_private_urls("TWIN_ALLOW_PRIVATE_URLS")
 # The port Twin's web server listens on (refused to runs and webhooks like the other services).
 TWIN_WEB_PORT = env_int("PORT", 8000, minimum=1)

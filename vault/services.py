@@ -103,7 +103,7 @@ def secret_resolve(*, tenant_id: int, name: str, at: float | None = None) -> Res
 def secret_scrub_values(*, tenant_id: int, name: str, at: float | None = None) -> list[str]:
     """What the secret may show up as in a run's pages: its value, or for a TOTP secret its seed
     and the codes of the periods around ``at`` (the one before, now, the one after).
-    Only the executor calls this, to keep them out of what it records (runs.scrub)."""
+    Only the executor calls this, to keep them out of what it records (engine.scrub)."""
     latest = SecretVersion.objects.filter(tenant_id=tenant_id, name=name).order_by("-version").first()
     if latest is None:
         return []

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from runs.netguard import UrlRefused, check_url
+from engine.netguard import UrlRefused, check_url
 from tenants.models import Tenant
 from vault.crypto import open_text, seal_text
 
@@ -150,6 +150,11 @@ class _AbsoluteUrls:
 
     def build_absolute_uri(self, path: str) -> str:
         return settings.TWIN_PUBLIC_URL.rstrip("/") + path
+
+
+def on_run_event(run: Any, event: Any, data: dict[str, Any]) -> None:
+    """Subscribed to every run event (runs.events.subscribe, in WebhooksConfig.ready)."""
+    deliveries_for_event(run, event_type=event.type, event_id=event.pk, created_at=event.created_at)
 
 
 def deliveries_for_event(run: Any, *, event_type: str, event_id: int, created_at: Any) -> list[Delivery]:

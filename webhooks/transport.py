@@ -1,7 +1,7 @@
 """Sending one signed message: explicit timeouts, no redirects, private addresses refused.
 
 The address check happens when the connection is made, on the address actually connected
-to, with the same policy as the host browser's egress proxy (``runs.netguard``: the address
+to, with the same policy as the host browser's egress proxy (``engine.netguard``: the address
 *and* the port, so Redis, the DevTools port and the web port stay refused even with
 ``TWIN_ALLOW_PRIVATE_URLS=1``). A name that resolved to a public address when the endpoint
 was saved and resolves to 127.0.0.1 now (DNS rebinding) is refused at send time, and a URL
@@ -20,7 +20,7 @@ import httpcore
 import httpx
 from django.conf import settings
 
-from runs.netguard import HostUnresolved, Policy, UrlRefused, check_url, checked_addresses, host_policy
+from engine.netguard import HostUnresolved, Policy, UrlRefused, check_url, checked_addresses, host_policy
 
 EXCERPT = 500
 

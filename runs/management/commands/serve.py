@@ -29,7 +29,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from runs.browser import ensure_host_browser, stop_host_browser
+from engine.browser import ensure_host_browser, stop_host_browser
 from runs.routing import DEFAULT_QUEUE, host_queue
 from tenants.services import demo_password_get, tenant_create
 from twin_site.env import env_int

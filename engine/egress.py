@@ -4,14 +4,14 @@ Every connection the host's Chromium makes (navigations, redirects, sub-resource
 its own background requests) goes through this proxy: Chromium is launched with
 ``--proxy-server`` pointing here and ``--proxy-bypass-list=<-loopback>`` (otherwise it would
 skip the proxy for loopback and link-local addresses). The proxy resolves each name itself,
-checks every address and the port with ``runs.netguard.Policy``, and connects to that very
+checks every address and the port with ``engine.netguard.Policy``, and connects to that very
 address, so a parser differential, a redirect or a name that rebinds between two lookups all
 meet the same check. A refusal is a ``403`` with a plain-text sentence and the header
 ``X-Twin-Egress: refused`` (an https or websocket ``CONNECT`` shows in the browser as
 ``ERR_TUNNEL_CONNECTION_FAILED``).
 
-Run as ``python -m runs.egress --ready-file F --policy JSON --user-data-dir D -- chromium ...``
-(``runs.browser`` does it): it opens the proxy, launches Chromium as its child in its own process
+Run as ``python -m engine.egress --ready-file F --policy JSON --user-data-dir D -- chromium ...``
+(``engine.browser`` does it): it opens the proxy, launches Chromium as its child in its own process
 group, learns Chromium's DevTools port (always refused from then on), writes both endpoints to the
 ready file, and lives exactly as long as Chromium. SIGTERM to the group ends both.
 
@@ -370,8 +370,8 @@ async def host_main(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runs.egress", description=__doc__.splitlines()[0])
-    parser.add_argument("--policy", required=True, help="the address policy as JSON (runs.netguard.Policy)")
+    parser = argparse.ArgumentParser(prog="python -m engine.egress", description=__doc__.splitlines()[0])
+    parser.add_argument("--policy", required=True, help="the address policy as JSON (engine.netguard.Policy)")
     parser.add_argument("--ready-file", required=True)
     parser.add_argument("--user-data-dir", required=True)
     parser.add_argument("--log-file", default="")

@@ -5,7 +5,7 @@ screencast and appends every JPEG frame, with its time, to a frame log: no encod
 the run runs. A still page sends no frames, so the last one holds; a picture is asked for at
 the start, and the executor hands over one of the page as it is at the end. When the execution stops
 (pause, end, failure), the log is stored as a ``VideoSegment`` with the time each step
-started; ``runs.video`` joins a run's segments into one video when the run is over.
+started; ``engine.video`` joins a run's segments into one video when the run is over.
 
 Recording never breaks a run: any error is logged and the run goes on without it.
 """
@@ -31,7 +31,7 @@ from django.core.files import File
 from django.db import IntegrityError
 from django.utils import timezone
 
-from .media import video_storage
+from runs.media import video_storage
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +303,7 @@ class Recorder:
         ``final``: a picture of the page as it is now (the executor takes one), so the segment
         ends with it even when the last change sent no screencast frame.
         """
-        from .models import Recording, RecordingStatus, VideoSegment
+        from runs.models import Recording, RecordingStatus, VideoSegment
 
         if final:
             self._frame(final, force=True)
@@ -360,7 +360,7 @@ class Recorder:
 
 def _note_error(run_id: Any, error: str) -> None:
     """Keep why (part of) the recording was lost: a video with nothing recorded ends ``failed``."""
-    from .models import Recording, RecordingStatus
+    from runs.models import Recording, RecordingStatus
 
     with contextlib.suppress(Exception):
         Recording.objects.filter(run_id=run_id, status=RecordingStatus.RECORDING).update(error=error[:2000])
@@ -370,8 +370,9 @@ def start_recording(run: Any, target_id: str) -> Recorder | None:
     """A recorder on the run's page, or None when recording is off or cannot start (logged)."""
     if not settings.TWIN_VIDEO or not run.record_video:
         return None
+    from runs.models import Recording, RecordingStatus
+
     from .browser import page_ws_url
-    from .models import Recording, RecordingStatus
 
     try:
         # The run has a video from now on: one with no frames at all ends ``empty``.

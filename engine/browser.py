@@ -1,7 +1,7 @@
 """The worker host's Chromium, and this process's connection to it.
 
-One Chromium per worker host, behind the host's egress proxy (``runs.egress``, which launches
-it as its child and refuses the addresses ``runs.netguard`` refuses), started detached (its own
+One Chromium per worker host, behind the host's egress proxy (``engine.egress``, which launches
+it as its child and refuses the addresses ``engine.netguard`` refuses), started detached (its own
 session) so both outlive the worker process that launched them; any process on the host reconnects over CDP on
 loopback. Each run gets its own browser context, created over raw CDP with
 ``disposeOnDetach: false`` so it survives disconnects: runs never share cookies,
@@ -91,7 +91,7 @@ CHROMIUM_FLAGS = [
 ]
 # Every connection goes through the host's egress proxy, loopback and link-local included
 # (Chromium bypasses a proxy for those unless told <-loopback>), and WebRTC may not send UDP
-# around it. The --proxy-server flag itself is added by runs.egress, which owns the port.
+# around it. The --proxy-server flag itself is added by engine.egress, which owns the port.
 EGRESS_FLAGS = [
     "--proxy-bypass-list=<-loopback>",
     "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
@@ -141,7 +141,7 @@ def _proxy_alive(port: int, timeout: float = 2.0) -> bool:
 
 @dataclass
 class HostBrowser:
-    """The host process (``runs.egress``: the egress proxy, Chromium its child) as recorded in
+    """The host process (``engine.egress``: the egress proxy, Chromium its child) as recorded in
     ``browser.json``. ``pid`` leads the process group that holds both."""
 
     pid: int
@@ -201,7 +201,7 @@ def _launch() -> HostBrowser:
     command = [
         sys.executable,
         "-m",
-        "runs.egress",
+        "engine.egress",
         "--policy",
         base_policy().to_json(),
         "--ready-file",
@@ -228,7 +228,7 @@ def _launch() -> HostBrowser:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(
-                f"the host browser ({chromium[0]} behind runs.egress) exited at start with code "
+                f"the host browser ({chromium[0]} behind engine.egress) exited at start with code "
                 f"{process.returncode}; see {host_dir() / 'egress.stderr'} and egress.log"
             )
         with contextlib.suppress(OSError, ValueError, KeyError):

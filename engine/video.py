@@ -23,9 +23,10 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from .events import record_event
-from .media import video_storage
-from .models import TERMINAL_STATUSES, Recording, RecordingStatus, Run, Step, VideoSegment
+from runs.events import record_event
+from runs.media import video_storage
+from runs.models import TERMINAL_STATUSES, Recording, RecordingStatus, Run, Step, VideoSegment
+
 from .recording import read_frames
 
 if TYPE_CHECKING:

@@ -190,7 +190,7 @@ def sealed_values(run: Any) -> list[str]:
 
 def seal_values(run: Any, values: list[str]) -> None:
     """Keep ``values`` on the run, sealed, for its later executions (only while it is not over)."""
-    from .models import TERMINAL_STATUSES, Run
+    from runs.models import TERMINAL_STATUSES, Run
 
     sealed = seal_json(values, scope=scrub_scope(run.tenant_id)) if values else ""
     Run.objects.filter(pk=run.pk).exclude(status__in=TERMINAL_STATUSES).update(scrub_sealed=sealed)
@@ -199,7 +199,7 @@ def seal_values(run: Any, values: list[str]) -> None:
 
 def referenced_secrets(program: list[dict[str, Any]]) -> list[str]:
     """The vault names the program's templates use (``{{secrets.NAME}}``), in order."""
-    from .program import TEMPLATED_FIELDS, templates_in
+    from runs.program import TEMPLATED_FIELDS, templates_in
 
     names: list[str] = []
     for step in program or []:

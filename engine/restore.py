@@ -25,10 +25,9 @@ import json
 from typing import Any
 
 from approvals.models import Approval, ApprovalStatus, Cause
+from runs.models import Run, Step, StepStatus
+from runs.program import render, templates_in
 from vault.crypto import derived_key
-
-from .models import Run, Step, StepStatus
-from .program import render, templates_in
 
 # Steps that only set the state of the document they act on: performed again after a restore.
 REFILL_ACTIONS = frozenset({"fill", "select", "check"})

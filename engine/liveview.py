@@ -1,7 +1,7 @@
 """The live view: a run's page streamed while someone watches, and an approver's take-over.
 
 The web process talks CDP straight to the page's own websocket on the host's Chromium
-(``runs.browser.page_ws_url``), next to the worker's Playwright connection: two CDP clients
+(``engine.browser.page_ws_url``), next to the worker's Playwright connection: two CDP clients
 on one page work at once, one driving and one watching. That only works on the run's host.
 
 Frames are JPEGs from ``Page.startScreencast``. Chromium sends the next frame only once the
@@ -33,11 +33,11 @@ from django.db import transaction
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
+from runs.events import record_event
+from runs.models import Run, RunStatus
 from tenants.models import Membership, Role
 
 from .browser import no_proxy, page_ws_url
-from .events import record_event
-from .models import Run, RunStatus
 from .scrub import MASK_WORLD, mask_source, scrubber_for_run
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class LiveTarget:
     target_id: str
     url: str | None  # the page's CDP websocket, when this process can reach it
     reason: str  # why not, for a person, when url is None
-    # What the viewer must not see: the run's scrub list, masked in the page (runs.scrub).
+    # What the viewer must not see: the run's scrub list, masked in the page (engine.scrub).
     mask: tuple[str, ...] = ()
 
 

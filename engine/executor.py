@@ -26,6 +26,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from approvals.models import Approval, ApprovalStatus
+from runs.events import record_event
+from runs.models import Run, RunStatus, Step, StepStatus
+from runs.program import REPEATABLE_ACTIONS, SINGLE_TARGET_ACTIONS, describe, gate_of, render, templates_in
 from twin_site.limits import MAX_OUTPUT
 from vault.crypto import InvalidToken, open_json, open_text, seal_json
 from vault.services import SecretError, normalize_origin, secret_resolve
@@ -34,10 +37,7 @@ from . import browser as browser_mod
 from . import restore as restore_mod
 from .egress import explain as explain_refusal
 from .egress import refusal_of
-from .events import record_event
-from .models import Run, RunStatus, Step, StepStatus
 from .netguard import UrlRefused, check_url
-from .program import REPEATABLE_ACTIONS, SINGLE_TARGET_ACTIONS, describe, gate_of, render, templates_in
 from .recording import start_recording
 from .scrub import PageMask, Scrubber, scrubber_for_run, scrubbing, seal_values, sealed_values
 
@@ -149,12 +149,12 @@ class Execution:
     reason: str
     page: Any = None
     # Every value a secret or a human's input may show up as, kept out of all the execution records
-    # (runs.scrub); rebuilt for every execution by execute_run.
+    # (engine.scrub); rebuilt for every execution by execute_run.
     scrubber: Scrubber = field(default_factory=Scrubber)
     mask: PageMask | None = None  # the black boxes over those values in the page's pixels
     interrupted: set[int] = field(default_factory=set)
     first_index: int = 0
-    recorder: Any = None  # the session video's segment of this execution (runs.recording)
+    recorder: Any = None  # the session video's segment of this execution (engine.recording)
     # The step that loaded the page's current document (0: none did), and that document's
     # loader id: the fills, selects and checks after that step are what a restore must redo.
     document_step: int = 0
@@ -400,7 +400,7 @@ class Execution:
                 pattern=gate.get("pattern", ""),
                 expires_in=gate.get("expires_in"),
             )
-        from .states import step_transition
+        from runs.states import step_transition
 
         step_transition(
             run,
@@ -585,7 +585,7 @@ class Execution:
         error: str = "",
         data: dict[str, Any] | None = None,
     ) -> None:
-        from .states import step_transition
+        from runs.states import step_transition
 
         now = timezone.now()
         with transaction.atomic():
@@ -760,7 +760,7 @@ class Execution:
 
     # -- pausing and finishing ---------------------------------------------------------------------
     def pause(self, index: int, step: dict[str, Any], pause: Pause) -> None:
-        from .states import run_transition, step_transition
+        from runs.states import run_transition, step_transition
 
         run, page = self.run, self.page
         page_url, page_title, page_text, shot = "", "", "", b""
@@ -852,7 +852,7 @@ class Execution:
             log.exception("run %s: could not store its video segment", self.run.pk)
 
     def finish(self) -> None:
-        from .states import run_transition
+        from runs.states import run_transition
 
         self.stop_recording(snapshot=True)
         run = self.run
@@ -871,7 +871,7 @@ class Execution:
             self.session.close_context(context_id)
 
     def _fail(self, error: str) -> None:
-        from .states import run_transition
+        from runs.states import run_transition
 
         self.stop_recording(snapshot=True)
         run = self.run
@@ -987,7 +987,7 @@ def release_page(context_id: str) -> None:
 
 def execute_run(run_id: Any, *, reason: str) -> None:
     """Start or continue the run until it pauses or ends (the tasks' one entry point)."""
-    from .states import run_transition
+    from runs.states import run_transition
 
     run = Run.objects.filter(pk=run_id).first()
     if run is None:

@@ -2,7 +2,7 @@
 address actually connected to.
 
 The real enforcement is where the connection is made: the host browser's egress proxy
-(``runs.egress``) and the webhook transport both resolve a name themselves, check every address
+(``engine.egress``) and the webhook transport both resolve a name themselves, check every address
 it resolves to with :class:`Policy`, and connect to that very address. ``check_url`` is only the
 early, friendly check at submission and before a ``goto``; it also refuses the URLs that a
 browser and ``urlsplit`` read differently (``http://127.0.0.1:9222\\@example.com/`` is
