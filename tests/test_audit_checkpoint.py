@@ -26,18 +26,10 @@ from runs.events import record_event
 from runs.models import Run, RunEvent
 from runs.tasks import audit_checkpoint_task
 from tests.conftest import Persona
+from tests.test_audit_trail import verify
 from tests.test_state_machine import paused_run
 
 pytestmark = pytest.mark.usefixtures("private_urls")
-
-
-def verify(*args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    try:
-        call_command("verifyaudit", *args, stdout=out)
-    except SystemExit as exc:
-        return int(exc.code or 0), out.getvalue()
-    return 0, out.getvalue()
 
 
 def checkpoint(*args: str) -> str:

@@ -20,19 +20,10 @@ from django.db import connection
 from approvals.models import Approval
 from runs.models import Run, RunEvent
 from tests.conftest import Persona
-from tests.test_audit_trail import every_stored_value
+from tests.test_audit_trail import every_stored_value, verify
 from tests.test_state_machine import paused_run
 
 pytestmark = pytest.mark.usefixtures("private_urls")
-
-
-def verify(*args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    try:
-        call_command("verifyaudit", *args, stdout=out)
-    except SystemExit as exc:
-        return int(exc.code or 0), out.getvalue()
-    return 0, out.getvalue()
 
 
 def sql(statement: str, params: list[Any]) -> None:
