@@ -32,6 +32,21 @@ def _form_steps(site: Any, value: str = "val-cr0") -> list[dict[str, Any]]:
     ]
 
 
+def _next_pause(alice: Any, run_id: str, *, after: str) -> dict[str, Any]:
+    """The run once it has paused again, at a pause other than ``after``."""
+    return dict(
+        wait_until(
+            lambda: (
+                (r := wait_run(alice, run_id, wait=1))["pending_step"]
+                and r["pending_step"]["approval_id"] != after
+                and r
+            ),
+            timeout=40,
+            what="a new pause",
+        )
+    )
+
+
 def _kill_chromium() -> None:
     state = _read_state()
     assert state is not None
@@ -132,15 +147,7 @@ def test_a_one_time_input_typed_before_the_approval_cannot_be_typed_again_so_the
 
     assert stop_host_browser()
     assert alice.post(f"/api/runs/{run['id']}/approve").status_code == 202
-    again = wait_until(
-        lambda: (
-            (r := wait_run(alice, run["id"], wait=1))["pending_step"]
-            and r["pending_step"]["approval_id"] != str(approved.pk)
-            and r
-        ),
-        timeout=40,
-        what="a new pause",
-    )
+    again = _next_pause(alice, run["id"], after=str(approved.pk))
 
     pending = again["pending_step"]
     assert again["status"] == "awaiting_approval"
@@ -188,15 +195,7 @@ def test_a_page_that_changed_while_paused_pauses_again_with_a_new_screenshot_and
     assert stop_host_browser()
     site.set_toggle("restore_changed", True)  # the site changed: no #submit on the page any more
     assert alice.post(f"/api/runs/{run['id']}/approve").status_code == 202
-    again = wait_until(
-        lambda: (
-            (r := wait_run(alice, run["id"], wait=1))["pending_step"]
-            and r["pending_step"]["approval_id"] != first["approval_id"]
-            and r
-        ),
-        timeout=40,
-        what="a new pause",
-    )
+    again = _next_pause(alice, run["id"], after=first["approval_id"])
 
     pending = again["pending_step"]
     assert pending["index"] == 5
@@ -290,15 +289,7 @@ def test_a_restored_page_at_another_address_gets_nothing_typed_and_pauses_again(
     assert stop_host_browser()
     site.set_toggle("restore_moved", True)  # the form now redirects to /login
     assert alice.post(f"/api/runs/{run['id']}/approve").status_code == 202
-    again = wait_until(
-        lambda: (
-            (r := wait_run(alice, run["id"], wait=1))["pending_step"]
-            and r["pending_step"]["approval_id"] != first["approval_id"]
-            and r
-        ),
-        timeout=40,
-        what="a new pause",
-    )
+    again = _next_pause(alice, run["id"], after=first["approval_id"])
 
     pending = again["pending_step"]
     assert pending["trigger"] == "blocked"
