@@ -38,7 +38,7 @@ from runs.models import Run, RunStatus
 from tenants.models import Membership, Role
 
 from .browser import no_proxy, page_ws_url
-from .scrub import MASK_WORLD, mask_source, scrubber_for_run
+from .scrub import MASK_WORLD, mask_source, painted_commands, scrubber_for_run
 
 log = logging.getLogger(__name__)
 
@@ -371,6 +371,11 @@ class Screencast:
             "Page.addScriptToEvaluateOnNewDocument",
             {"source": mask_source(values), "worldName": MASK_WORLD, "runImmediately": True},
         )
+        # The boxes are in the DOM, not yet painted: the screencast's first frame would be the last
+        # one painted without them.
+        world, evaluate = painted_commands(await self.page.call("Page.getFrameTree"))
+        context = (await self.page.call("Page.createIsolatedWorld", world))["executionContextId"]
+        await self.page.call("Runtime.evaluate", {**evaluate, "contextId": context})
         self._masked = True
 
     @property

@@ -360,6 +360,24 @@ def mask_source(values: Iterable[str]) -> str:
     return f"{MASK_JS.strip()}({json.dumps(forms)}, {MIN_SCRUB_LENGTH});"
 
 
+# Resolves once the page has painted twice (the mask's boxes are then in every later frame), or
+# after a second at most (a hidden page may not paint). Run in the mask's isolated world, whose
+# requestAnimationFrame and setTimeout the page's own scripts cannot replace.
+PAINTED_JS = (
+    "Promise.race([new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))),"
+    " new Promise((done) => setTimeout(done, 1000))]).then(() => true)"
+)
+
+
+def painted_commands(frame_tree: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The CDP parameters that wait for the mask to be painted: ``Page.createIsolatedWorld`` in the
+    mask's world (it names the world the mask already runs in), then ``Runtime.evaluate`` with the
+    context id it answers (set under ``contextId``)."""
+    world = {"frameId": frame_tree["frameTree"]["frame"]["id"], "worldName": MASK_WORLD}
+    evaluate = {"expression": PAINTED_JS, "awaitPromise": True, "returnByValue": True}
+    return world, evaluate
+
+
 class PageMask:
     """The mask of one page, over its own CDP session (Playwright's sync API)."""
 
@@ -386,6 +404,12 @@ class PageMask:
             "Page.addScriptToEvaluateOnNewDocument",
             {"source": mask_source(values), "worldName": MASK_WORLD, "runImmediately": True},
         )["identifier"]
+        # The boxes are in the DOM now, not yet in a frame: a screencast started (or a picture taken)
+        # before the next paint would show what they cover.
+        with contextlib.suppress(Exception):
+            world, evaluate = painted_commands(self._cdp.send("Page.getFrameTree"))
+            context = self._cdp.send("Page.createIsolatedWorld", world)["executionContextId"]
+            self._cdp.send("Runtime.evaluate", {**evaluate, "contextId": context})
 
     def close(self) -> None:
         """Detach (the open document keeps its mask; a later document is masked by whoever drives
