@@ -10,7 +10,7 @@ from typing import Any
 
 import re2
 
-from engine.netguard import UrlRefused, check_url
+from engine.netguard import Policy, UrlRefused, check_url, host_policy
 from twin_site import limits
 from twin_site.limits import bounded_text
 
@@ -161,6 +161,8 @@ def validate_program(
     known_params = set((params or {}).keys())
     known_secrets = None if secret_names is None else set(secret_names)
     extracted: set[str] = set()
+    # Built once: it reads the host's browser.json and resolves Redis's and the database's hosts.
+    policy: Policy | None = None
     for index, step in enumerate(steps, start=1):
 
         def problem(field: str, message: str, index: int = index) -> None:
@@ -232,7 +234,8 @@ def validate_program(
             and not templates_in(url)
         ):
             try:
-                check_url(step["url"], resolve=resolve_hosts)
+                policy = policy or host_policy()
+                check_url(step["url"], resolve=resolve_hosts, policy=policy)
             except UrlRefused as exc:
                 problem("url", str(exc))
         if action == "extract" and isinstance(step.get("name"), str) and step["name"]:
