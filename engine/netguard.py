@@ -190,12 +190,9 @@ def service_rules(host: str, port: int, reason: str) -> list[Rule]:
     """Refuse one of Twin's own services: its port on every local range when it is on this
     machine (a listener on 0.0.0.0 answers on all of them), and its resolved addresses."""
     rules: list[Rule] = []
-    addresses: set[Address] = set()
-    with contextlib.suppress(OSError, UnicodeError):
-        addresses = {
-            ipaddress.ip_address(info[4][0])
-            for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        }
+    addresses: list[Address] = []
+    with contextlib.suppress(OSError, UnicodeError, ValueError):
+        addresses = resolve(host, port)
     local = not addresses or any(not canonical(a).is_global for a in addresses)
     if local:
         rules += [Rule(network, port, port, reason) for network in (*LOCAL_RANGES, *UNSPECIFIED)]
