@@ -48,6 +48,15 @@ class Run(models.Model):
     program = models.JSONField(help_text="The validated step program.")
     step_total = models.PositiveIntegerField(default=0, help_text="How many steps the program has.")
     params = models.JSONField(default=dict, blank=True)
+    # The skill version this run replays (null: a hand-written program or a planned run).
+    skill_version = models.ForeignKey(
+        "skills.SkillVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    # Who decided the steps: null (a hand-written program), "skill" (a replay) or "model" (the agent).
+    planner = models.CharField(max_length=16, null=True, blank=True)
+    model_calls = models.PositiveIntegerField(default=0)
+    tokens_in = models.PositiveBigIntegerField(default=0)
+    tokens_out = models.PositiveBigIntegerField(default=0)
     record_video = models.BooleanField(
         default=True, help_text="Record the session video (when TWIN_VIDEO is on)."
     )
@@ -108,6 +117,11 @@ class Step(models.Model):
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The element the step acted on, described when it acted (engine.locators): what a skill
+    # compiled from the run finds it by. Never the value typed into it.
+    locator = models.JSONField(null=True, blank=True)
+    # A skill replay that found the element by a fallback locator: which one ("" when the primary held).
+    healed_by = models.CharField(max_length=32, blank=True)
 
     class Meta:
         ordering = ["run", "index"]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -35,6 +36,20 @@ class Tenant(models.Model):
             "Members must sign in with a one-time code from an authenticator app; "
             "those without one enroll before they can do anything else."
         ),
+    )
+    # What a run costs (runs.cost): browser time and model tokens at these prices.
+    currency = models.CharField(max_length=3, default="USD")
+    price_browser_minute = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        default=Decimal("0.002"),
+        help_text="Price of one minute of browser time.",
+    )
+    price_per_1k_tokens = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        default=Decimal("0.002"),
+        help_text="Price of 1,000 model tokens (prompt and completion alike).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

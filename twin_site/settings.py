@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "approvals",
     "vault",
     "webhooks",
+    "skills",
 ]
 
 MIDDLEWARE = [

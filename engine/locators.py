@@ -1,0 +1,503 @@
+"""Locator bundles: what an element step acted on, recorded so a skill can find it again.
+
+At the moment a step acts, :func:`describe_element` reads a *bundle* of the element: its role
+and accessible name, test id, label, placeholder, visible text, stable attributes (id, name,
+href, type), a CSS path and an XPath, and a fingerprint (tag, role, name). It also notes which
+of those locators found that element and nothing else on the page then (``unique``).
+
+A replay (:func:`find`) tries the unique locators in one fixed order (:data:`ORDER`) and
+accepts the first that finds exactly one element whose fingerprint agrees. The first one of
+the bundle is the *primary*; another one holding instead is a *heal*. Nothing matching, or
+several look-alikes that no locator tells apart, is a question for a human, never a guess:
+the positional locators (CSS path, XPath) count only when the page has a single element
+with the fingerprint, so they never pick one of several look-alikes by place.
+
+The role and accessible name are computed by the same script at record time and at replay
+(a simplified form of the ARIA rules), so the two always agree with each other. Nothing is
+read from a form field's value: a bundle never holds what a step typed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+# The order a replay tries a bundle's locators in; positional ones last.
+ORDER = (
+    "testid",
+    "id",
+    "role",
+    "label",
+    "placeholder",
+    "name",
+    "href",
+    "text",
+    "context",
+    "css",
+    "xpath",
+)
+POSITIONAL = frozenset({"css", "xpath"})
+BUNDLE_VERSION = 1
+# Sizes a bundle's strings are cut to (a page chooses them).
+MAX_FIELD = 200
+MAX_PATH = 1000
+MAX_OPTIONS = 100
+MAX_OPTION = 200
+# How long a replay watches a page that shows several look-alikes before asking which one is meant
+# (a page that is still rendering may be about to show the recorded element).
+AMBIGUITY_SETTLE_S = 0.3
+POLL_S = 0.05
+
+# The shared library: role, accessible name, visibility, the matchers of every locator.
+_LIB = r"""
+const clean = (s) => (s || '').replace(/\s+/g, ' ').trim();
+const cut = (s, n) => { s = clean(s); return s.length > n ? s.slice(0, n) : s; };
+const MAXF = %(max_field)d;
+const TEXT_ROLES = new Set(['button', 'link', 'heading', 'option', 'tab', 'menuitem', 'cell',
+  'columnheader', 'rowheader', 'treeitem', 'checkbox', 'radio', 'switch', 'listitem', 'tooltip']);
+const FIELDS = new Set(['input', 'select', 'textarea']);
+const INPUT_ROLES = {button: 'button', submit: 'button', reset: 'button', image: 'button',
+  checkbox: 'checkbox', radio: 'radio', range: 'slider', number: 'spinbutton', search: 'searchbox',
+  email: 'textbox', tel: 'textbox', text: 'textbox', url: 'textbox', password: 'textbox', '': 'textbox'};
+function roleOf(el) {
+  const explicit = clean(el.getAttribute('role')).split(' ')[0];
+  if (explicit) return explicit.toLowerCase();
+  const tag = el.tagName.toLowerCase();
+  if (tag === 'a' || tag === 'area') return el.hasAttribute('href') ? 'link' : '';
+  if (tag === 'button') return 'button';
+  if (tag === 'input') {
+    const type = (el.getAttribute('type') || '').toLowerCase();
+    return type === 'hidden' ? '' : (INPUT_ROLES[type] || 'textbox');
+  }
+  if (tag === 'select') return (el.multiple || el.size > 1) ? 'listbox' : 'combobox';
+  if (tag === 'textarea') return 'textbox';
+  if (tag === 'option') return 'option';
+  if (tag === 'img') return el.getAttribute('alt') === '' ? 'presentation' : 'img';
+  if (/^h[1-6]$/.test(tag)) return 'heading';
+  if (tag === 'li') return 'listitem';
+  if (tag === 'summary') return 'button';
+  if (tag === 'nav') return 'navigation';
+  if (tag === 'main') return 'main';
+  if (tag === 'dialog') return 'dialog';
+  if (tag === 'td') return 'cell';
+  if (tag === 'th') return 'columnheader';
+  if (tag === 'label') return '';
+  return '';
+}
+function labelsOf(el) {
+  let text = '';
+  try { if (el.labels) text = Array.from(el.labels).map((l) => l.innerText).join(' '); } catch (e) {}
+  return cut(text, MAXF);
+}
+function nameOf(el, role) {
+  const by = clean(el.getAttribute('aria-labelledby'));
+  if (by) {
+    const text = by.split(' ')
+      .map((id) => { const r = document.getElementById(id); return r ? r.innerText : ''; }).join(' ');
+    if (clean(text)) return cut(text, MAXF);
+  }
+  const aria = clean(el.getAttribute('aria-label'));
+  if (aria) return cut(aria, MAXF);
+  const tag = el.tagName.toLowerCase();
+  if (tag === 'input') {
+    const type = (el.getAttribute('type') || '').toLowerCase();
+    if (type === 'button' || type === 'submit' || type === 'reset') {
+      const fallback = type === 'submit' ? 'Submit' : type === 'reset' ? 'Reset' : '';
+      return cut(el.getAttribute('value') || fallback, MAXF);
+    }
+    if (type === 'image') return cut(el.getAttribute('alt') || el.getAttribute('value') || 'Submit', MAXF);
+  }
+  if (FIELDS.has(tag)) {
+    const label = labelsOf(el);
+    if (label) return label;
+    return cut(el.getAttribute('title') || el.getAttribute('placeholder') || '', MAXF);
+  }
+  if (tag === 'img') return cut(el.getAttribute('alt') || el.getAttribute('title') || '', MAXF);
+  if (TEXT_ROLES.has(role)) {
+    const text = clean(el.innerText);
+    if (text) return cut(text, MAXF);
+  }
+  return cut(el.getAttribute('title') || '', MAXF);
+}
+function visible(el) {
+  if (el.checkVisibility) return el.checkVisibility();
+  return el.getClientRects().length > 0;
+}
+function textOf(el) {
+  const tag = el.tagName.toLowerCase();
+  if (FIELDS.has(tag)) return '';
+  return cut(el.innerText, MAXF);
+}
+function fingerprint(el) {
+  const role = roleOf(el);
+  return {tag: el.tagName.toLowerCase(), role, name: nameOf(el, role)};
+}
+const agrees = (el, fp) => {
+  if (el.tagName.toLowerCase() !== fp.tag) return false;
+  const role = roleOf(el);
+  return role === fp.role && nameOf(el, role) === fp.name;
+};
+const quote = (s) => '"' + String(s).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\a ') + '"';
+function all(selector) {
+  try { return Array.from(document.querySelectorAll(selector)); } catch (e) { return []; }
+}
+function byXpath(path) {
+  const found = [];
+  try {
+    const r = document.evaluate(path, document, null, XPathResult.ORDERED_NODE_SNAPSHOT_TYPE, null);
+    for (let i = 0; i < r.snapshotLength && i < 50; i++) {
+      const n = r.snapshotItem(i);
+      if (n && n.nodeType === 1) found.push(n);
+    }
+  } catch (e) {}
+  return found;
+}
+const TESTID_ATTRS = ['data-testid', 'data-test-id', 'data-test', 'data-qa'];
+function ancestorsText(el) {
+  const texts = [];
+  for (let a = el.parentElement; a && a !== document.documentElement; a = a.parentElement) {
+    texts.push(clean(a.innerText));
+  }
+  return texts;
+}
+// Every element the page has that a locator of the bundle could mean.
+function matches(by, b, lookalikes) {
+  const tag = b.fingerprint.tag;
+  switch (by) {
+    case 'testid': return all('[' + b.testid_attr + '=' + quote(b.testid) + ']');
+    case 'id': return all('[id=' + quote(b.attributes.id) + ']');
+    case 'role': return all(tag + ',[role]').filter((e) => {
+      const role = roleOf(e); return role === b.role && nameOf(e, role) === b.name; });
+    case 'label': return all('input,select,textarea').filter((e) => labelsOf(e) === b.label);
+    case 'placeholder': return all('[placeholder=' + quote(b.placeholder) + ']');
+    case 'name': return all(tag + '[name=' + quote(b.attributes.name) + ']');
+    case 'href': return all(tag + '[href=' + quote(b.attributes.href) + ']');
+    case 'text': return all(tag).filter((e) => textOf(e) === b.text);
+    case 'context': return lookalikes.filter((e) => ancestorsText(e).some((t) => t.includes(b.context)));
+    case 'css': return all(b.css);
+    case 'xpath': return byXpath(b.xpath);
+  }
+  return [];
+}
+function present(by, b) {
+  switch (by) {
+    case 'testid': return !!b.testid;
+    case 'id': return !!(b.attributes && b.attributes.id);
+    case 'role': return !!(b.role && b.name);
+    case 'label': return !!b.label;
+    case 'placeholder': return !!b.placeholder;
+    case 'name': return !!(b.attributes && b.attributes.name);
+    case 'href': return !!(b.attributes && b.attributes.href);
+    case 'text': return !!b.text;
+    case 'context': return !!b.context;
+    case 'css': return !!b.css;
+    case 'xpath': return !!b.xpath;
+  }
+  return false;
+}
+function lookalikesOf(fp, onlyVisible) {
+  return all(fp.tag).filter((e) => agrees(e, fp) && (!onlyVisible || visible(e)));
+}
+"""
+
+_BUNDLE_BODY = r"""
+const tag = el.tagName.toLowerCase();
+const fp = fingerprint(el);
+const attributes = {};
+const volatile = (v) => /\d{4,}|[0-9a-f]{8,}|^:|^ember|^react|^mui-|^radix-/i.test(v);
+for (const a of ['id', 'name', 'type', 'href']) {
+  const v = el.getAttribute(a);
+  if (v && v.length <= MAXF && !(a === 'id' && volatile(v))) attributes[a] = v;
+}
+let testid = '', testid_attr = '';
+for (const a of TESTID_ATTRS) {
+  const v = el.getAttribute(a);
+  if (v && v.length <= MAXF) { testid = v; testid_attr = a; break; }
+}
+function cssPath(e) {
+  const parts = [];
+  for (; e && e.nodeType === 1 && e !== document.documentElement; e = e.parentElement) {
+    const t = e.tagName.toLowerCase();
+    const p = e.parentElement;
+    if (!p) { parts.unshift(t); break; }
+    const same = Array.from(p.children).filter((c) => c.tagName === e.tagName);
+    parts.unshift(same.length > 1 ? t + ':nth-of-type(' + (same.indexOf(e) + 1) + ')' : t);
+  }
+  return parts.join(' > ');
+}
+function xpathOf(e) {
+  const parts = [];
+  for (; e && e.nodeType === 1; e = e.parentElement) {
+    const p = e.parentElement;
+    const t = e.tagName.toLowerCase();
+    if (!p) { parts.unshift(t); break; }
+    const same = Array.from(p.children).filter((c) => c.tagName === e.tagName);
+    parts.unshift(t + '[' + (same.indexOf(e) + 1) + ']');
+  }
+  return '/' + parts.join('/');
+}
+const shown = visible(el);
+const b = {
+  v: %(version)d, tag, role: fp.role, name: fp.name, testid, testid_attr,
+  label: FIELDS.has(tag) ? labelsOf(el) : '',
+  placeholder: cut(el.getAttribute('placeholder') || '', MAXF),
+  text: textOf(el), attributes, css: cssPath(el), xpath: xpathOf(el), fingerprint: fp,
+  visible: shown, context: '', nth: 0, lookalikes: 1, unique: [],
+};
+if (tag === 'select') {
+  b.options = Array.from(el.options).slice(0, %(max_options)d).map((o) => o.value.slice(0, %(max_option)d));
+}
+const alike = lookalikesOf(fp, shown);
+if (!alike.includes(el)) alike.push(el);
+b.lookalikes = alike.length;
+b.nth = alike.indexOf(el);
+if (alike.length > 1) {
+  // The nearest ancestor text that this element's look-alikes do not share: what tells it apart.
+  const mine = ancestorsText(el);
+  const theirs = alike.filter((e) => e !== el).map(ancestorsText);
+  for (let level = 0; level < mine.length && !b.context; level++) {
+    const text = mine[level];
+    if (!text) continue;
+    const others = new Set(theirs.map((t) => t[level] || ''));
+    if (others.has(text)) continue;
+    // The shortest line of that ancestor's text that no look-alike's same ancestor has.
+    const lines = text.split(/(?<=\S)\s{2,}|\n/).map(clean).filter((l) => l && l !== fp.name);
+    const distinct = (l) => theirs.every((t) => !(t[level] || '').includes(l));
+    const line = lines.filter(distinct).sort((x, y) => x.length - y.length)[0];
+    if (line) b.context = line.slice(0, MAXF);
+  }
+}
+for (const by of ORDER) {
+  if (!present(by, b)) continue;
+  if (POSITIONAL.has(by) && b.lookalikes > 1) continue;
+  const found = matches(by, b, alike).filter((e) => !shown || visible(e));
+  if (found.length === 1 && found[0] === el) b.unique.push(by);
+}
+return b;
+"""
+
+_FIND_BODY = r"""
+const fp = b.fingerprint;
+const alike = lookalikesOf(fp, b.visible !== false);
+const primary = b.unique[0] || '';
+for (const by of b.unique) {
+  if (!ORDER.includes(by) || !present(by, b)) continue;
+  if (POSITIONAL.has(by) && alike.length !== 1) continue;
+  const found = matches(by, b, alike).filter((e) => b.visible === false || visible(e));
+  if (found.length === 1 && agrees(found[0], fp)) {
+    return {el: found[0], info: {status: 'found', by, primary, lookalikes: alike.length,
+      ready: document.readyState === 'complete'}};
+  }
+}
+if (pick !== null && pick !== undefined) {
+  const el = alike[pick];
+  return el ? {el, info: {status: 'found', by: 'human', primary, lookalikes: alike.length, ready: true}}
+            : {el: null, info: {status: 'missing', primary, lookalikes: alike.length, ready: true}};
+}
+const candidates = alike.slice(0, 50).map((el) => {
+  const context = ancestorsText(el).map((t) => t.slice(0, 400));
+  return {text: (fp.name || textOf(el) || fp.tag).slice(0, 80), context};
+});
+return {el: null, info: {status: alike.length > 1 ? 'ambiguous' : 'missing', primary,
+  lookalikes: alike.length, candidates, ready: document.readyState === 'complete'}};
+"""
+
+
+def _lib() -> str:
+    order = ", ".join(f"'{by}'" for by in ORDER)
+    positional = ", ".join(f"'{by}'" for by in sorted(POSITIONAL))
+    return (
+        _LIB % {"max_field": MAX_FIELD}
+        + f"const ORDER = [{order}];\nconst POSITIONAL = new Set([{positional}]);\n"
+    )
+
+
+BUNDLE_JS = (
+    "(el) => {"
+    + _lib()
+    + _BUNDLE_BODY % {"version": BUNDLE_VERSION, "max_options": MAX_OPTIONS, "max_option": MAX_OPTION}
+    + "}"
+)
+FIND_JS = "([b, pick]) => {" + _lib() + _FIND_BODY + "}"
+
+
+# -- bundles in Python ------------------------------------------------------------------------------
+_STRING_FIELDS = ("tag", "role", "name", "testid", "testid_attr", "label", "placeholder", "text", "context")
+
+
+def clean_bundle(raw: Any) -> dict[str, Any] | None:
+    """A bundle reduced to known fields of bounded size (a page, or a program's author, chose it);
+    None if it is not one."""
+    if not isinstance(raw, dict):
+        return None
+    bundle: dict[str, Any] = {"v": BUNDLE_VERSION}
+    for key in _STRING_FIELDS:
+        value = raw.get(key, "")
+        bundle[key] = value[:MAX_FIELD] if isinstance(value, str) else ""
+    for key in ("css", "xpath"):
+        value = raw.get(key, "")
+        bundle[key] = value[:MAX_PATH] if isinstance(value, str) and len(value) <= MAX_PATH else ""
+    attributes = raw.get("attributes")
+    bundle["attributes"] = {
+        key: value
+        for key, value in (attributes.items() if isinstance(attributes, dict) else ())
+        if key in {"id", "name", "type", "href"} and isinstance(value, str) and 0 < len(value) <= MAX_FIELD
+    }
+    fingerprint = raw.get("fingerprint")
+    if not isinstance(fingerprint, dict):
+        fingerprint = {}
+    bundle["fingerprint"] = {
+        key: fingerprint.get(key)[:MAX_FIELD] if isinstance(fingerprint.get(key), str) else ""
+        for key in ("tag", "role", "name")
+    }
+    if not bundle["fingerprint"]["tag"] or not bundle["fingerprint"]["tag"].replace("-", "").isalnum():
+        return None
+    bundle["visible"] = raw.get("visible") is not False
+    for key in ("nth", "lookalikes"):
+        value = raw.get(key)
+        bundle[key] = (
+            value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**6 else 0
+        )
+    unique = raw.get("unique")
+    bundle["unique"] = [
+        by for by in ORDER if isinstance(unique, list) and by in unique
+    ]  # the fixed order, whatever order it came in
+    options = raw.get("options")
+    if isinstance(options, list):
+        bundle["options"] = [o[:MAX_OPTION] for o in options[:MAX_OPTIONS] if isinstance(o, str)]
+    return bundle
+
+
+def scrub_bundle(bundle: dict[str, Any], scrub: Any) -> dict[str, Any]:
+    """The bundle with every string passed through ``scrub`` (a secret shown on the page stays out)."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return scrub(value)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    return dict(walk(bundle))
+
+
+def describe_element(target: Any, *, timeout_ms: float) -> dict[str, Any] | None:
+    """The bundle of the element ``target`` (a strict Locator or an ElementHandle) means, now."""
+    if hasattr(target, "as_element"):  # an ElementHandle
+        raw = target.evaluate(BUNDLE_JS)
+    else:
+        raw = target.evaluate(BUNDLE_JS, timeout=timeout_ms)
+    return clean_bundle(raw)
+
+
+def primary(bundle: dict[str, Any]) -> str:
+    return str(bundle["unique"][0]) if bundle.get("unique") else ""
+
+
+def playwright_selector(bundle: dict[str, Any]) -> str:
+    """The bundle's primary locator as a Playwright selector (what a person reads in the skill)."""
+
+    def quoted(value: str) -> str:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    by = primary(bundle)
+    tag = bundle["fingerprint"]["tag"]
+    attributes = bundle.get("attributes", {})
+    if by == "testid":
+        return f"[{bundle['testid_attr']}={quoted(bundle['testid'])}]"
+    if by == "id":
+        return f"[id={quoted(attributes['id'])}]"
+    if by == "role":
+        return f"internal:role={bundle['role']}[name={quoted(bundle['name'])}s]"
+    if by == "label":
+        return f"internal:label={quoted(bundle['label'])}s"
+    if by == "placeholder":
+        return f"[placeholder={quoted(bundle['placeholder'])}]"
+    if by in {"name", "href"}:
+        return f"{tag}[{by}={quoted(attributes[by])}]"
+    if by == "text":
+        return f"{tag}:text-is({quoted(bundle['text'])})"
+    if by == "xpath":
+        return f"xpath={bundle['xpath']}"
+    if bundle.get("css"):
+        return str(bundle["css"])
+    return tag
+
+
+# -- finding the element again ----------------------------------------------------------------------
+class NotFound(Exception):
+    """No element of the page agrees with the bundle."""
+
+
+class Ambiguous(Exception):
+    """Several look-alikes and no locator tells them apart: carries them, described for a person."""
+
+    def __init__(self, candidates: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(candidates)} elements look alike")
+        self.candidates = candidates
+
+
+@dataclass
+class Found:
+    handle: Any
+    by: str
+    primary: str
+    lookalikes: int = 1
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def healed(self) -> bool:
+        return self.by not in {self.primary, "human"}
+
+
+def find(page: Any, bundle: dict[str, Any], *, timeout_ms: float, pick: int | None = None) -> Found:
+    """The element the bundle means on ``page`` now, waiting up to ``timeout_ms`` for it.
+
+    ``pick`` is a human's answer to an earlier :class:`Ambiguous`: the index among the look-alikes.
+    A fallback locator is accepted once the page has loaded (before that the primary may still
+    come); several look-alikes are asked about once they have stayed so for a moment.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    ambiguous_since: float | None = None
+    last: dict[str, Any] = {}
+    while True:
+        result = page.evaluate_handle(FIND_JS, [bundle, pick])
+        try:
+            properties = result.get_properties()
+            info = properties["info"].json_value()
+            element = properties["el"].as_element() if info.get("status") == "found" else None
+        finally:
+            result.dispose()
+        last = info
+        now = time.monotonic()
+        if element is not None:
+            found = Found(
+                element, str(info["by"]), str(info.get("primary", "")), int(info["lookalikes"]), info
+            )
+            if not found.healed or info.get("ready") or now >= deadline:
+                return found
+            element.dispose()
+        elif info.get("status") == "ambiguous":
+            ambiguous_since = ambiguous_since or now
+            if now - ambiguous_since >= AMBIGUITY_SETTLE_S or now >= deadline:
+                raise Ambiguous(list(info.get("candidates") or []))
+        else:
+            ambiguous_since = None
+        if now >= deadline:
+            break
+        time.sleep(POLL_S)
+    raise NotFound(
+        "no element on the page agrees with the one recorded "
+        f"({_fingerprint_words(bundle)}; {last.get('lookalikes', 0)} look-alikes)"
+    )
+
+
+def _fingerprint_words(bundle: dict[str, Any]) -> str:
+    fp = bundle["fingerprint"]
+    words = f"a {fp['role'] or fp['tag']}"
+    if fp["name"]:
+        words += f" named {fp['name']!r}"
+    return words
