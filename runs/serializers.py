@@ -156,6 +156,10 @@ STEP_SCHEMA = {
         **{field: {"type": "string", "maxLength": limit} for field, (limit, _) in FIELD_LIMITS.items()},
         "timeout": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": MAX_TIMEOUT},
         "gate": GATE_SCHEMA,
+        "locator": {
+            "type": "object",
+            "description": "A locator bundle recorded when a run acted on the element (docs/skills.md).",
+        },
     },
     "additionalProperties": False,
 }
@@ -199,7 +203,10 @@ class RunCreateSerializer(serializers.Serializer[Any]):
     goal = StrictCharField(required=False, allow_blank=True, default="", max_length=limits.MAX_GOAL)
     url = StrictCharField(required=False, allow_blank=True, default="", max_length=limits.MAX_URL)
     steps = StepsField(required=False)
-    skill = StrictCharField(required=False, max_length=limits.MAX_NAME)
+    skill = StrictCharField(required=False, max_length=limits.MAX_NAME, help_text="A skill's id or slug.")
+    version = serializers.IntegerField(
+        required=False, min_value=1, help_text="With skill: the version to replay (default: the newest)."
+    )
     params = ParamsField(required=False, default=dict)
     record_video = serializers.BooleanField(
         required=False,
