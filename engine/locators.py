@@ -285,7 +285,9 @@ if (alike.length > 1) {
     const others = new Set(theirs.map((t) => t[level] || ''));
     if (others.has(text)) continue;
     // The shortest line of that ancestor's text that no look-alike's same ancestor has.
-    const lines = text.split(/(?<=\S)\s{2,}|\n/).map(clean).filter((l) => l && l !== fp.name);
+    let ancestor = el;
+    for (let up = 0; up <= level; up++) ancestor = ancestor.parentElement;
+    const lines = (ancestor.innerText || '').split('\n').map(clean).filter((l) => l && l !== fp.name);
     const distinct = (l) => theirs.every((t) => !(t[level] || '').includes(l));
     const line = lines.filter(distinct).sort((x, y) => x.length - y.length)[0];
     if (line) b.context = line.slice(0, MAXF);
