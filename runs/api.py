@@ -194,7 +194,7 @@ class RunEventsView(APIView):
         try:
             after_id = int(after) if after else None
         except ValueError:
-            raise ApiError("invalid_cursor", "after must be an event id (the cursor of a Link header)") from None
+            raise ApiError("invalid_cursor", "after must be the event id of a Link header") from None
         page = list(events_for_run(run, after=after_id)[: limit + 1])
         response = Response(RunEventSerializer(page[:limit], many=True).data)
         response["X-Twin-Status"] = run.status

@@ -12,7 +12,7 @@ from .models import RunEvent
 
 
 @extend_schema_field({"type": "object", "additionalProperties": {}})
-class EventDataField(serializers.Field):  # type: ignore[type-arg]
+class EventDataField(serializers.Field):
     """The event's data without the keys kept for the audit trail only (runs.events.PRIVATE_KEYS)."""
 
     def to_representation(self, value: Any) -> dict[str, Any]:
@@ -24,14 +24,15 @@ class RunEventSerializer(serializers.ModelSerializer[RunEvent]):
         source="type", read_only=True, help_text="e.g. run.queued, step.finished, run.completed, step.healed"
     )
     step = serializers.IntegerField(
-        source="step_index", read_only=True, allow_null=True, help_text="The 1-based step it is about, if any."
+        source="step_index", read_only=True, allow_null=True, help_text="The step it is about (1-based)."
     )
     # (a missing actor reads as null: allow_null turns the AttributeError of None.username into None)
     actor = serializers.CharField(
-        source="actor.username", read_only=True, allow_null=True, help_text="Who did it; null for Twin itself."
+        source="actor.username", read_only=True, allow_null=True, help_text="Who did it; null: Twin."
     )
     at = serializers.DateTimeField(source="created_at", read_only=True)
-    data = EventDataField(read_only=True)
+    # (the metaclass takes declared fields off the class: this does not hide Serializer.data)
+    data = EventDataField(read_only=True)  # type: ignore[assignment]
 
     class Meta:
         model = RunEvent
