@@ -374,7 +374,7 @@ def clean_bundle(raw: Any) -> dict[str, Any] | None:
     if not isinstance(fingerprint, dict):
         fingerprint = {}
     bundle["fingerprint"] = {
-        key: fingerprint.get(key)[:MAX_FIELD] if isinstance(fingerprint.get(key), str) else ""
+        key: value[:MAX_FIELD] if isinstance(value := fingerprint.get(key), str) else ""
         for key in ("tag", "role", "name")
     }
     if not bundle["fingerprint"]["tag"] or not bundle["fingerprint"]["tag"].replace("-", "").isalnum():

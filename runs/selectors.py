@@ -53,6 +53,7 @@ def run_list_for_tenant(tenant: Tenant) -> QuerySet[Run]:
             "model_calls",
             "tokens_in",
             "tokens_out",
+            "cost_final",
             "tenant__currency",
             "tenant__price_browser_minute",
             "tenant__price_per_1k_tokens",

@@ -458,3 +458,21 @@ def test_a_real_run_with_an_approval_records_browser_time_pauses_and_the_wait(
     # Settled: asking again later gives the same figures.
     time.sleep(0.3)
     assert alice.get(f"/api/runs/{run['id']}").json()["cost"] == cost
+
+
+def test_an_ended_run_keeps_what_it_cost_at_the_prices_of_its_day(alice: Persona) -> None:
+    from runs.states import run_transition
+
+    set_prices(alice.tenant, minute="1.00", per_1k="0")
+    run = make_run(alice.tenant, finished=None, status=RunStatus.RUNNING, steps=[(0, 30, StepStatus.DONE)])
+    assert run_transition(run, to=RunStatus.COMPLETED, expect=[RunStatus.RUNNING])
+    ended = get_run_for_tenant(alice.tenant, run.pk)
+    assert ended.cost_final is not None
+    assert run_cost(ended)["amount"] == 0.5  # 30 s at 1.00 a minute
+
+    set_prices(alice.tenant, minute="9.00", per_1k="0", currency="USD")
+    later = get_run_for_tenant(alice.tenant, run.pk)
+
+    assert run_cost(later)["amount"] == 0.5
+    assert run_cost(later)["currency"] == "EUR"
+    assert alice.get(f"/api/runs/{run.pk}").json()["cost"]["amount"] == 0.5
