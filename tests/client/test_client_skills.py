@@ -431,3 +431,49 @@ def test_runs_events_reads_a_real_runs_trail(alice: Person, carol: Person, site:
     assert events[0].at and events[0].actor == "alice"
     with pytest.raises(NotFound):
         Twin(carol.base_url, carol.token).runs.events(run.id)
+
+
+# -- against the live server -----------------------------------------------------------------------------
+def test_a_skill_compiled_and_replayed_through_the_client(alice: Person, site: Any, worker: Any) -> None:
+    program = [
+        {"action": "goto", "url": site.url("/shop")},
+        {"action": "click", "selector": "#choose-basic", "label": "Choose Basic"},
+        {"action": "fill", "selector": "#email", "value": "cli@example.com"},
+        {"action": "click", "selector": "#subscribe"},
+        {"action": "wait_for", "selector": "#done"},
+    ]
+    with Twin(alice.base_url, alice.token) as twin:
+        source = twin.agents.run(goal="Subscribe", url=site.url("/shop"), steps=program)
+        assert source.status == "completed"
+
+        preview = twin.skills.preview(source.id)
+        assert [s.literal for s in preview.suggested] == ["cli@example.com"]
+        compiled = twin.skills.compile(
+            source.id, slug="client-subscribe", params={"email": "cli@example.com"}
+        )
+        assert (compiled.slug, compiled.version) == ("client-subscribe", 1)
+        assert [(p.name, p.type) for p in compiled.params] == [("email", "string")]
+        with pytest.raises(InvalidRequest) as bad:
+            twin.skills.run("client-subscribe", {"email": 42})
+        assert [p["field"] for p in bad.value.problems] == ["params.email"]
+
+        replay = twin.skills.run("client-subscribe", {"email": "two@example.com"}, timeout=60)
+
+        assert replay.status == "completed"
+        assert replay.planner == "skill"
+        assert replay.skill is not None and (replay.skill.slug, replay.skill.version) == (
+            "client-subscribe",
+            1,
+        )
+        assert replay.cost is not None and replay.cost.model_calls == 0
+        assert [e["email"] for e in site.events if e["kind"] == "order"] == [
+            "cli@example.com",
+            "two@example.com",
+        ]
+        assert [s.slug for s in twin.skills.list()] == ["client-subscribe"]
+        assert twin.skills.get("client-subscribe").version == 1
+        assert [v.version for v in twin.skills.versions("client-subscribe")] == [1]
+        twin.skills.archive("client-subscribe")
+        assert twin.skills.list() == []
+        with pytest.raises(NotFound):
+            twin.skills.run("client-subscribe", {"email": "x@example.com"})
