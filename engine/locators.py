@@ -57,6 +57,36 @@ _LIB = r"""
 const clean = (s) => (s || '').replace(/\s+/g, ' ').trim();
 const cut = (s, n) => { s = clean(s); return s.length > n ? s.slice(0, n) : s; };
 const MAXF = %(max_field)d;
+const SKIP_TEXT = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE']);
+// An element's text: its text nodes joined by spaces, up to a length. No layout is needed (innerText
+// would lay out every element it reads): a page of thousands of rows is read in milliseconds.
+const wordsCache = new Map();
+function words(el, limit) {
+  const key = el;
+  const cached = wordsCache.get(key);
+  if (cached !== undefined && cached.limit >= limit) return cached.text.slice(0, limit);
+  const parts = [];
+  let length = 0;
+  const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n && length <= limit; n = walker.nextNode()) {
+    if (n.parentElement && SKIP_TEXT.has(n.parentElement.tagName)) continue;
+    const t = clean(n.data);
+    if (t) { parts.push(t); length += t.length + 1; }
+  }
+  const text = parts.join(' ');
+  wordsCache.set(key, {limit, text});
+  return text.slice(0, limit);
+}
+function lines(el, limit) {
+  const found = [];
+  const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n && found.length < limit; n = walker.nextNode()) {
+    if (n.parentElement && SKIP_TEXT.has(n.parentElement.tagName)) continue;
+    const t = clean(n.data);
+    if (t) found.push(t.slice(0, MAXF));
+  }
+  return found;
+}
 const TEXT_ROLES = new Set(['button', 'link', 'heading', 'option', 'tab', 'menuitem', 'cell',
   'columnheader', 'rowheader', 'treeitem', 'checkbox', 'radio', 'switch', 'listitem', 'tooltip']);
 const FIELDS = new Set(['input', 'select', 'textarea']);
@@ -88,16 +118,36 @@ function roleOf(el) {
   if (tag === 'label') return '';
   return '';
 }
+// Labels by the id they are for, read once per call (el.labels searches the document every time).
+let labelIndex = null;
+const labelTexts = new Map();
 function labelsOf(el) {
-  let text = '';
-  try { if (el.labels) text = Array.from(el.labels).map((l) => l.innerText).join(' '); } catch (e) {}
-  return cut(text, MAXF);
+  if (labelTexts.has(el)) return labelTexts.get(el);
+  if (labelIndex === null) {
+    labelIndex = new Map();
+    for (const l of document.querySelectorAll('label[for]')) {
+      const id = l.getAttribute('for');
+      if (!labelIndex.has(id)) labelIndex.set(id, []);
+      labelIndex.get(id).push(l);
+    }
+  }
+  const found = el.id && labelIndex.has(el.id) ? [...labelIndex.get(el.id)] : [];
+  const wrapping = el.closest('label');
+  if (wrapping && !found.includes(wrapping)) found.push(wrapping);
+  const text = cut(found.map((l) => words(l, MAXF)).join(' '), MAXF);
+  labelTexts.set(el, text);
+  return text;
 }
+const names = new Map();
 function nameOf(el, role) {
+  if (!names.has(el)) names.set(el, computeName(el, role));
+  return names.get(el);
+}
+function computeName(el, role) {
   const by = clean(el.getAttribute('aria-labelledby'));
   if (by) {
     const text = by.split(' ')
-      .map((id) => { const r = document.getElementById(id); return r ? r.innerText : ''; }).join(' ');
+      .map((id) => { const r = document.getElementById(id); return r ? words(r, MAXF) : ''; }).join(' ');
     if (clean(text)) return cut(text, MAXF);
   }
   const aria = clean(el.getAttribute('aria-label'));
@@ -118,7 +168,7 @@ function nameOf(el, role) {
   }
   if (tag === 'img') return cut(el.getAttribute('alt') || el.getAttribute('title') || '', MAXF);
   if (TEXT_ROLES.has(role)) {
-    const text = clean(el.innerText);
+    const text = words(el, MAXF);
     if (text) return cut(text, MAXF);
   }
   return cut(el.getAttribute('title') || '', MAXF);
@@ -130,7 +180,7 @@ function visible(el) {
 function textOf(el) {
   const tag = el.tagName.toLowerCase();
   if (FIELDS.has(tag)) return '';
-  return cut(el.innerText, MAXF);
+  return cut(words(el, MAXF), MAXF);
 }
 function fingerprint(el) {
   const role = roleOf(el);
@@ -169,20 +219,40 @@ function byXpath(path) {
   return found;
 }
 const TESTID_ATTRS = ['data-testid', 'data-test-id', 'data-test', 'data-qa'];
-function ancestorsText(el) {
+// Each look-alike's region: its highest ancestor that holds no other look-alike. What is written in
+// an element's region is its own (a card's "Pro"), and tells it apart from the others.
+const regionsFor = new Map();
+function regions(lookalikes) {
+  if (regionsFor.has(lookalikes)) return regionsFor.get(lookalikes);
+  const counts = new Map();
+  for (const e of lookalikes) {
+    for (let a = e.parentElement; a; a = a.parentElement) counts.set(a, (counts.get(a) || 0) + 1);
+  }
+  const found = new Map();
+  for (const e of lookalikes) {
+    let top = e;
+    while (top.parentElement && top.parentElement !== document.documentElement
+           && counts.get(top.parentElement) === 1) top = top.parentElement;
+    found.set(e, top);
+  }
+  regionsFor.set(lookalikes, found);
+  return found;
+}
+const REGION_TEXT = 2000;
+const holds = (text, line) => (' ' + text + ' ').includes(' ' + line + ' ');
+function within(el, text, lookalikes) {
+  const top = regions(lookalikes).get(el);
+  return !!top && top !== el && holds(words(top, REGION_TEXT), text);
+}
+// What a person reads to tell candidates apart: the texts from the element up to its region.
+function ancestorsText(el, lookalikes) {
+  const top = regions(lookalikes).get(el) || el;
   const texts = [];
   for (let a = el.parentElement; a && a !== document.documentElement; a = a.parentElement) {
-    texts.push(clean(a.innerText));
+    texts.push(words(a, 400));
+    if (a === top || texts.length >= 6) break;
   }
   return texts;
-}
-// Whether the nearest ancestor of el holding the text holds no other look-alike: the text is el's own.
-function within(el, text, lookalikes) {
-  for (let a = el.parentElement; a && a !== document.documentElement; a = a.parentElement) {
-    if (lookalikes.some((o) => o !== el && a.contains(o))) return false;
-    if (clean(a.innerText).includes(text)) return true;
-  }
-  return false;
 }
 // Every element the page has that a locator of the bundle could mean.
 function matches(by, b, lookalikes) {
@@ -276,21 +346,13 @@ if (!alike.includes(el)) alike.push(el);
 b.lookalikes = alike.length;
 b.nth = alike.indexOf(el);
 if (alike.length > 1) {
-  // The nearest ancestor text that this element's look-alikes do not share: what tells it apart.
-  const mine = ancestorsText(el);
-  const theirs = alike.filter((e) => e !== el).map(ancestorsText);
-  for (let level = 0; level < mine.length && !b.context; level++) {
-    const text = mine[level];
-    if (!text) continue;
-    const others = new Set(theirs.map((t) => t[level] || ''));
-    if (others.has(text)) continue;
-    // The shortest line of that ancestor's text that no look-alike's same ancestor has.
-    let ancestor = el;
-    for (let up = 0; up <= level; up++) ancestor = ancestor.parentElement;
-    const lines = (ancestor.innerText || '').split('\n').map(clean).filter((l) => l && l !== fp.name);
-    const distinct = (l) => theirs.every((t) => !(t[level] || '').includes(l));
-    const line = lines.filter(distinct).sort((x, y) => x.length - y.length)[0];
-    if (line) b.context = line.slice(0, MAXF);
+  // The shortest text of this element's region that no other look-alike's region holds.
+  const top = regions(alike).get(el);
+  if (top && top !== el) {
+    const others = alike.filter((e) => e !== el).map((e) => words(regions(alike).get(e) || e, REGION_TEXT));
+    const own = lines(top, 50).filter((l) => l !== fp.name && !others.some((t) => holds(t, l)));
+    own.sort((x, y) => x.length - y.length);
+    if (own.length) b.context = own[0];
   }
 }
 for (const by of ORDER) {
@@ -322,7 +384,7 @@ for (const by of b.unique) {
   }
 }
 const candidates = alike.slice(0, 50).map((el) => {
-  const context = ancestorsText(el).map((t) => t.slice(0, 400));
+  const context = ancestorsText(el, alike);
   return {text: (fp.name || textOf(el) || fp.tag).slice(0, 80), context};
 });
 return {el: null, info: {status: alike.length > 1 ? 'ambiguous' : 'missing', primary,
