@@ -256,24 +256,24 @@ def run_chart(points: list[Point], *, metric: str, currency: str = "USD") -> Saf
     coordinates = [(x(i), y(v)) for i, v in enumerate(values)]
     grid = format_html_join(
         "",
-        '<line class="grid" x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}"></line>'
-        '<text class="axis" x="{}" y="{:.1f}" text-anchor="end">{}</text>',
+        '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}"></line>'
+        '<text class="axis" x="{}" y="{}" text-anchor="end">{}</text>',
         (
-            (LEFT, WIDTH - RIGHT, y(v), y(v), LEFT - 6, y(v) + 4, fmt(v))
+            (LEFT, WIDTH - RIGHT, f"{y(v):.1f}", f"{y(v):.1f}", LEFT - 6, f"{y(v) + 4:.1f}", fmt(v))
             for v in (0.0, top / 2, top)
         ),
     )
     line = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy in coordinates)
     dots = format_html_join(
         "",
-        '<a href="{}"><circle class="point point-{}" cx="{:.1f}" cy="{:.1f}" r="4">'
+        '<a href="{}"><circle class="point point-{}" cx="{}" cy="{}" r="4">'
         "<title>{} · {} · {}</title></circle></a>",
         (
             (
                 reverse("run", args=[p.run_id]),
                 p.status,
-                cx,
-                cy,
+                f"{cx:.1f}",
+                f"{cy:.1f}",
                 p.created_at.strftime("%Y-%m-%d %H:%M"),
                 p.status,
                 fmt(v),

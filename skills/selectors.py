@@ -167,20 +167,23 @@ STAT_FIELDS = (
 )
 
 
+def _runs_of(skill: Skill) -> QuerySet[Run]:
+    return Run.objects.filter(tenant_id=skill.tenant_id, skill_version__skill=skill).order_by(
+        "-created_at", "-id"
+    )
+
+
 def skill_runs(skill: Skill) -> QuerySet[Run]:
     """The runs that replayed any version of the skill, newest first (the skill's tenant only)."""
-    return (
-        Run.objects.filter(tenant_id=skill.tenant_id, skill_version__skill=skill)
-        .select_related("tenant", "skill_version", "created_by")
-        .order_by("-created_at", "-id")
-    )
+    return _runs_of(skill).select_related("tenant", "skill_version", "created_by")
 
 
 def skill_stats(skill: Skill) -> dict[str, Any]:
     """{"runs", "completed", "success_rate", "median_duration_s", "last_run_at", "avg_amount",
     "series"}: ``series`` is the chart's points, (created_at, duration_s, amount, run_id, status)
     of the newest ended runs, oldest first; ``avg_amount`` their mean cost."""
-    return _stats(skill_runs(skill).only(*STAT_FIELDS), amounts=True).as_dict()
+    runs = _runs_of(skill).select_related("tenant").only(*STAT_FIELDS)
+    return _stats(runs, amounts=True).as_dict()
 
 
 @dataclass
