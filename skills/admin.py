@@ -86,7 +86,9 @@ class SkillVersionAdmin(ReadOnlyAudit, admin.ModelAdmin):
     @admin.display(description="skill")
     def skill_link(self, version: SkillVersion) -> str:
         return format_html(
-            '<a href="{}">{}</a>', reverse("admin:skills_skill_change", args=[version.skill_id]), version.skill
+            '<a href="{}">{}</a>',
+            reverse("admin:skills_skill_change", args=[version.skill_id]),
+            version.skill,
         )
 
     @admin.display(description="compiled from run")

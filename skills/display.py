@@ -37,7 +37,8 @@ def describe_locator(bundle: Any) -> Locator | None:
     if not isinstance(bundle, dict) or not isinstance(bundle.get("fingerprint"), dict):
         return None
     by = locators.primary(bundle)
-    attributes = bundle.get("attributes") if isinstance(bundle.get("attributes"), dict) else {}
+    raw_attributes = bundle.get("attributes")
+    attributes: dict[str, Any] = raw_attributes if isinstance(raw_attributes, dict) else {}
     tag = str(bundle["fingerprint"].get("tag") or "element")
     texts = {
         "testid": f"test id {_quote(str(bundle.get('testid', '')))}",

@@ -207,7 +207,7 @@ def skills_overview(tenant: Tenant, *, archived: bool = False) -> list[SkillRow]
         assert run.skill_version is not None
         by_skill[run.skill_version.skill_id].append(run)
     return [
-        SkillRow(skill=s, versions=s.version_count, stats=_stats(by_skill[s.pk], amounts=False))  # type: ignore[attr-defined]
+        SkillRow(skill=s, versions=s.version_count, stats=_stats(by_skill[s.pk], amounts=False))
         for s in skills
     ]
 

@@ -24,7 +24,15 @@ from tenants.web import dashboard_view
 from . import selectors
 from .display import describe_steps, run_chart, version_history
 from .models import Skill
-from .services import CompileError, Preview, SkillParamsInvalid, compile_preview, skill_archive, skill_compile, skill_run
+from .services import (
+    CompileError,
+    Preview,
+    SkillParamsInvalid,
+    compile_preview,
+    skill_archive,
+    skill_compile,
+    skill_run,
+)
 
 
 def _require_operator(request: HttpRequest, what: str) -> None:
@@ -237,7 +245,9 @@ def run_save_skill(request: HttpRequest, pk: str) -> HttpResponse:
                     params[s.name] = s.literal
         if form["extra_name"] or form["extra_literal"]:
             if not (form["extra_name"] and form["extra_literal"]):
-                errors.setdefault("extra", []).append("give both the parameter's name and the value it replaces")
+                errors.setdefault("extra", []).append(
+                    "give both the parameter's name and the value it replaces"
+                )
             else:
                 params[form["extra_name"]] = form["extra_literal"]
         if not errors and not any(s.errors for s in suggestions):

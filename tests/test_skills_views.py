@@ -61,7 +61,9 @@ def test_the_skills_list_shows_versions_runs_success_rate_median_duration_and_la
     assert page.status_code == 200
     row = re.search(r'<tr id="skill-sign-up"[^>]*>(.*?)</tr>', main_of(page), re.S)
     assert row, main_of(page)
-    cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)]
+    cells = [
+        re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
+    ]
     assert cells[0].startswith("Sign up a customer")
     assert cells[1:5] == ["2", "3", "67%", "6.0 s"]  # 2 of 3 ended runs completed; median of 3 s, 9 s
     last = Run.objects.filter(skill_version__skill=signup).latest("created_at").created_at
@@ -89,7 +91,9 @@ def test_the_skill_page_shows_steps_with_labels_parameters_as_chips_and_the_prim
 
     steps = re.search(r'<h2 id="steps-h">Steps of version 2</h2>(.*?)</section>', page, re.S)
     assert steps
-    items = re.findall(r'<li class="step skill-step[^"]*" id="skill-step-(\d)">(.*?)</li>', steps.group(1), re.S)
+    items = re.findall(
+        r'<li class="step skill-step[^"]*" id="skill-step-(\d)">(.*?)</li>', steps.group(1), re.S
+    )
     assert [i for i, _ in items] == ["1", "2", "3", "4", "5"]
     text = {int(i): body for i, body in items}
     assert "Open the sign-up page" in text[1] and "https://shop.example/signup" in text[1]
@@ -107,6 +111,12 @@ def test_the_skill_page_shows_steps_with_labels_parameters_as_chips_and_the_prim
         assert f"params.{name}</mark></td><td>{kind}</td>" in params.group(1)
 
 
+def changed_cells(row: str, name: str) -> re.Match[str] | None:
+    """The old and the new cell of a diff row marked as changed."""
+    cell = r'\s*<td class="{} changed">(.*?)</td>'
+    return re.search(rf'<th scope="row">{name}</th>' + cell.format("old") + cell.format("new"), row)
+
+
 def test_each_version_shows_what_changed_since_the_one_before(alice: Persona, signup: Skill) -> None:
     page = main_of(browser(alice).get("/skills/sign-up/"))
 
@@ -118,9 +128,9 @@ def test_each_version_shows_what_changed_since_the_one_before(alice: Persona, si
     assert diff and "What changed since version 1" in diff.group(1)
     rows = re.findall(r'<tbody class="diff-step diff-changed">(.*?)</tbody>', diff.group(1), re.S)
     assert len(rows) == 1 and '<th scope="rowgroup" rowspan="2">4' in rows[0]  # step 4 only
-    label = re.search(r'<th scope="row">label</th>\s*<td class="old changed">(.*?)</td>\s*<td class="new changed">(.*?)</td>', rows[0])
+    label = changed_cells(rows[0], "label")
     assert label and label.groups() == ("Sign up", "Press Sign up")
-    locator = re.search(r'<th scope="row">locator</th>\s*<td class="old changed">(.*?)</td>\s*<td class="new changed">(.*?)</td>', rows[0])
+    locator = changed_cells(rows[0], "locator")
     assert locator
     assert "button “Sign up”" in locator.group(1) and "internal:role=button" in locator.group(1)
     assert "test id “signup”" in locator.group(2) and "[data-testid=" in locator.group(2)
@@ -139,7 +149,10 @@ def test_the_skill_page_lists_its_runs_and_charts_duration_and_cost_as_inline_sv
     charts = re.findall(r"<svg class=\"chart chart-([a-z-]+)\"(.*?)</svg>", page, re.S)
     assert [name for name, _ in charts] == ["duration-s", "amount"]
     for _, svg in charts:
-        points = re.findall(r'<a href="/runs/([0-9a-f-]+)/"><circle class="point point-(\w+)" cx="([\d.]+)" cy="([\d.]+)"', svg)
+        points = re.findall(
+            r'<a href="/runs/([0-9a-f-]+)/"><circle class="point point-(\w+)" cx="([\d.]+)" cy="([\d.]+)"',
+            svg,
+        )
         assert [(p[0], p[1]) for p in points] == [(str(r.pk), r.status) for r in runs]  # oldest first
         xs = [float(p[2]) for p in points]
         assert xs == sorted(xs)
@@ -200,7 +213,9 @@ def test_another_tenants_skill_and_run_are_not_found(carol: Persona, signup: Ski
 def test_the_run_form_has_one_field_per_parameter_of_the_right_kind(olga: Persona, signup: Skill) -> None:
     page = main_of(browser(olga).get("/skills/sign-up/run"))
 
-    assert re.search(r'<input id="param-email" name="p-email" type="text" value="" placeholder="ann@example.com"', page)
+    assert re.search(
+        r'<input id="param-email" name="p-email" type="text" value="" placeholder="ann@example.com"', page
+    )
     assert re.search(r'<input id="param-seats" name="p-seats" type="number" step="any"', page)
     assert re.search(r'<input type="checkbox" id="param-newsletter" name="p-newsletter"\s*>', page)
     select = re.search(r'<select id="param-plan" name="p-plan"\s*>(.*?)</select>', page, re.S)
@@ -208,7 +223,9 @@ def test_the_run_form_has_one_field_per_parameter_of_the_right_kind(olga: Person
     assert re.findall(r'<option value="([^"]*)"', select.group(1)) == ["", "free", "pro"]
 
 
-def test_the_run_form_shows_each_problem_at_its_field_and_starts_nothing(olga: Persona, signup: Skill) -> None:
+def test_the_run_form_shows_each_problem_at_its_field_and_starts_nothing(
+    olga: Persona, signup: Skill
+) -> None:
     client = browser(olga, csrf=True)
     form = client.get("/skills/sign-up/run")
     token = form.cookies["csrftoken"].value
@@ -221,7 +238,9 @@ def test_the_run_form_shows_each_problem_at_its_field_and_starts_nothing(olga: P
     assert refused.status_code == 400
     page = main_of(refused)
     for name in ("email", "plan", "seats"):
-        assert re.search(rf'id="param-{name}"[^>]*aria-invalid="true" aria-describedby="param-{name}-errors"', page), name
+        assert re.search(
+            rf'id="param-{name}"[^>]*aria-invalid="true" aria-describedby="param-{name}-errors"', page
+        ), name
         assert f'<ul id="param-{name}-errors" class="error field-errors" role="alert">' in page, name
     assert 'id="param-newsletter-errors"' not in page
     assert 'value="three"' in page  # what was typed stays
