@@ -34,6 +34,7 @@ from vault.crypto import InvalidToken, open_json, open_text, seal_json
 from vault.services import SecretError, normalize_origin, secret_resolve
 
 from . import browser as browser_mod
+from . import locators
 from . import restore as restore_mod
 from .egress import explain as explain_refusal
 from .egress import refusal_of
@@ -161,6 +162,10 @@ class Execution:
     document: str = ""
     documents: restore_mod.DocumentWatch = field(default_factory=restore_mod.DocumentWatch)
     restored: dict[str, Any] | None = None  # the checkpoint this execution restored the page from
+    # What the step being performed acted on (engine.locators), and the fallback locator that found
+    # it when a skill's primary one no longer did.
+    acted_locator: dict[str, Any] | None = None
+    healed: locators.Found | None = None
 
     @property
     def session(self) -> browser_mod.BrowserSession:
@@ -429,7 +434,21 @@ class Execution:
                 prompt=f"Step {index} ({describe(step)}) cannot proceed: {message}",
             ) from None
         new_document = self.track_document(index)
-        self._finish_step(index, StepStatus.DONE, answers)
+        healed = self.healed
+        if healed is not None:
+            with transaction.atomic():
+                record_event(
+                    run,
+                    "step.healed",
+                    step_index=index,
+                    data={"by": healed.by, "primary": healed.primary, "label": describe(step)},
+                )
+        self._finish_step(
+            index,
+            StepStatus.DONE,
+            answers,
+            fields={"locator": self.acted_locator, "healed_by": healed.by if healed else ""},
+        )
         if new_document or step["action"] in STATEFUL_ACTIONS:
             self.checkpoint(index)
         elif step["action"] == "extract":
@@ -584,6 +603,7 @@ class Execution:
         *,
         error: str = "",
         data: dict[str, Any] | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> None:
         from runs.states import step_transition
 
@@ -593,7 +613,13 @@ class Execution:
             if status != StepStatus.DONE:
                 expect += [StepStatus.QUEUED, StepStatus.AWAITING_APPROVAL]
             step_transition(
-                self.run, index, to=status, expect=expect, error=self.scrub(error), event_data=data
+                self.run,
+                index,
+                to=status,
+                expect=expect,
+                error=self.scrub(error),
+                event_data=data,
+                **(fields or {}),
             )
             if answers.used:
                 # The answers are spent: erase any supplied input now that the step used it.
@@ -641,6 +667,7 @@ class Execution:
         action = step["action"]
         timeout_ms = float(step.get("timeout") or settings.TWIN_DEFAULT_STEP_TIMEOUT) * 1000
         resolve = self.lookup(answers)
+        self.acted_locator, self.healed = None, None
 
         def field_value(name: str) -> str:
             return render(str(step.get(name, "")), resolve)
@@ -661,6 +688,15 @@ class Execution:
                     raise StepFailed(refusal)
                 return
             selector = field_value("selector") if "selector" in step else ""
+            if action == "assert_text":
+                self.assert_text(field_value("text"), selector or "body", timeout_ms)
+                return
+            bundle = replay_bundle(step)
+            if bundle is not None and locators.bundle_templates(bundle):
+                # What the page shows of a parameter (a compiled skill's bundle names it): this run's value.
+                bundle = locators.map_displayed(
+                    bundle, lambda text: render(text, lambda expr: str(self.run.params.get(expr[7:], "")))
+                )
             if action in SINGLE_TARGET_ACTIONS:
                 value = field_value("value") if action in {"fill", "select"} else ""
                 # A secret or a human's input is typed as dots: screenshots and the video never show it.
@@ -668,18 +704,32 @@ class Execution:
                     name == "input" or name.startswith("secrets.")
                     for name in templates_in(str(step.get("value", "")))
                 )
-                self.act_on_one(action, selector, value, timeout_ms, answers, masked=masked)
-            elif action == "press":
-                page.locator(selector).first.press(field_value("key"), timeout=timeout_ms)
+                self.act_on_one(
+                    action, selector, value, timeout_ms, answers, masked=masked, bundle=bundle, step=step
+                )
+                return
+            # press, wait_for, extract: the first match of a selector; a skill's bundle finds one element.
+            element = (
+                self.find_recorded(step, bundle, timeout_ms, answers)
+                if bundle is not None
+                else page.locator(selector).first
+            )
+            if action == "press":
+                self.note_element(element, timeout_ms)
+                element.press(field_value("key"), timeout=timeout_ms)
             elif action == "wait_for":
-                page.locator(selector).first.wait_for(state="visible", timeout=timeout_ms)
-            elif action == "assert_text":
-                self.assert_text(field_value("text"), selector or "body", timeout_ms)
+                if bundle is not None:
+                    element.wait_for_element_state("visible", timeout=timeout_ms)
+                else:
+                    element.wait_for(state="visible", timeout=timeout_ms)
+                self.note_element(element, timeout_ms)
             elif action == "extract":
-                element = page.locator(selector).first
+                self.note_element(element, timeout_ms)
                 attribute = step.get("attribute")
                 value = (
                     element.get_attribute(attribute, timeout=timeout_ms)
+                    if attribute and bundle is None
+                    else element.get_attribute(attribute)
                     if attribute
                     else element.inner_text(timeout=timeout_ms)
                 )
@@ -687,6 +737,54 @@ class Execution:
                 self.run.outputs[step["name"]] = cut(self.scrub((value or "").strip()), MAX_OUTPUT)
         except PlaywrightError as exc:
             raise StepFailed(explain_refusal(_short_error(exc))) from None
+
+    def note_element(self, target: Any, timeout_ms: float) -> None:
+        """Record the locator bundle of the element the step is about to act on (engine.locators)."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            bundle = locators.describe_element(target, timeout_ms=timeout_ms)
+        except PlaywrightTimeout:
+            raise  # the element is not there: the action would time out the same way
+        except Exception as exc:
+            if "strict mode violation" in str(exc):
+                raise
+            log.warning("run %s: could not describe the element acted on: %s", self.run.pk, exc)
+            return
+        self.acted_locator = locators.scrub_bundle(bundle, self.scrub) if bundle else None
+
+    def find_recorded(
+        self, step: dict[str, Any], bundle: dict[str, Any], timeout_ms: float, answers: Answers
+    ) -> Any:
+        """The element a skill step's bundle means on this page: pause, never guess, when it is unclear."""
+        pick = None
+        chosen = answers.ambiguity
+        if chosen is not None:
+            for candidate in chosen.candidates or []:
+                if candidate.get("lookalike") and candidate["label"] == chosen.choice:
+                    pick = int(candidate["nth"])
+        try:
+            found = locators.find(self.page, bundle, timeout_ms=timeout_ms, pick=pick)
+        except locators.Ambiguous as exc:
+            labels = _describe_candidates(exc.candidates)
+            raise Pause(
+                cause="ambiguity",
+                trigger="ambiguity",
+                kind="choice",
+                options=labels,
+                candidates=[
+                    {"label": label, "nth": nth, "lookalike": True} for nth, label in enumerate(labels)
+                ],
+                prompt=(
+                    f"{describe(step)}: {len(labels)} elements on this page look like the one this skill "
+                    "acted on, and nothing recorded tells them apart. Which one is meant?"
+                ),
+            ) from None
+        except locators.NotFound as exc:
+            raise StepFailed(f"{describe(step)}: {exc}") from None
+        if found.healed:
+            self.healed = found
+        return found.handle
 
     def act_on_one(
         self,
@@ -697,28 +795,36 @@ class Execution:
         answers: Answers,
         *,
         masked: bool = False,
+        bundle: dict[str, Any] | None = None,
+        step: dict[str, Any] | None = None,
     ) -> None:
         """Act on the one element the selector means; more than one match is a question for a human.
 
         Playwright's strict locators refuse to act on several matches, so the common case costs no
-        extra round trip: candidates are only counted and described when that happens.
+        extra round trip: candidates are only counted and described when that happens. A skill
+        step's element is found by its locator bundle instead (find_recorded).
         """
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
         locator = self.page.locator(selector)
         target = locator
+        if bundle is not None:
+            target = self.find_recorded(step or {"action": action}, bundle, timeout_ms, answers)
         chosen = answers.ambiguity
-        if chosen is not None:
+        if chosen is not None and bundle is None:
             count = locator.count()
             for candidate in chosen.candidates or []:
                 if candidate["label"] == chosen.choice and candidate["nth"] < count:
                     target = locator.nth(candidate["nth"])
         try:
+            self.note_element(target, timeout_ms)
             if action == "click":
                 target.click(timeout=timeout_ms)
             elif action == "fill":
-                if masked:
+                if masked and bundle is not None:
+                    target.evaluate(MASK_JS)  # an ElementHandle: found already
+                elif masked:
                     target.evaluate(MASK_JS, timeout=timeout_ms)
                 target.fill(value, timeout=timeout_ms)
             elif action == "check":
@@ -726,9 +832,9 @@ class Execution:
             elif action == "select":
                 target.select_option(value, timeout=timeout_ms)
         except PlaywrightError as exc:
-            if "strict mode violation" in str(exc):
+            if bundle is None and "strict mode violation" in str(exc):
                 self.ask_which(locator, selector)
-            if isinstance(exc, PlaywrightTimeout) and locator.count() == 0:
+            if bundle is None and isinstance(exc, PlaywrightTimeout) and locator.count() == 0:
                 raise StepFailed(f"nothing matches {selector!r} after {timeout_ms / 1000:g} s") from None
             raise
 
@@ -888,6 +994,20 @@ class Execution:
             target_id="",
         ):
             self.session.close_context(context_id)
+
+
+def replay_bundle(step: dict[str, Any]) -> dict[str, Any] | None:
+    """The locator bundle a skill step finds its element by; None: the step's selector does.
+
+    A step whose selector depends on a template (a parameter, a human's choice) means another
+    element when the template's value differs: its recorded bundle is not used.
+    """
+    bundle = step.get("locator")
+    if not isinstance(bundle, dict):
+        return None
+    if templates_in(str(step.get("selector", ""))):
+        return None
+    return locators.clean_bundle(bundle)
 
 
 def _origin(url: str) -> str:

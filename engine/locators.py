@@ -161,6 +161,14 @@ function ancestorsText(el) {
   }
   return texts;
 }
+// Whether the nearest ancestor of el holding the text holds no other look-alike: the text is el's own.
+function within(el, text, lookalikes) {
+  for (let a = el.parentElement; a && a !== document.documentElement; a = a.parentElement) {
+    if (lookalikes.some((o) => o !== el && a.contains(o))) return false;
+    if (clean(a.innerText).includes(text)) return true;
+  }
+  return false;
+}
 // Every element the page has that a locator of the bundle could mean.
 function matches(by, b, lookalikes) {
   const tag = b.fingerprint.tag;
@@ -174,7 +182,7 @@ function matches(by, b, lookalikes) {
     case 'name': return all(tag + '[name=' + quote(b.attributes.name) + ']');
     case 'href': return all(tag + '[href=' + quote(b.attributes.href) + ']');
     case 'text': return all(tag).filter((e) => textOf(e) === b.text);
-    case 'context': return lookalikes.filter((e) => ancestorsText(e).some((t) => t.includes(b.context)));
+    case 'context': return lookalikes.filter((e) => within(e, b.context, lookalikes));
     case 'css': return all(b.css);
     case 'xpath': return byXpath(b.xpath);
   }
@@ -281,6 +289,12 @@ _FIND_BODY = r"""
 const fp = b.fingerprint;
 const alike = lookalikesOf(fp, b.visible !== false);
 const primary = b.unique[0] || '';
+if (pick !== null && pick !== undefined) {
+  // A human's answer to an earlier question about these look-alikes: the one they chose.
+  const el = alike[pick];
+  return el ? {el, info: {status: 'found', by: 'human', primary, lookalikes: alike.length, ready: true}}
+            : {el: null, info: {status: 'missing', primary, lookalikes: alike.length, ready: true}};
+}
 for (const by of b.unique) {
   if (!ORDER.includes(by) || !present(by, b)) continue;
   if (POSITIONAL.has(by) && alike.length !== 1) continue;
@@ -289,11 +303,6 @@ for (const by of b.unique) {
     return {el: found[0], info: {status: 'found', by, primary, lookalikes: alike.length,
       ready: document.readyState === 'complete'}};
   }
-}
-if (pick !== null && pick !== undefined) {
-  const el = alike[pick];
-  return el ? {el, info: {status: 'found', by: 'human', primary, lookalikes: alike.length, ready: true}}
-            : {el: null, info: {status: 'missing', primary, lookalikes: alike.length, ready: true}};
 }
 const candidates = alike.slice(0, 50).map((el) => {
   const context = ancestorsText(el).map((t) => t.slice(0, 400));
@@ -382,6 +391,42 @@ def scrub_bundle(bundle: dict[str, Any], scrub: Any) -> dict[str, Any]:
         return value
 
     return dict(walk(bundle))
+
+
+# The strings of a bundle that show what a page displays (and so may show a skill's parameter).
+TEXT_FIELDS = ("name", "text", "label", "placeholder", "context")
+
+
+def bundle_templates(bundle: dict[str, Any]) -> list[str]:
+    """The ``{{…}}`` expressions in the bundle's displayed strings (a compiled skill's parameters)."""
+    from runs.program import templates_in
+
+    found: list[str] = []
+    for text in _displayed(bundle):
+        found += templates_in(text)
+    return found
+
+
+def _displayed(bundle: dict[str, Any]) -> list[str]:
+    texts = [bundle.get(key, "") for key in TEXT_FIELDS]
+    texts.append(bundle.get("fingerprint", {}).get("name", ""))
+    texts.append(bundle.get("attributes", {}).get("href", ""))
+    return [t for t in texts if isinstance(t, str)]
+
+
+def map_displayed(bundle: dict[str, Any], change: Any) -> dict[str, Any]:
+    """The bundle with ``change(text)`` applied to each displayed string (promote or render parameters)."""
+    out = dict(bundle)
+    for key in TEXT_FIELDS:
+        if isinstance(out.get(key), str):
+            out[key] = change(out[key])
+    out["fingerprint"] = dict(out.get("fingerprint", {}))
+    if isinstance(out["fingerprint"].get("name"), str):
+        out["fingerprint"]["name"] = change(out["fingerprint"]["name"])
+    out["attributes"] = dict(out.get("attributes", {}))
+    if isinstance(out["attributes"].get("href"), str):
+        out["attributes"]["href"] = change(out["attributes"]["href"])
+    return out
 
 
 def describe_element(target: Any, *, timeout_ms: float) -> dict[str, Any] | None:

@@ -129,7 +129,7 @@ class RunsView(APIView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         if "skill" in data:
-            raise ApiError("skill_not_found", f"no skill {data['skill']!r} in this tenant", http_status=404)
+            return self._run_skill(request, access, data)
         try:
             run = run_create(
                 tenant=access.tenant,
@@ -144,6 +144,39 @@ class RunsView(APIView):
             raise ApiError(
                 "invalid_program",
                 f"the step program has {len(exc.problems)} problem(s)",
+                problems=[p.as_dict() for p in exc.problems],
+            ) from None
+        return run_response(run, request, http_status=status.HTTP_201_CREATED)
+
+    def _run_skill(self, request: Request, access: Any, data: dict[str, Any]) -> Response:
+        from skills.selectors import get_skill
+        from skills.services import SkillParamsInvalid, skill_run
+
+        try:
+            skill = get_skill(access.tenant, data["skill"], archived=False)
+        except Http404:
+            raise ApiError(
+                "skill_not_found", f"no skill {data['skill']!r} in this tenant", http_status=404
+            ) from None
+        try:
+            run = skill_run(
+                tenant=access.tenant,
+                skill=skill,
+                actor=access.user,
+                params=data["params"],
+                version=data.get("version"),
+                record_video=data["record_video"],
+            )
+        except SkillParamsInvalid as exc:
+            raise ApiError(
+                "invalid_params",
+                f"the parameters have {len(exc.problems)} problem(s)",
+                problems=[p.as_dict() for p in exc.problems],
+            ) from None
+        except ProgramInvalid as exc:
+            raise ApiError(
+                "invalid_program",
+                f"the skill's program has {len(exc.problems)} problem(s)",
                 problems=[p.as_dict() for p in exc.problems],
             ) from None
         return run_response(run, request, http_status=status.HTTP_201_CREATED)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -26,11 +27,14 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "assert_text": ("text",),
     "extract": ("selector", "name"),
 }
-OPTIONAL_FIELDS = {"timeout", "label", "gate", "action"}
+OPTIONAL_FIELDS = {"timeout", "label", "gate", "action", "locator"}
 EXTRA_FIELDS: dict[str, tuple[str, ...]] = {"assert_text": ("selector",), "extract": ("attribute",)}
 TEMPLATED_FIELDS = ("url", "selector", "value", "key", "text")
 # Steps that may be run again after a crash without a second effect on the world.
 REPEATABLE_ACTIONS = frozenset({"goto", "fill", "wait_for", "assert_text", "extract"})
+# Steps that target an element: they record (and a skill replays) a locator bundle of it.
+ELEMENT_ACTIONS = frozenset({"click", "fill", "press", "select", "check", "wait_for", "extract"})
+MAX_LOCATOR_BYTES = 16_384
 # Steps that act on one element: more than one match is an ambiguity to ask about.
 SINGLE_TARGET_ACTIONS = frozenset({"click", "fill", "check", "select"})
 
@@ -203,6 +207,8 @@ def validate_program(
             if isinstance(value, str) and (reason := bounded_text(value, limit, multiline=multiline)):
                 problem(field, reason)
 
+        if "locator" in step:
+            _validate_locator(step["locator"], action, known_params, problem)
         gate = step.get("gate")
         gate_kind = None
         if gate is not None:
@@ -244,6 +250,28 @@ def validate_program(
             else:
                 problem("name", "must be a name of letters, digits and _")
     return problems
+
+
+def _validate_locator(
+    bundle: Any, action: str, known_params: set[str], problem: Callable[[str, str], None]
+) -> None:
+    """A step's locator bundle (engine.locators): an object of bounded size with a fingerprint, whose
+    displayed texts may name parameters (what the page showed of them when the skill was compiled)."""
+    from engine.locators import bundle_templates, clean_bundle
+
+    if action not in ELEMENT_ACTIONS:
+        problem("locator", f"{action} acts on no element: it takes no locator")
+    elif not isinstance(bundle, dict):
+        problem("locator", "must be a locator bundle (an object), as a compiled skill records it")
+    elif len(json.dumps(bundle, default=str)) > MAX_LOCATOR_BYTES:
+        problem("locator", f"must be at most {MAX_LOCATOR_BYTES:,} bytes of JSON")
+    elif (cleaned := clean_bundle(bundle)) is None:
+        problem("locator", "needs a fingerprint with the element's tag name")
+    else:
+        for expr in bundle_templates(cleaned):
+            source, _, name = expr.partition(".")
+            if source != "params" or name not in known_params:
+                problem("locator", "{{" + expr + "}}: a locator can only name a parameter that was given")
 
 
 def _validate_gate(gate: Any, problem: Callable[[str, str], None]) -> str | None:

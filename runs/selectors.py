@@ -8,13 +8,14 @@ from django.http import Http404
 from approvals.models import Approval, ApprovalStatus
 from tenants.models import Tenant
 
+from .cost import APPROVALS_ATTR
 from .models import Run, Step
 
 
 def runs_for_tenant(tenant: Tenant) -> QuerySet[Run]:
     return (
         Run.objects.filter(tenant=tenant)
-        .select_related("recording")
+        .select_related("recording", "tenant", "skill_version__skill")
         .prefetch_related(
             Prefetch("steps", queryset=Step.objects.order_by("index")),
             Prefetch(
@@ -22,7 +23,57 @@ def runs_for_tenant(tenant: Tenant) -> QuerySet[Run]:
                 queryset=Approval.objects.filter(status=ApprovalStatus.PENDING),
                 to_attr="pending_list",
             ),
+            # Every pause, for the run's cost (runs.cost): how many, and how long humans took.
+            Prefetch(
+                "approvals",
+                queryset=Approval.objects.only("id", "run_id", "created_at", "decided_at", "status"),
+                to_attr=APPROVALS_ATTR,
+            ),
         )
+    )
+
+
+def run_list_for_tenant(tenant: Tenant) -> QuerySet[Run]:
+    """The dashboard's runs list: a row's fields and what its cost needs, newest first."""
+    return (
+        Run.objects.filter(tenant=tenant)
+        .select_related("created_by", "tenant", "skill_version__skill")
+        .only(
+            "id",
+            "status",
+            "goal",
+            "url",
+            "current_step",
+            "step_total",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "updated_at",
+            "created_by__username",
+            "model_calls",
+            "tokens_in",
+            "tokens_out",
+            "tenant__currency",
+            "tenant__price_browser_minute",
+            "tenant__price_per_1k_tokens",
+            "skill_version__version",
+            "skill_version__skill__slug",
+        )
+        .prefetch_related(
+            # What each row's cost needs (runs.cost), in two queries for the page.
+            Prefetch(
+                "steps",
+                queryset=Step.objects.only("id", "run_id", "status", "started_at", "finished_at").order_by(
+                    "index"
+                ),
+            ),
+            Prefetch(
+                "approvals",
+                queryset=Approval.objects.only("id", "run_id", "created_at", "decided_at"),
+                to_attr=APPROVALS_ATTR,
+            ),
+        )
+        .order_by("-created_at", "-id")
     )
 
 

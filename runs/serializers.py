@@ -9,6 +9,7 @@ from rest_framework import serializers
 from approvals.models import Approval
 from twin_site import limits
 
+from .cost import run_cost
 from .models import Run, Step
 from .program import ACTIONS, FIELD_LIMITS, GATE_KINDS, MAX_EXPIRES_IN, MAX_STEPS, MAX_TIMEOUT, TRIGGERS
 
@@ -60,8 +61,42 @@ class PendingStepSerializer(serializers.Serializer[Approval]):
         return decision_url(approval, self.context.get("request"))
 
 
+class CostSerializer(serializers.Serializer[Any]):
+    """What a run cost (``runs.cost.run_cost``); seconds to the millisecond."""
+
+    wall_s = serializers.FloatField(help_text="From the start (or creation) to the end, or to now.")
+    browser_s = serializers.FloatField(
+        help_text="The steps' durations (their last attempt), without time spent waiting for a human."
+    )
+    steps = serializers.IntegerField(help_text="Steps done.")
+    pauses = serializers.IntegerField(help_text="Times the run paused for a human.")
+    human_wait_s = serializers.FloatField(
+        help_text="Time the pauses waited for a decision (an undecided one: until the end, or now)."
+    )
+    model_calls = serializers.IntegerField(help_text="Language model calls (0 for a replay).")
+    tokens_in = serializers.IntegerField()
+    tokens_out = serializers.IntegerField()
+    amount = serializers.FloatField(
+        help_text="Browser minutes and 1,000s of tokens at the tenant's prices, in its currency."
+    )
+    currency = serializers.CharField(help_text="The tenant's currency, e.g. USD.")
+
+
+class SkillRefSerializer(serializers.Serializer[Any]):
+    slug = serializers.CharField()
+    version = serializers.IntegerField()
+
+
 class RunSerializer(serializers.ModelSerializer[Run]):
     steps = StepSerializer(many=True, read_only=True)
+    planner = serializers.ChoiceField(
+        choices=["model", "skill"],
+        allow_null=True,
+        read_only=True,
+        help_text="Who chose the steps: null (the request's program), model (the agent) or skill (a replay).",
+    )
+    skill = serializers.SerializerMethodField()
+    cost = serializers.SerializerMethodField()
     step_count = serializers.IntegerField(read_only=True)
     pending_step = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
@@ -84,6 +119,9 @@ class RunSerializer(serializers.ModelSerializer[Run]):
             "error",
             "record_video",
             "video_url",
+            "planner",
+            "skill",
+            "cost",
             "created_at",
             "updated_at",
             "started_at",
@@ -100,6 +138,17 @@ class RunSerializer(serializers.ModelSerializer[Run]):
         if not pending:
             return None
         return dict(PendingStepSerializer(pending[0], context=self.context).data)
+
+    @extend_schema_field(SkillRefSerializer(allow_null=True))
+    def get_skill(self, run: Run) -> dict[str, Any] | None:
+        version = run.skill_version
+        if version is None:
+            return None
+        return {"slug": version.skill.slug, "version": version.version}
+
+    @extend_schema_field(CostSerializer)
+    def get_cost(self, run: Run) -> dict[str, Any]:
+        return run_cost(run)
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_error(self, run: Run) -> str | None:
@@ -156,6 +205,10 @@ STEP_SCHEMA = {
         **{field: {"type": "string", "maxLength": limit} for field, (limit, _) in FIELD_LIMITS.items()},
         "timeout": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": MAX_TIMEOUT},
         "gate": GATE_SCHEMA,
+        "locator": {
+            "type": "object",
+            "description": "A locator bundle recorded when a run acted on the element (docs/skills.md).",
+        },
     },
     "additionalProperties": False,
 }
@@ -199,7 +252,10 @@ class RunCreateSerializer(serializers.Serializer[Any]):
     goal = StrictCharField(required=False, allow_blank=True, default="", max_length=limits.MAX_GOAL)
     url = StrictCharField(required=False, allow_blank=True, default="", max_length=limits.MAX_URL)
     steps = StepsField(required=False)
-    skill = StrictCharField(required=False, max_length=limits.MAX_NAME)
+    skill = StrictCharField(required=False, max_length=limits.MAX_NAME, help_text="A skill's id or slug.")
+    version = serializers.IntegerField(
+        required=False, min_value=1, help_text="With skill: the version to replay (default: the newest)."
+    )
     params = ParamsField(required=False, default=dict)
     record_video = serializers.BooleanField(
         required=False,

@@ -42,6 +42,8 @@ def run_create(
     steps: Any,
     params: dict[str, Any] | None = None,
     record_video: bool = True,
+    skill_version: Any = None,
+    planner: str | None = None,
 ) -> Run:
     """Validate the program up front (every problem at once), store the run, queue it."""
     problems = validate_run_fields(goal=goal, url=url, params=params)
@@ -64,12 +66,17 @@ def run_create(
             program=steps,
             params=params or {},
             record_video=record_video,
+            skill_version=skill_version,
+            planner=planner,
         )
         Step.objects.bulk_create(
             Step(run=run, index=i, action=step["action"], label=describe(step)[:300])
             for i, step in enumerate(steps, start=1)
         )
-        record_event(run, "run.queued", actor=created_by, data={"steps": len(steps)})
+        queued: dict[str, Any] = {"steps": len(steps)}
+        if skill_version is not None:
+            queued["skill"] = {"slug": skill_version.skill.slug, "version": skill_version.version}
+        record_event(run, "run.queued", actor=created_by, data=queued)
         run_id = run.pk
         transaction.on_commit(lambda: _enqueue_start(run_id))
     return run

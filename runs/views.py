@@ -22,9 +22,10 @@ from tenants.models import Role
 from tenants.web import dashboard_view
 from twin_site.limits import PayloadTooLarge, load_json
 
+from .cost import amount_label, run_cost, seconds_label
 from .media import chapters_response, video_response
-from .models import Run, RunStatus
-from .selectors import get_run_for_tenant, ready_recording
+from .models import RunStatus
+from .selectors import get_run_for_tenant, ready_recording, run_list_for_tenant
 from .services import ProgramInvalid, RunConflict, run_cancel, run_create
 
 PAGE = 50
@@ -39,24 +40,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @dashboard_view
 def run_list(request: HttpRequest) -> HttpResponse:
     access = request.access  # type: ignore[attr-defined]
-    runs = (
-        Run.objects.filter(tenant=access.tenant)
-        .select_related("created_by")
-        .only(
-            "id",
-            "status",
-            "goal",
-            "url",
-            "current_step",
-            "step_total",
-            "created_at",
-            "started_at",
-            "finished_at",
-            "updated_at",
-            "created_by__username",
-        )
-        .order_by("-created_at", "-id")
-    )
+    runs = run_list_for_tenant(access.tenant)
     status = request.GET.get("status", "")
     if status in RunStatus.values:
         runs = runs.filter(status=status)
@@ -67,6 +51,9 @@ def run_list(request: HttpRequest) -> HttpResponse:
     if before is not None and before_id:
         runs = runs.filter(created_at__lte=before).exclude(created_at=before, id__gte=before_id)
     page = list(runs[: PAGE + 1])
+    for run in page[:PAGE]:
+        cost = run_cost(run)
+        run.cost_label = amount_label(cost["amount"], cost["currency"])  # type: ignore[attr-defined]
     context = {
         "runs": page[:PAGE],
         "next_cursor": page[PAGE - 1] if len(page) > PAGE else None,
@@ -88,8 +75,16 @@ def _detail_context(request: HttpRequest, pk: str) -> dict[str, Any]:
     run = get_run_for_tenant(access.tenant, pk)
     approvals = list(run.approvals.select_related("decided_by").order_by("created_at"))
     recording = ready_recording(run)
+    cost = run_cost(run)
     return {
         "run": run,
+        "cost": cost,
+        "cost_labels": {
+            "wall": seconds_label(cost["wall_s"]),
+            "browser": seconds_label(cost["browser_s"]),
+            "human_wait": seconds_label(cost["human_wait_s"]),
+            "amount": amount_label(cost["amount"], cost["currency"]),
+        },
         "recording": recording,
         "video_url": reverse("run-video", args=[run.pk]) if recording else "",
         "chapters_url": reverse("run-video-chapters", args=[run.pk]) if recording else "",

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import importlib
 import statistics
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, NamedTuple
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 from django.http import Http404
 
-from approvals.models import ApprovalStatus, Cause
-from runs.models import TERMINAL_STATUSES, Run, RunStatus
+from approvals.models import Approval, ApprovalStatus, Cause
+from runs.cost import APPROVALS_ATTR, run_cost
+from runs.models import TERMINAL_STATUSES, Run, RunStatus, Step
 from tenants.models import Tenant
 
 from .models import Skill, SkillVersion
@@ -33,7 +32,7 @@ def skills_for_tenant(tenant: Tenant, *, archived: bool = False) -> QuerySet[Ski
 
 
 def get_skill(tenant: Tenant, id_or_slug: str, *, archived: bool = True) -> Skill:
-    """The tenant's skill by id or slug, or Http404."""
+    """The tenant's skill by id or slug, or Http404 (another tenant's skill does not exist for you)."""
     skills = skills_for_tenant(tenant, archived=archived)
     try:
         key = uuid.UUID(str(id_or_slug))
@@ -74,30 +73,6 @@ def _duration_s(run: Run) -> float | None:
     return max((run.finished_at - run.started_at).total_seconds(), 0.0)
 
 
-def _wall_time_amount(run: Run) -> float:
-    """The run's cost at its tenant's prices, counting its wall time as browser time."""
-    tenant = run.tenant
-    minutes = Decimal(str((_duration_s(run) or 0.0) / 60))
-    tokens = Decimal(run.tokens_in + run.tokens_out)
-    return float(minutes * tenant.price_browser_minute + tokens / 1000 * tenant.price_per_1k_tokens)
-
-
-def _amount_of() -> Callable[[Run], float]:
-    """How a run's cost in money is read: ``runs.cost`` when it is installed, else wall time at
-    the tenant's prices (the same prices, a slightly larger browser time)."""
-    try:
-        run_cost = importlib.import_module("runs.cost").run_cost
-    except (ImportError, AttributeError):
-        return _wall_time_amount
-
-    def amount(run: Run) -> float:
-        cost = run_cost(run)
-        value = cost.get("amount") if isinstance(cost, dict) else getattr(cost, "amount", None)
-        return float(value) if value is not None else _wall_time_amount(run)
-
-    return amount
-
-
 @dataclass
 class Stats:
     runs: int = 0
@@ -121,37 +96,52 @@ class Stats:
         }
 
 
-def _stats(runs: Iterable[Run], *, amounts: bool) -> Stats:
-    """Figures of ``runs`` (newest first); the chart's series only when ``amounts``."""
+def _stats(runs: Iterable[Run]) -> Stats:
+    """Figures of ``runs``: how many, how many completed of those that ended, how long they took."""
     stats = Stats()
     durations: list[float] = []
-    amount_of = _amount_of() if amounts else None
     for run in runs:
         stats.runs += 1
         if stats.last_run_at is None or run.created_at > stats.last_run_at:
             stats.last_run_at = run.created_at
         if run.status in TERMINAL_STATUSES:
             stats.finished += 1
-        duration = _duration_s(run)
         if run.status == RunStatus.COMPLETED:
             stats.completed += 1
+            duration = _duration_s(run)
             if duration is not None:
                 durations.append(duration)
-        if (
-            amount_of is not None
-            and duration is not None
-            and run.status in TERMINAL_STATUSES
-            and len(stats.series) < RECENT_RUNS
-        ):
-            stats.series.append(Point(run.created_at, duration, amount_of(run), run.pk, run.status))
     if stats.finished:
         stats.success_rate = stats.completed / stats.finished
     if durations:
         stats.median_duration_s = statistics.median(durations)
-    stats.series.reverse()
-    if stats.series:
-        stats.avg_amount = sum(p.amount for p in stats.series) / len(stats.series)
     return stats
+
+
+def _series(runs: list[Run]) -> list[Point]:
+    """The chart's points: the newest ended runs (of ``runs``, newest first), oldest first, each
+    with its wall time and its cost (runs.cost, from its steps and pauses: two queries in all)."""
+    ended = [r.pk for r in runs if r.status in TERMINAL_STATUSES and _duration_s(r) is not None]
+    priced = (
+        Run.objects.filter(pk__in=ended[:RECENT_RUNS])
+        .select_related("tenant")
+        .prefetch_related(
+            Prefetch(
+                "steps", queryset=Step.objects.only("id", "run_id", "status", "started_at", "finished_at")
+            ),
+            Prefetch(
+                "approvals",
+                queryset=Approval.objects.only("id", "run_id", "created_at", "decided_at", "status"),
+                to_attr=APPROVALS_ATTR,
+            ),
+        )
+        .order_by("created_at", "id")
+    )
+    points = []
+    for run in priced:
+        cost = run_cost(run)
+        points.append(Point(run.created_at, float(cost["wall_s"]), float(cost["amount"]), run.pk, run.status))
+    return points
 
 
 STAT_FIELDS = (
@@ -162,8 +152,6 @@ STAT_FIELDS = (
     "created_at",
     "started_at",
     "finished_at",
-    "tokens_in",
-    "tokens_out",
 )
 
 
@@ -181,9 +169,13 @@ def skill_runs(skill: Skill) -> QuerySet[Run]:
 def skill_stats(skill: Skill) -> dict[str, Any]:
     """{"runs", "completed", "success_rate", "median_duration_s", "last_run_at", "avg_amount",
     "series"}: ``series`` is the chart's points, (created_at, duration_s, amount, run_id, status)
-    of the newest ended runs, oldest first; ``avg_amount`` their mean cost."""
-    runs = _runs_of(skill).select_related("tenant").only(*STAT_FIELDS)
-    return _stats(runs, amounts=True).as_dict()
+    of the newest ended runs (at most RECENT_RUNS), oldest first; ``avg_amount`` their mean cost."""
+    runs = list(_runs_of(skill).only(*STAT_FIELDS))
+    stats = _stats(runs)
+    stats.series = _series(runs)
+    if stats.series:
+        stats.avg_amount = sum(p.amount for p in stats.series) / len(stats.series)
+    return stats.as_dict()
 
 
 @dataclass
@@ -206,10 +198,7 @@ def skills_overview(tenant: Tenant, *, archived: bool = False) -> list[SkillRow]
     for run in runs:
         assert run.skill_version is not None
         by_skill[run.skill_version.skill_id].append(run)
-    return [
-        SkillRow(skill=s, versions=s.version_count, stats=_stats(by_skill[s.pk], amounts=False))
-        for s in skills
-    ]
+    return [SkillRow(skill=s, versions=s.version_count, stats=_stats(by_skill[s.pk])) for s in skills]
 
 
 # -- saving a run -------------------------------------------------------------------------------------

@@ -6,6 +6,10 @@ from django.http import HttpRequest
 from .models import ApiToken, FourEyes, Membership, Tenant
 
 
+# What a run costs (runs.cost, docs/api.md "Cost"): set per tenant, by superusers only.
+PRICE_FIELDS = ["currency", "price_browser_minute", "price_per_1k_tokens"]
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
@@ -13,7 +17,16 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "require_two_factor", "four_eyes_effective", "created_at"]
+    list_display = [
+        "slug",
+        "name",
+        "require_two_factor",
+        "four_eyes_effective",
+        "currency",
+        "price_browser_minute",
+        "price_per_1k_tokens",
+        "created_at",
+    ]
     search_fields = ["slug", "name"]
     readonly_fields = ["four_eyes_effective"]
     inlines = [MembershipInline]
@@ -35,6 +48,8 @@ class TenantAdmin(admin.ModelAdmin):
         fields = list(super().get_readonly_fields(request, obj))
         if not request.user.is_superuser:
             fields.append("require_two_factor")
+            # What the tenant's runs cost (runs.cost) is a superuser's call too.
+            fields.extend(PRICE_FIELDS)
         return fields
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from runs.models import Run, RunStatus
+from runs.models import Run, RunStatus, Step, StepStatus
 from skills.models import Skill, SkillVersion
 
 
@@ -132,4 +132,16 @@ def finished_run(
     )
     Run.objects.filter(pk=run.pk).update(created_at=created)
     run.refresh_from_db()
+    if seconds is not None:  # its steps, done one after the other (the run's browser time)
+        share = timedelta(seconds=seconds) / max(len(run.program), 1)
+        for i, step in enumerate(run.program):
+            Step.objects.create(
+                run=run,
+                index=i + 1,
+                action=step["action"],
+                label=step.get("label", ""),
+                status=StepStatus.DONE if status == RunStatus.COMPLETED else StepStatus.FAILED,
+                started_at=created + share * i,
+                finished_at=created + share * (i + 1),
+            )
     return run

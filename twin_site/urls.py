@@ -9,6 +9,7 @@ from approvals import views as approval_views
 from approvals.api import ApprovalsView
 from runs import api as runs_api
 from runs import views as run_views
+from skills import api as skills_api
 from tenants import signin
 from tenants import views as tenant_views
 from vault.api import SecretDetailView, SecretsView
@@ -56,6 +57,15 @@ urlpatterns = [
     path("api/runs/<uuid:pk>/reject", runs_api.RejectView.as_view(), name="api-run-reject"),
     path("api/runs/<uuid:pk>/cancel", runs_api.CancelView.as_view(), name="api-run-cancel"),
     path("api/runs/<uuid:pk>/video", runs_api.RunVideoView.as_view(), name="api-run-video"),
+    path("api/runs/<uuid:pk>/compile", skills_api.CompileView.as_view(), name="api-run-compile"),
+    path("api/skills", skills_api.SkillsView.as_view(), name="api-skills"),
+    path("api/skills/<str:key>", skills_api.SkillDetailView.as_view(), name="api-skill"),
+    path("api/skills/<str:key>/versions", skills_api.VersionsView.as_view(), name="api-skill-versions"),
+    path(
+        "api/skills/<str:key>/versions/<int:number>",
+        skills_api.VersionDetailView.as_view(),
+        name="api-skill-version",
+    ),
     path("api/screenshots/<uuid:approval_id>", runs_api.ScreenshotView.as_view(), name="api-screenshot"),
     path("api/approvals", ApprovalsView.as_view(), name="api-approvals"),
     path("api/secrets", SecretsView.as_view(), name="api-secrets"),

@@ -304,6 +304,15 @@ document.querySelectorAll("button.acct").forEach((button) => {
 });
 """
 
+_SHOP_SCRIPT = """
+document.querySelectorAll("button.choose").forEach((button) => {
+  button.addEventListener("click", () => {
+    document.getElementById("plan").value = button.dataset.plan;
+    document.getElementById("chosen").textContent = button.dataset.plan;
+  });
+});
+"""
+
 _JSSTATE_SCRIPT = """
 window.counter = 0;
 document.getElementById("inc").addEventListener("click", () => {
@@ -595,6 +604,64 @@ class _Handler(BaseHTTPRequestHandler):
             )
         )
 
+    def shop(self) -> None:
+        """Plans to choose (look-alike "Choose" buttons), an order form, and toggles that change it:
+        ``shop_renamed`` renames the ids (roles and names stay), ``shop_twin`` shows two look-alike
+        Subscribe buttons (weekly and monthly)."""
+        renamed = self.site.toggles.get("shop_renamed", False)
+        twin = self.site.toggles.get("shop_twin", False)
+        suffix = "-field" if renamed else ""
+        plans = "\n".join(
+            f'<section class="card"><h2>{name}</h2><p>{price}</p>'
+            f'<button type="button" class="choose" id="choose-{name.lower()}{suffix}" '
+            f'data-plan="{name}">Choose</button></section>'
+            for name, price in (("Basic", "$5 a month"), ("Pro", "$15 a month"))
+        )
+        if twin:
+            submit = "\n".join(
+                f'<section><h3>{cadence.title()}</h3><button type="submit" name="cadence" value="{cadence}" '
+                f'id="subscribe-{cadence}">Subscribe</button></section>'
+                for cadence in ("weekly", "monthly")
+            )
+        else:
+            submit = (
+                f'<button type="submit" name="cadence" value="once" id="subscribe{suffix}">Subscribe</button>'
+            )
+        self._html(
+            _page(
+                "Shop",
+                f"""
+<h1>Plans</h1>
+{plans}
+<p>Chosen plan: <span id="chosen"></span></p>
+<form method="post" action="/shop">
+  <input type="hidden" id="plan" name="plan">
+  <label for="email{suffix}">Email</label>
+  <input id="email{suffix}" name="email" type="email">
+  <label for="country{suffix}">Country</label>
+  <select id="country{suffix}" name="country">
+    <option value="FR">France</option><option value="DE">Germany</option>
+    <option value="US">United States</option>
+  </select>
+  {submit}
+</form>
+""",
+                script=_SHOP_SCRIPT,
+            )
+        )
+
+    def shop_submit(self) -> None:
+        form = self._form()
+        order = {key: form.get(key, "") for key in ("plan", "email", "country", "cadence")}
+        self.site.record("order", **order)
+        self._html(
+            _page(
+                "Thanks",
+                f'<h1 id="done">Thanks, {html.escape(order["email"])}</h1>'
+                f"<p>Plan {html.escape(order['plan'])}, {html.escape(order['cadence'])}.</p>",
+            )
+        )
+
     def twins_delete(self) -> None:
         self._body()
         row = self.query.get("row", "")
@@ -875,6 +942,8 @@ _ROUTES: dict[tuple[str, str], Callable[[_Handler], None]] = {
     ("GET", "/pay"): _Handler.pay_form,
     ("POST", "/pay"): _Handler.pay_submit,
     ("GET", "/twins"): _Handler.twins,
+    ("GET", "/shop"): _Handler.shop,
+    ("POST", "/shop"): _Handler.shop_submit,
     ("GET", "/colors"): _Handler.colors,
     ("GET", "/paint"): _Handler.paint,
     ("POST", "/twins/delete"): _Handler.twins_delete,
