@@ -20,12 +20,40 @@ TEMPLATE = re.compile(r"\{\{\s*(params|secrets|outputs|input|choice)(?:\.([A-Za-
 
 
 # -- steps --------------------------------------------------------------------------------------------
+# What each locator of a bundle is called on the page.
+BY_NAMES = {
+    "testid": "test id",
+    "id": "id",
+    "role": "role and name",
+    "label": "label",
+    "placeholder": "placeholder",
+    "name": "name attribute",
+    "href": "link target",
+    "text": "text",
+    "context": "name and nearby text",
+    "css": "CSS path",
+    "xpath": "XPath",
+}
+
+
 @dataclass
 class Locator:
     by: str  # which locator of the bundle the replay tries first ("role", "testid", …)
-    description: str  # what a person reads: button "Sign in"
+    description: str  # what it looks for, for a person: button “Sign in”
     selector: str  # the same as a Playwright selector
     fallbacks: list[str] = field(default_factory=list)  # the others that were unique, in order
+
+    @property
+    def by_name(self) -> str:
+        return BY_NAMES.get(self.by, self.by)
+
+    @property
+    def fallback_names(self) -> list[str]:
+        return [BY_NAMES.get(by, by) for by in self.fallbacks]
+
+    @property
+    def summary(self) -> str:
+        return f"{self.by_name}: {self.description} ({self.selector})"
 
 
 def _quote(value: str) -> str:
@@ -41,17 +69,17 @@ def describe_locator(bundle: Any) -> Locator | None:
     attributes: dict[str, Any] = raw_attributes if isinstance(raw_attributes, dict) else {}
     tag = str(bundle["fingerprint"].get("tag") or "element")
     texts = {
-        "testid": f"test id {_quote(str(bundle.get('testid', '')))}",
-        "id": f"id {_quote(str(attributes.get('id', '')))}",
+        "testid": _quote(str(bundle.get("testid", ""))),
+        "id": _quote(str(attributes.get("id", ""))),
         "role": f"{bundle.get('role') or tag} {_quote(str(bundle.get('name', '')))}",
-        "label": f"the field labelled {_quote(str(bundle.get('label', '')))}",
-        "placeholder": f"the field showing {_quote(str(bundle.get('placeholder', '')))}",
-        "name": f"{tag} named {_quote(str(attributes.get('name', '')))}",
-        "href": f"the link to {attributes.get('href', '')}",
-        "text": f"{tag} with the text {_quote(str(bundle.get('text', '')))}",
+        "label": _quote(str(bundle.get("label", ""))),
+        "placeholder": _quote(str(bundle.get("placeholder", ""))),
+        "name": f"{tag} {_quote(str(attributes.get('name', '')))}",
+        "href": str(attributes.get("href", "")),
+        "text": f"{tag} {_quote(str(bundle.get('text', '')))}",
         "context": f"{_quote(str(bundle.get('name', '')))} next to {_quote(str(bundle.get('context', '')))}",
-        "css": f"CSS path {bundle.get('css', '')}",
-        "xpath": f"XPath {bundle.get('xpath', '')}",
+        "css": str(bundle.get("css", "")),
+        "xpath": str(bundle.get("xpath", "")),
     }
     try:
         selector = locators.playwright_selector(bundle)
@@ -60,7 +88,7 @@ def describe_locator(bundle: Any) -> Locator | None:
     unique = [str(u) for u in bundle.get("unique") or []]
     return Locator(
         by=by or "none",
-        description=texts.get(by, f"{tag} (no locator was unique when recorded)"),
+        description=texts.get(by, f"{tag}: no locator was unique when it was recorded"),
         selector=selector,
         fallbacks=unique[1:],
     )
@@ -171,9 +199,7 @@ def _fields(old: StepView | None, new: StepView | None) -> list[FieldChange]:
     def locator_of(v: StepView | None) -> str:
         if v is None:
             return ""
-        if v.locator:
-            return f"{v.locator.description} ({v.locator.selector})"
-        return v.target
+        return v.locator.summary if v.locator else v.target
 
     return [
         FieldChange("action", old.action if old else "", new.action if new else ""),
@@ -204,8 +230,11 @@ def version_diff(version: SkillVersion, previous: SkillVersion | None) -> list[S
         if before is None and after is None:
             continue
         kind = "added" if before is None else "removed" if after is None else "changed"
-        fields = [f for f in _fields(before, after) if f.changed or f.field == "label"]
-        changes.append(StepChange(index=i, kind=kind, old=before, new=after, fields=fields))
+        fields = _fields(before, after)
+        if not any(f.changed for f in fields):
+            continue  # re-recorded with the same label, locator and value: nothing a person would see
+        shown = [f for f in fields if f.changed or f.field == "label"]
+        changes.append(StepChange(index=i, kind=kind, old=before, new=after, fields=shown))
     return changes
 
 
@@ -225,16 +254,16 @@ def version_history(versions: list[SkillVersion]) -> list[VersionView]:
 
 # -- the chart ------------------------------------------------------------------------------------------
 WIDTH, HEIGHT = 520, 170
-LEFT, RIGHT, TOP, BOTTOM = 64, 12, 12, 30
+LEFT, RIGHT, TOP, BOTTOM = 74, 12, 12, 30
 
 
 def _seconds(value: float) -> str:
     return f"{value:.1f} s" if value < 60 else f"{value / 60:.1f} min"
 
 
-def _money(value: float, currency: str) -> str:
+def _money(value: float, currency: str = "") -> str:
     digits = 2 if value >= 1 else 4 if value >= 0.001 else 6
-    return f"{value:.{digits}f} {currency}"
+    return f"{value:.{digits}f} {currency}".strip()
 
 
 def run_chart(points: list[Point], *, metric: str, currency: str = "USD") -> SafeString:
@@ -244,6 +273,7 @@ def run_chart(points: list[Point], *, metric: str, currency: str = "USD") -> Saf
         return SafeString("")
     values = [float(getattr(p, metric)) for p in points]
     fmt = (lambda v: _seconds(v)) if metric == "duration_s" else (lambda v: _money(v, currency))
+    axis_fmt = _seconds if metric == "duration_s" else _money  # the caption names the currency
     title = "Duration per run" if metric == "duration_s" else "Cost per run"
     top = max(values) * 1.1 or 1.0
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -260,7 +290,7 @@ def run_chart(points: list[Point], *, metric: str, currency: str = "USD") -> Saf
         '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}"></line>'
         '<text class="axis" x="{}" y="{}" text-anchor="end">{}</text>',
         (
-            (LEFT, WIDTH - RIGHT, f"{y(v):.1f}", f"{y(v):.1f}", LEFT - 6, f"{y(v) + 4:.1f}", fmt(v))
+            (LEFT, WIDTH - RIGHT, f"{y(v):.1f}", f"{y(v):.1f}", LEFT - 6, f"{y(v) + 4:.1f}", axis_fmt(v))
             for v in (0.0, top / 2, top)
         ),
     )

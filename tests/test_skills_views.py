@@ -101,14 +101,23 @@ def test_the_skill_page_shows_steps_with_labels_parameters_as_chips_and_the_prim
     assert '<mark class="tpl tpl-params" title="{{params.email}}">params.email</mark>' in text[2]
     assert '<mark class="tpl tpl-params" title="{{params.plan}}">params.plan</mark>' in text[3]
     # Each element step names the locator it is found by first, and the others that were unique.
-    assert '<span class="badge by">id</span>' in text[2] and "then label" in text[2]
-    assert '<span class="badge by">testid</span> test id “signup”' in text[4]
+    assert (
+        '<span class="badge by">id</span> “email” <code class="selector">[id=&quot;email&quot;]</code>'
+        in text[2]
+    )
+    assert "if that fails: label" in text[2]
+    assert '<span class="badge by">test id</span> “signup”' in text[4]
     assert "Press Sign up" in text[4] and 'class="step skill-step changed"' in steps.group(1)
     assert "assert_text" in text[5] and "Welcome" in text[5]
     params = re.search(r'<table class="params">(.*?)</table>', page, re.S)
     assert params
-    for name, kind in (("email", "string"), ("plan", "enum: free, pro"), ("seats", "number")):
-        assert f"params.{name}</mark></td><td>{kind}</td>" in params.group(1)
+    for name, kind, example in (
+        ("email", "string", "ann@example.com"),
+        ("plan", "enum: free, pro", "pro"),
+        ("seats", "number", "3"),
+        ("newsletter", "boolean", "false"),
+    ):
+        assert f"params.{name}</mark></td><td>{kind}</td><td><code>{example}</code>" in params.group(1)
 
 
 def changed_cells(row: str, name: str) -> re.Match[str] | None:
@@ -132,8 +141,10 @@ def test_each_version_shows_what_changed_since_the_one_before(alice: Persona, si
     assert label and label.groups() == ("Sign up", "Press Sign up")
     locator = changed_cells(rows[0], "locator")
     assert locator
-    assert "button “Sign up”" in locator.group(1) and "internal:role=button" in locator.group(1)
-    assert "test id “signup”" in locator.group(2) and "[data-testid=" in locator.group(2)
+    assert "role and name: button “Sign up”" in locator.group(1) and "internal:role=button" in locator.group(
+        1
+    )
+    assert "test id: “signup”" in locator.group(2) and "[data-testid=" in locator.group(2)
     assert "value" not in rows[0]  # a click types nothing: no value row
 
 
@@ -248,6 +259,7 @@ def test_the_run_form_shows_each_problem_at_its_field_and_starts_nothing(
     assert Run.objects.filter(skill_version__skill=signup).count() == 3
 
 
+@pytest.mark.usefixtures("private_urls")  # shop.example does not resolve here
 def test_a_valid_form_starts_a_run_of_the_newest_version_and_opens_its_page(
     olga: Persona, signup: Skill
 ) -> None:
@@ -447,3 +459,16 @@ def test_nobody_adds_changes_or_deletes_skills_or_versions_in_the_admin(signup: 
     for url in ("/admin/skills/skill/", "/admin/skills/skillversion/"):
         page = client.get(url).content.decode()
         assert 'value="delete_selected"' not in page and f'href="{url}add/"' not in page
+
+
+def test_a_step_listed_as_changed_but_looking_the_same_is_left_out_of_the_diff(alice: Persona) -> None:
+    skill = make_skill(alice.tenant)
+    add_version(skill)
+    steps = signup_steps()
+    steps[1] = {**steps[1], "locator": {**steps[1]["locator"], "nth": 0, "lookalikes": 2}}  # re-recorded
+    add_version(skill, steps=steps, changed_steps=[2])
+
+    page = main_of(browser(alice).get("/skills/sign-up/"))
+
+    v2 = re.search(r'<li class="version card" id="version-2">(.*?)</li>', page, re.S)
+    assert v2 and "The same steps as version 1." in v2.group(1) and "<table" not in v2.group(1)

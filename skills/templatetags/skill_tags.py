@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import template
@@ -30,3 +31,9 @@ def seconds(value: float | None) -> str:
         return f"{value:.1f} s"
     minutes, secs = divmod(round(value), 60)
     return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+
+
+@register.filter
+def example(value: Any) -> str:
+    """A parameter's example as the API shows it: text as is, true/false, numbers."""
+    return value if isinstance(value, str) else json.dumps(value)
