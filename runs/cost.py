@@ -1,8 +1,10 @@
 """What a run cost: its time, the browser's time, the humans' time, model usage, and money.
 
-Computed from what the run's rows already hold (the run, its steps, its pauses), never stored:
-a price change shows at once, and there is nothing to keep in step. Uses the steps and pauses
-prefetched by ``runs.selectors.runs_for_tenant`` when they are there (no query per run in a list).
+Computed from what the run's rows hold (the run, its steps, its pauses) while the run is live,
+and kept on the run when it ends (``Run.cost_final``, written by the state machine): an ended run
+cost what it cost at the prices of its day, whatever the prices are later. Uses the steps and
+pauses prefetched by ``runs.selectors.runs_for_tenant`` when they are there (no query per run in
+a list).
 """
 
 from __future__ import annotations
@@ -54,6 +56,13 @@ def run_cost(run: Run, *, now: datetime | None = None) -> dict[str, Any]:
       run's end, or to ``now``).
     - ``amount``: browser minutes and 1,000s of tokens (in and out) at the tenant's prices.
     """
+    if run.finished_at is not None and run.cost_final:
+        return dict(run.cost_final)
+    return compute_cost(run, now=now)
+
+
+def compute_cost(run: Run, *, now: datetime | None = None) -> dict[str, Any]:
+    """The cost from the run's rows now, at the tenant's prices now (see :func:`run_cost`)."""
     now = now or timezone.now()
     end = run.finished_at or now
     wall = (end - (run.started_at or run.created_at)).total_seconds()

@@ -57,6 +57,8 @@ class Run(models.Model):
     model_calls = models.PositiveIntegerField(default=0)
     tokens_in = models.PositiveBigIntegerField(default=0)
     tokens_out = models.PositiveBigIntegerField(default=0)
+    # What the run cost (runs.cost), kept when it ended: at the tenant's prices of that moment.
+    cost_final = models.JSONField(null=True, blank=True, editable=False)
     record_video = models.BooleanField(
         default=True, help_text="Record the session video (when TWIN_VIDEO is on)."
     )

@@ -82,8 +82,17 @@ def run_transition(
         if to in TERMINAL_STATUSES and to != S.COMPLETED:
             _close_steps(run, reason=to, now=now)
         if to in TERMINAL_STATUSES:
+            _keep_cost(run.pk)
             _finalize_video_later(str(run.pk))
     return True
+
+
+def _keep_cost(run_id: Any) -> None:
+    """The run has ended: keep what it cost, at today's prices (a later price change is not retroactive)."""
+    from .cost import compute_cost
+
+    ended = Run.objects.select_related("tenant").get(pk=run_id)
+    Run.objects.filter(pk=run_id).update(cost_final=compute_cost(ended))
 
 
 def _finalize_video_later(run_id: str) -> None:
