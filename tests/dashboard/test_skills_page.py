@@ -20,6 +20,7 @@ def echo_an_email(site: FixtureSite) -> list[dict[str, object]]:
         {"action": "fill", "selector": "#v", "value": "ann@example.com", "label": "Type the email"},
         {"action": "click", "selector": "#send", "label": "Send it"},
         {"action": "assert_text", "text": "You said ann@example.com", "label": "Check it was heard"},
+        {"action": "extract", "selector": "#said", "name": "said", "label": "Read the answer"},
     ]
 
 
@@ -35,7 +36,7 @@ def test_save_a_run_as_a_skill_run_it_from_its_form_and_see_it_charted(
     page.get_by_role("link", name="Save as skill").click()
 
     expect(page.get_by_role("heading", level=1)).to_have_text("Save as skill")
-    expect(page.locator(".skill-step")).to_have_count(4)
+    expect(page.locator(".skill-step")).to_have_count(5)
     expect(page.locator("#skill-step-2")).to_contain_text("Type the email")
     suggestion = page.locator(".suggestion").filter(has_text="ann@example.com")
     expect(suggestion).to_have_count(1)
@@ -69,9 +70,10 @@ def test_save_a_run_as_a_skill_run_it_from_its_form_and_see_it_charted(
     assert replay["status"] == "completed", (replay["error"], replay["steps"])
     assert replay["skill"] == {"slug": "echo-email", "version": 1}
     assert replay["params"] == {"email": "bea@example.com"}
+    assert replay["outputs"] == {"said": "You said bea@example.com"}
     expect(page.locator(".page-head .badge").first).to_have_text("completed", timeout=LIVE_TIMEOUT_MS)
-    # Its check passed: the page said the email typed in the form, not the source run's.
-    expect(page.locator("#step-4")).to_contain_text("done")
+    # The page said the email typed in the form, not the source run's.
+    expect(page.locator("#run-body")).to_contain_text("You said bea@example.com")
     expect(page.get_by_role("link", name="Echo an email")).to_be_visible()
 
     page.get_by_role("link", name="Echo an email").click()
