@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ParseError
 
 from approvals.models import ApprovalStatus
+from skills.selectors import save_label
 from tenants.models import Role
 from tenants.web import dashboard_view
 from twin_site.limits import PayloadTooLarge, load_json
@@ -92,6 +93,8 @@ def _detail_context(request: HttpRequest, pk: str) -> dict[str, Any]:
         "pending": next((a for a in approvals if a.status == ApprovalStatus.PENDING), None),
         "events": list(run.events.select_related("actor").order_by("-id")[:200]),
         "outputs": sorted(run.outputs.items()),
+        # "Save as skill", or "Save the fix" for a replay a person repaired; "" when not completed.
+        "save_label": save_label(run) if access.membership.allows(Role.OPERATOR) else "",
     }
 
 

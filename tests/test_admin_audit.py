@@ -59,11 +59,18 @@ def test_an_auditor_signs_in_to_the_admin_and_sees_only_the_trail(acme_trail):
 
     index = ada.get("/admin/").content.decode()
 
-    for name in ("Runs", "Approvals", "Run events", "Steps"):
+    for name in ("Runs", "Approvals", "Run events", "Steps", "Skills", "Skill versions"):
         assert name in index
     assert "Api tokens" not in index and "Tenants" not in index and "Users" not in index
     models = set(re.findall(r'href="/admin/(\w+/\w+)/"', index))
-    assert models == {"runs/run", "runs/step", "runs/runevent", "approvals/approval"}
+    assert models == {
+        "runs/run",
+        "runs/step",
+        "runs/runevent",
+        "approvals/approval",
+        "skills/skill",
+        "skills/skillversion",
+    }
     assert ada.get("/admin/tenants/tenant/").status_code == 403
     assert ada.get("/admin/auth/user/").status_code == 403
 

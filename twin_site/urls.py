@@ -2,7 +2,7 @@ from csp.constants import UNSAFE_INLINE
 from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from approvals import views as approval_views
@@ -38,6 +38,7 @@ urlpatterns = [
     path("runs/<uuid:pk>/live", run_views.run_live, name="run-live"),
     path("runs/<uuid:pk>/video", run_views.run_video, name="run-video"),
     path("runs/<uuid:pk>/video/chapters.vtt", run_views.run_video_chapters, name="run-video-chapters"),
+    path("", include("skills.urls")),
     path("webhooks/", webhook_views.endpoint_list, name="webhooks"),
     path("webhooks/<uuid:pk>/", webhook_views.endpoint_detail, name="webhook"),
     path("webhooks/<uuid:pk>/enabled", webhook_views.endpoint_enabled, name="webhook-enabled"),
