@@ -20,7 +20,7 @@ from twin_site.api import ApiError, json_object
 from twin_site.idempotency import idempotent
 
 from .models import Skill, SkillVersion
-from .selectors import get_skill, get_version, skills_for_tenant
+from .selectors import get_skill, get_version, skill_stats, skills_overview
 from .services import CompileError, Preview, compile_preview, skill_archive, skill_compile
 
 ERRORS = {
@@ -70,6 +70,17 @@ class PreviewSerializer(serializers.Serializer[Any]):
     left_out = serializers.ListField(child=serializers.IntegerField())
 
 
+class SkillStatsSerializer(serializers.Serializer[Any]):
+    runs = serializers.IntegerField()
+    completed = serializers.IntegerField()
+    success_rate = serializers.FloatField(
+        allow_null=True, help_text="Completed of the runs that ended, 0 to 1."
+    )
+    median_duration_s = serializers.FloatField(allow_null=True, help_text="Of the completed runs.")
+    last_run_at = serializers.DateTimeField(allow_null=True)
+    avg_amount = serializers.FloatField(allow_null=True, help_text="Mean cost of the recent ended runs.")
+
+
 class SkillSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     slug = serializers.CharField()
@@ -83,6 +94,7 @@ class SkillSerializer(serializers.Serializer[Any]):
     archived_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+    stats = SkillStatsSerializer()
 
 
 class CompileSerializer(serializers.Serializer[Any]):
@@ -123,8 +135,10 @@ def preview_data(preview: Preview) -> dict[str, Any]:
     }
 
 
-def skill_data(skill: Skill) -> dict[str, Any]:
+def skill_data(skill: Skill, stats: dict[str, Any] | None = None) -> dict[str, Any]:
     newest = skill.versions.order_by("-version").first()
+    if stats is None:
+        stats = skill_stats(skill)
     return {
         "id": str(skill.pk),
         "slug": skill.slug,
@@ -138,6 +152,7 @@ def skill_data(skill: Skill) -> dict[str, Any]:
         "archived_at": skill.archived_at,
         "created_at": skill.created_at,
         "updated_at": skill.updated_at,
+        "stats": {key: value for key, value in stats.items() if key != "series"},
     }
 
 
@@ -205,8 +220,8 @@ class SkillsView(APIView):
     def get(self, request: Request) -> Response:
         access = access_for(request)
         archived = request.query_params.get("archived") in {"1", "true", "yes"}
-        skills = skills_for_tenant(access.tenant, archived=archived)[:500]
-        return Response([skill_data(skill) for skill in skills])
+        rows = skills_overview(access.tenant, archived=archived)[:500]
+        return Response([skill_data(row.skill, row.stats.as_dict()) for row in rows])
 
 
 class SkillDetailView(APIView):

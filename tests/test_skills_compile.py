@@ -103,6 +103,7 @@ def test_compile_promotes_literals_keeps_gates_and_versions_the_slug(alice, priv
     assert alice.get("/api/skills/pay/versions/1").json()["steps"] == steps
     assert alice.get("/api/skills/pay/versions/3").status_code == 404
     assert [s["slug"] for s in alice.get("/api/skills").json()] == ["pay"]
+    assert alice.get("/api/skills").json()[0]["stats"]["runs"] == 0
 
 
 def test_preview_suggests_personal_data_and_stores_nothing(alice, private_urls):
@@ -169,6 +170,7 @@ def test_archiving_hides_the_skill_and_keeps_its_versions_and_runs(alice, carol,
     assert refused.status_code == 404
     assert refused.json()["error"] == "skill_not_found"
     assert alice.get(f"/api/runs/{replay.json()['id']}").json()["skill"] == {"slug": "pay", "version": 1}
+    assert alice.get("/api/skills/pay").json()["stats"]["runs"] == 1
     assert alice.client.delete("/api/skills/pay").status_code == 404
     # Compiling the slug again brings it back, as its next version.
     assert alice.post(f"/api/runs/{run.pk}/compile", {"slug": "pay"}).json()["version"] == 2
