@@ -15,9 +15,16 @@ from .program import ACTIONS, FIELD_LIMITS, GATE_KINDS, MAX_EXPIRES_IN, MAX_STEP
 
 
 class StepSerializer(serializers.ModelSerializer[Step]):
+    healed_by = serializers.SerializerMethodField(
+        help_text="A skill replay that found the element by a fallback locator: which one (else null)."
+    )
+
     class Meta:
         model = Step
-        fields = ["index", "action", "label", "status", "attempts", "started_at", "finished_at"]
+        fields = ["index", "action", "label", "status", "attempts", "started_at", "finished_at", "healed_by"]
+
+    def get_healed_by(self, step: Step) -> str | None:
+        return step.healed_by or None
 
 
 def decision_url(approval: Approval, request: Any) -> str | None:

@@ -129,6 +129,7 @@ def test_a_renamed_id_heals_by_role_and_name(alice, site, worker):
     # Each renamed id: found again by what still tells the element apart ("Pro" is its card's own text).
     assert by_step == {2: "context", 3: "role", 4: "role", 5: "role"}, by_step
     assert {e.data["primary"] for e in healed} == {"id"}
+    assert [s["healed_by"] for s in run["steps"]] == [None, "context", "role", "role", "role", None, None]
     order = [e for e in site.events if e["kind"] == "order"][-1]
     assert (order["plan"], order["email"], order["country"]) == ("Pro", "heal@example.com", "FR")
 
