@@ -74,6 +74,11 @@ def run_response(run: Run, request: Request, *, http_status: int = 200) -> Respo
     return response
 
 
+def problems_error(code: str, what_has: str, problems: list[Any]) -> ApiError:
+    """A 400 listing every problem: ``{"error": code, "detail": "<what_has> N problem(s)", "problems"}``."""
+    return ApiError(code, f"{what_has} {len(problems)} problem(s)", problems=[p.as_dict() for p in problems])
+
+
 def conflict(exc: RunConflict) -> ApiError:
     return ApiError("conflict", exc.detail, http_status=409, status=exc.run.status)
 
@@ -142,11 +147,7 @@ class RunsView(APIView):
                 record_video=data["record_video"],
             )
         except ProgramInvalid as exc:
-            raise ApiError(
-                "invalid_program",
-                f"the step program has {len(exc.problems)} problem(s)",
-                problems=[p.as_dict() for p in exc.problems],
-            ) from None
+            raise problems_error("invalid_program", "the step program has", exc.problems) from None
         return run_response(run, request, http_status=status.HTTP_201_CREATED)
 
     def _run_skill(self, request: Request, access: Any, data: dict[str, Any]) -> Response:
@@ -169,17 +170,9 @@ class RunsView(APIView):
                 record_video=data["record_video"],
             )
         except SkillParamsInvalid as exc:
-            raise ApiError(
-                "invalid_params",
-                f"the parameters have {len(exc.problems)} problem(s)",
-                problems=[p.as_dict() for p in exc.problems],
-            ) from None
+            raise problems_error("invalid_params", "the parameters have", exc.problems) from None
         except ProgramInvalid as exc:
-            raise ApiError(
-                "invalid_program",
-                f"the skill's program has {len(exc.problems)} problem(s)",
-                problems=[p.as_dict() for p in exc.problems],
-            ) from None
+            raise problems_error("invalid_program", "the skill's program has", exc.problems) from None
         return run_response(run, request, http_status=status.HTTP_201_CREATED)
 
 

@@ -121,7 +121,7 @@ def cost_summary(runs: Iterable[Run], *, now: datetime | None = None) -> dict[st
 
 
 def seconds_label(seconds: float | None) -> str:
-    """Seconds for a person: 0.4 s, 12 s, 3 min 5 s, 2 h 10 min."""
+    """Seconds for a person: 0.4 s, 12 s, 3 min 5 s, 2 h 10 min, 3 days."""
     if seconds is None:
         return "—"
     if seconds < 10:
@@ -132,7 +132,9 @@ def seconds_label(seconds: float | None) -> str:
     if minutes < 60:
         return f"{minutes} min {secs} s" if secs else f"{minutes} min"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{hours // 24} days"
 
 
 def amount_label(amount: float, currency: str) -> str:
