@@ -166,6 +166,7 @@ class Execution:
     # it when a skill's primary one no longer did.
     acted_locator: dict[str, Any] | None = None
     healed: locators.Found | None = None
+    handles: list[Any] = field(default_factory=list)  # elements found for the step, released after it
 
     @property
     def session(self) -> browser_mod.BrowserSession:
@@ -694,9 +695,7 @@ class Execution:
             bundle = replay_bundle(step)
             if bundle is not None and locators.bundle_templates(bundle):
                 # What the page shows of a parameter (a compiled skill's bundle names it): this run's value.
-                bundle = locators.map_displayed(
-                    bundle, lambda text: render(text, lambda expr: str(self.run.params.get(expr[7:], "")))
-                )
+                bundle = locators.map_displayed(bundle, lambda text: render(text, self.param_value))
             if action in SINGLE_TARGET_ACTIONS:
                 value = field_value("value") if action in {"fill", "select"} else ""
                 # A secret or a human's input is typed as dots: screenshots and the video never show it.
@@ -736,6 +735,20 @@ class Execution:
                 self.run.outputs[step["name"]] = cut(self.scrub((value or "").strip()), MAX_OUTPUT)
         except PlaywrightError as exc:
             raise StepFailed(explain_refusal(_short_error(exc))) from None
+        finally:
+            self.release_handles()
+
+    def release_handles(self) -> None:
+        """Let the page forget the elements found for this step (a long run on one page piles them up)."""
+        handles, self.handles = self.handles, []
+        for handle in handles:
+            with contextlib.suppress(Exception):
+                handle.dispose()
+
+    def param_value(self, expr: str) -> str:
+        """``{{params.NAME}}`` in a bundle's texts: this run's value (nothing else may be named there)."""
+        source, _, name = expr.partition(".")
+        return str(self.run.params.get(name, "")) if source == "params" else ""
 
     def note_element(self, target: Any, timeout_ms: float) -> None:
         """Record the locator bundle of the element the step is about to act on (engine.locators)."""
@@ -783,6 +796,7 @@ class Execution:
             raise StepFailed(f"{describe(step)}: {exc}") from None
         if found.healed:
             self.healed = found
+        self.handles.append(found.handle)
         return found.handle
 
     def act_on_one(
