@@ -169,3 +169,22 @@ def test_two_look_alikes_pause_and_saving_the_fix_gives_a_version_that_does_not(
     again = approve(alice, again)
     assert again["status"] == "completed", again
     assert [e for e in site.events if e["kind"] == "order"][-1]["cadence"] == "monthly"
+
+
+def test_an_element_that_no_longer_agrees_is_not_acted_on(alice, site, worker):
+    source = completed_shop_run(alice, site)
+    compile_shop(alice, source["id"], params={"email": EMAIL})
+    site.set_toggle("shop_relabel", True)  # the same id, but the button now says "Sign up"
+    orders = site.count("order")
+
+    run = replay(alice, {"email": "relabel@example.com"})
+    run = approve(alice, run)
+
+    pending = run["pending_step"]
+    assert (pending["index"], pending["trigger"], pending["options"]) == (
+        5,
+        "blocked",
+        ["retry", "skip", "fail"],
+    ), run
+    assert "named 'Subscribe'" in pending["prompt"]
+    assert site.count("order") == orders

@@ -607,7 +607,7 @@ class _Handler(BaseHTTPRequestHandler):
     def shop(self) -> None:
         """Plans to choose (look-alike "Choose" buttons), an order form, and toggles that change it:
         ``shop_renamed`` renames the ids (roles and names stay), ``shop_twin`` shows two look-alike
-        Subscribe buttons (weekly and monthly)."""
+        Subscribe buttons (weekly and monthly), ``shop_relabel`` renames the Subscribe button "Sign up"."""
         renamed = self.site.toggles.get("shop_renamed", False)
         twin = self.site.toggles.get("shop_twin", False)
         suffix = "-field" if renamed else ""
@@ -624,8 +624,9 @@ class _Handler(BaseHTTPRequestHandler):
                 for cadence in ("weekly", "monthly")
             )
         else:
+            words = "Sign up" if self.site.toggles.get("shop_relabel", False) else "Subscribe"
             submit = (
-                f'<button type="submit" name="cadence" value="once" id="subscribe{suffix}">Subscribe</button>'
+                f'<button type="submit" name="cadence" value="once" id="subscribe{suffix}">{words}</button>'
             )
         self._html(
             _page(
