@@ -22,6 +22,7 @@ def shop_program(site: Any) -> list[dict[str, Any]]:
             "action": "click",
             "selector": "#subscribe",
             "label": "Subscribe",
+            "timeout": 5,
             "gate": {"kind": "approval", "prompt": "Subscribe?"},
         },
         {"action": "wait_for", "selector": "#done"},
