@@ -726,13 +726,12 @@ class Execution:
             elif action == "extract":
                 self.note_element(element, timeout_ms)
                 attribute = step.get("attribute")
-                value = (
-                    element.get_attribute(attribute, timeout=timeout_ms)
-                    if attribute and bundle is None
-                    else element.get_attribute(attribute)
-                    if attribute
-                    else element.inner_text(timeout=timeout_ms)
-                )
+                if bundle is not None:  # an ElementHandle: found already, no waiting
+                    value = element.get_attribute(attribute) if attribute else element.inner_text()
+                elif attribute:
+                    value = element.get_attribute(attribute, timeout=timeout_ms)
+                else:
+                    value = element.inner_text(timeout=timeout_ms)
                 # Scrubbed before it is cut: half a secret is still half a secret.
                 self.run.outputs[step["name"]] = cut(self.scrub((value or "").strip()), MAX_OUTPUT)
         except PlaywrightError as exc:

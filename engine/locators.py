@@ -19,9 +19,12 @@ read from a form field's value: a bundle never holds what a step typed.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from .scrub import MASK
 
 # The order a replay tries a bundle's locators in; positional ones last.
 ORDER = (
@@ -133,10 +136,22 @@ function fingerprint(el) {
   const role = roleOf(el);
   return {tag: el.tagName.toLowerCase(), role, name: nameOf(el, role)};
 }
+// A recorded text with a value kept out of it (a secret the page showed, scrubbed to the mask) agrees
+// with any text that differs only there.
+const MASK = %(mask)s;
+const patterns = new Map();
+function same(actual, recorded) {
+  if (!recorded.includes(MASK)) return actual === recorded;
+  if (!patterns.has(recorded)) {
+    const parts = recorded.split(MASK).map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    patterns.set(recorded, new RegExp('^' + parts.join('[^]+?') + '$'));
+  }
+  return patterns.get(recorded).test(actual);
+}
 const agrees = (el, fp) => {
   if (el.tagName.toLowerCase() !== fp.tag) return false;
   const role = roleOf(el);
-  return role === fp.role && nameOf(el, role) === fp.name;
+  return role === fp.role && same(nameOf(el, role), fp.name);
 };
 const quote = (s) => '"' + String(s).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\a ') + '"';
 function all(selector) {
@@ -176,12 +191,12 @@ function matches(by, b, lookalikes) {
     case 'testid': return all('[' + b.testid_attr + '=' + quote(b.testid) + ']');
     case 'id': return all('[id=' + quote(b.attributes.id) + ']');
     case 'role': return all(tag + ',[role]').filter((e) => {
-      const role = roleOf(e); return role === b.role && nameOf(e, role) === b.name; });
-    case 'label': return all('input,select,textarea').filter((e) => labelsOf(e) === b.label);
+      const role = roleOf(e); return role === b.role && same(nameOf(e, role), b.name); });
+    case 'label': return all('input,select,textarea').filter((e) => same(labelsOf(e), b.label));
     case 'placeholder': return all('[placeholder=' + quote(b.placeholder) + ']');
     case 'name': return all(tag + '[name=' + quote(b.attributes.name) + ']');
     case 'href': return all(tag + '[href=' + quote(b.attributes.href) + ']');
-    case 'text': return all(tag).filter((e) => textOf(e) === b.text);
+    case 'text': return all(tag).filter((e) => same(textOf(e), b.text));
     case 'context': return lookalikes.filter((e) => within(e, b.context, lookalikes));
     case 'css': return all(b.css);
     case 'xpath': return byXpath(b.xpath);
@@ -270,7 +285,9 @@ if (alike.length > 1) {
     const others = new Set(theirs.map((t) => t[level] || ''));
     if (others.has(text)) continue;
     // The shortest line of that ancestor's text that no look-alike's same ancestor has.
-    const lines = text.split(/(?<=\S)\s{2,}|\n/).map(clean).filter((l) => l && l !== fp.name);
+    let ancestor = el;
+    for (let up = 0; up <= level; up++) ancestor = ancestor.parentElement;
+    const lines = (ancestor.innerText || '').split('\n').map(clean).filter((l) => l && l !== fp.name);
     const distinct = (l) => theirs.every((t) => !(t[level] || '').includes(l));
     const line = lines.filter(distinct).sort((x, y) => x.length - y.length)[0];
     if (line) b.context = line.slice(0, MAXF);
@@ -317,7 +334,7 @@ def _lib() -> str:
     order = ", ".join(f"'{by}'" for by in ORDER)
     positional = ", ".join(f"'{by}'" for by in sorted(POSITIONAL))
     return (
-        _LIB % {"max_field": MAX_FIELD}
+        _LIB % {"max_field": MAX_FIELD, "mask": json.dumps(MASK)}
         + f"const ORDER = [{order}];\nconst POSITIONAL = new Set([{positional}]);\n"
     )
 

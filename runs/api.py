@@ -34,9 +34,10 @@ from tenants.models import Role
 from twin_site.api import ApiError, json_object
 from twin_site.idempotency import idempotent
 
+from .event_serializers import RunEventSerializer
 from .media import video_response
 from .models import Run, RunStatus
-from .selectors import get_run_for_tenant, ready_recording, runs_for_tenant
+from .selectors import events_for_run, get_run_for_tenant, ready_recording, runs_for_tenant
 from .serializers import (
     DecisionSerializer,
     ErrorSerializer,
@@ -203,6 +204,40 @@ class RunDetailView(APIView):
     def get(self, request: Request, pk: str) -> Response:
         access = access_for(request)
         return run_response(get_run_for_tenant(access.tenant, pk), request)
+
+
+class RunEventsView(APIView):
+    """The run's trail, oldest first, as webhooks carry it (keys kept for the audit only left out)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("limit", int, description="Events per page, 1 to 500 (default 100)."),
+            OpenApiParameter("after", int, description="Event id cursor from the Link header."),
+        ],
+        responses={200: RunEventSerializer(many=True), **ERRORS},
+    )
+    def get(self, request: Request, pk: str) -> Response:
+        access = access_for(request)
+        run = get_run_for_tenant(access.tenant, pk)
+        try:
+            limit = max(1, min(int(request.query_params.get("limit", 100)), 500))
+        except ValueError:
+            raise ApiError("invalid_limit", "limit must be a whole number from 1 to 500") from None
+        after = request.query_params.get("after")
+        try:
+            after_id = int(after) if after else None
+        except ValueError:
+            raise ApiError("invalid_cursor", "after must be the event id of a Link header") from None
+        page = list(events_for_run(run, after=after_id)[: limit + 1])
+        response = Response(RunEventSerializer(page[:limit], many=True).data)
+        response["X-Twin-Status"] = run.status
+        if len(page) > limit:
+            query = request.query_params.copy()
+            query["limit"] = str(limit)
+            query["after"] = str(page[limit - 1].pk)
+            url = request.build_absolute_uri(request.path)
+            response["Link"] = f'<{url}?{query.urlencode()}>; rel="next"'
+        return response
 
 
 class ApproveView(APIView):

@@ -22,6 +22,11 @@ from .models import Run, RunEvent
 PRIVATE_KEYS = frozenset({"ip", "user_agent", "seen"})
 
 
+def public_data(data: dict[str, Any] | None) -> dict[str, Any]:
+    """An event's data as live pages, webhooks and the API show it: without PRIVATE_KEYS."""
+    return {key: value for key, value in (data or {}).items() if key not in PRIVATE_KEYS}
+
+
 class EventSubscriber(Protocol):
     def __call__(self, run: Run, event: RunEvent, data: dict[str, Any]) -> None: ...
 
@@ -106,7 +111,7 @@ def record_event(
         "run_id": str(run.pk),
         "status": run.status,
         "step_index": step_index,
-        "data": {key: value for key, value in payload.items() if key not in PRIVATE_KEYS},
+        "data": public_data(payload),
     }
     transaction.on_commit(lambda: fan_out(run.pk, run.tenant_id, message))
     return event

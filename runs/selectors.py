@@ -9,7 +9,7 @@ from approvals.models import Approval, ApprovalStatus
 from tenants.models import Tenant
 
 from .cost import APPROVALS_ATTR
-from .models import Run, Step
+from .models import Run, RunEvent, Step
 
 
 def runs_for_tenant(tenant: Tenant) -> QuerySet[Run]:
@@ -98,3 +98,11 @@ def ready_recording(run: Run) -> Any:
 
 def run_status(pk: Any) -> str | None:
     return Run.objects.filter(pk=pk).values_list("status", flat=True).first()
+
+
+def events_for_run(run: Run, *, after: int | None = None) -> QuerySet[RunEvent]:
+    """The run's events, oldest first (``after``: only those after that event id)."""
+    events = RunEvent.objects.filter(run_id=run.pk, tenant_id=run.tenant_id)
+    if after is not None:
+        events = events.filter(pk__gt=after)
+    return events.select_related("actor").order_by("pk")

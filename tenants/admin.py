@@ -5,7 +5,6 @@ from django.http import HttpRequest
 
 from .models import ApiToken, FourEyes, Membership, Tenant
 
-
 # What a run costs (runs.cost, docs/api.md "Cost"): set per tenant, by superusers only.
 PRICE_FIELDS = ["currency", "price_browser_minute", "price_per_1k_tokens"]
 

@@ -5,6 +5,7 @@ over several runs (a skill's)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -35,8 +36,8 @@ def make_run(
     started: float | None = 0,
     finished: float | None = None,
     status: str = RunStatus.COMPLETED,
-    steps: list[tuple[float | None, float | None, str]] = (),  # type: ignore[assignment]
-    pauses: list[tuple[float, float | None, str]] = (),  # type: ignore[assignment]
+    steps: Sequence[tuple[float | None, float | None, str]] = (),
+    pauses: Sequence[tuple[float, float | None, str]] = (),
     **fields: Any,
 ) -> Run:
     """A run as the executor would have left it, at set times (seconds after T0)."""
@@ -98,7 +99,7 @@ def test_the_amount_is_browser_minutes_and_thousands_of_tokens_at_the_tenants_pr
 
     cost = run_cost(run)
 
-    # 90 s of browser = 1.5 min × 0.5 = 0.75; 2,000 tokens = 2 × 0.01 = 0.02.
+    # 90 s of browser = 1.5 min * 0.5 = 0.75; 2,000 tokens = 2 * 0.01 = 0.02.
     assert cost == {
         "wall_s": 120.0,
         "browser_s": 90.0,
@@ -136,7 +137,7 @@ def test_seconds_are_kept_to_the_millisecond_and_the_amount_to_six_decimals(alic
     cost = run_cost(run)
 
     assert cost["wall_s"] == 10.0 and cost["browser_s"] == 7.001
-    # 7.001 / 60 × 0.003 = 0.00035005; 0.333 × 0.0007 = 0.0002331 → 0.00058315 → 0.000583
+    # 7.001 / 60 * 0.003 = 0.00035005; 0.333 * 0.0007 = 0.0002331 → 0.00058315 → 0.000583
     assert cost["amount"] == 0.000583
 
 
@@ -423,6 +424,7 @@ def test_only_a_superuser_sets_a_tenants_prices_in_admin(alice: Persona, admin_u
 
 
 # -- end to end: the real worker, the fixture site, a human who takes a second -------------------------
+@pytest.mark.usefixtures("private_urls")  # the fixture site is on 127.0.0.1
 def test_a_real_run_with_an_approval_records_browser_time_pauses_and_the_wait(
     alice: Persona, site: Any, worker: Any
 ) -> None:

@@ -19,7 +19,23 @@ from .errors import (
     TwinError,
     Unauthorized,
 )
-from .models import Approval, PendingStep, Run, Secret, Step, WebhookEndpoint
+from .models import (
+    Approval,
+    PendingStep,
+    Run,
+    RunCost,
+    RunEvent,
+    RunSkill,
+    Secret,
+    Skill,
+    SkillParam,
+    SkillPreview,
+    SkillStats,
+    SkillSuggestion,
+    SkillVersion,
+    Step,
+    WebhookEndpoint,
+)
 from .webhooks import WebhookVerificationError
 
 __all__ = [
@@ -33,7 +49,16 @@ __all__ = [
     "PendingStep",
     "RateLimited",
     "Run",
+    "RunCost",
+    "RunEvent",
+    "RunSkill",
     "Secret",
+    "Skill",
+    "SkillParam",
+    "SkillPreview",
+    "SkillStats",
+    "SkillSuggestion",
+    "SkillVersion",
     "Step",
     "Twin",
     "TwinError",

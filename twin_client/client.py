@@ -8,16 +8,19 @@ so retrying one yourself with the same key is safe.
 
 from __future__ import annotations
 
+import builtins  # (``list`` is a method of some classes below)
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import httpx
 
 from .errors import error_for
-from .models import Approval, Run, Secret, WebhookEndpoint
+from .models import Approval, Run, RunEvent, Secret, Skill, SkillPreview, SkillVersion, WebhookEndpoint
 
 T = TypeVar("T")
 MAX_WAIT = 60.0  # the server's longest ?wait=
@@ -47,6 +50,11 @@ def _run(data: Any) -> Run:
     return Run.from_api(data)
 
 
+def _segment(value: str) -> str:
+    """One path segment (an id or a slug), quoted: a ``/`` or ``?`` in it cannot change the URL."""
+    return quote(str(value), safe="")
+
+
 # -- the calls ------------------------------------------------------------------------------------------
 def start_run(
     *,
@@ -55,11 +63,15 @@ def start_run(
     steps: list[dict[str, Any]] | None = None,
     skill: str | None = None,
     params: dict[str, Any] | None = None,
+    version: int | None = None,
     wait: float = 0,
     idempotency_key: str | None = None,
     **extra: Any,
 ) -> Call[Run]:
-    body = _compact(goal=goal, url=url, steps=steps, skill=skill, params=params, **extra)
+    # (an empty goal or url is left out: the server's default, and a skill run's body is the contract's)
+    body = _compact(
+        goal=goal or None, url=url or None, steps=steps, skill=skill, params=params, version=version, **extra
+    )
     wait = min(max(wait, 0), MAX_WAIT)
     return Call(
         "POST",
@@ -115,6 +127,68 @@ def reject(run_id: str, *, reason: str | None = None, idempotency_key: str | Non
 
 def cancel(run_id: str) -> Call[Run]:
     return Call("POST", f"/api/runs/{run_id}/cancel", _run, json={})
+
+
+def run_events(run_id: str, limit: int = 100) -> Call[list[RunEvent]]:
+    return Call(
+        "GET",
+        f"/api/runs/{_segment(run_id)}/events",
+        lambda d: [RunEvent.from_api(e) for e in d],
+        params={"limit": limit},
+    )
+
+
+def compile_skill(
+    run_id: str,
+    *,
+    slug: str | None = None,
+    name: str | None = None,
+    params: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> Call[SkillVersion]:
+    return Call(
+        "POST",
+        f"/api/runs/{_segment(run_id)}/compile",
+        SkillVersion.from_api,
+        json=_compact(slug=slug, name=name, params=params),
+        headers=_idempotent(idempotency_key),
+    )
+
+
+def preview_skill(run_id: str, *, params: dict[str, Any] | None = None) -> Call[SkillPreview]:
+    return Call(
+        "GET",
+        f"/api/runs/{_segment(run_id)}/compile",
+        SkillPreview.from_api,
+        params={"params": json.dumps(params, separators=(",", ":"))} if params else {},
+    )
+
+
+def list_skills(archived: bool = False) -> Call[list[Skill]]:
+    return Call(
+        "GET",
+        "/api/skills",
+        lambda d: [Skill.from_api(s) for s in d],
+        params={"archived": "1"} if archived else {},
+    )
+
+
+def get_skill(id_or_slug: str) -> Call[Skill]:
+    return Call("GET", f"/api/skills/{_segment(id_or_slug)}", Skill.from_api)
+
+
+def skill_versions(slug: str) -> Call[list[SkillVersion]]:
+    return Call(
+        "GET", f"/api/skills/{_segment(slug)}/versions", lambda d: [SkillVersion.from_api(v) for v in d]
+    )
+
+
+def skill_version(slug: str, number: int) -> Call[SkillVersion]:
+    return Call("GET", f"/api/skills/{_segment(slug)}/versions/{int(number)}", SkillVersion.from_api)
+
+
+def archive_skill(slug: str) -> Call[None]:
+    return Call("DELETE", f"/api/skills/{_segment(slug)}", lambda d: None)
 
 
 def list_approvals(status: str | None = None, limit: int = 100) -> Call[list[Approval]]:
@@ -291,6 +365,10 @@ class Runs:
     def cancel(self, run_id: str) -> Run:
         return self._twin.send(cancel(run_id))
 
+    def events(self, run_id: str, *, page_size: int = 100) -> builtins.list[RunEvent]:
+        """The run's whole trail, oldest first (every page of ``GET /api/runs/{id}/events``)."""
+        return builtins.list(self._twin.pages(run_events(run_id, page_size)))
+
 
 class Agents:
     def __init__(self, twin: Twin) -> None:
@@ -323,23 +401,71 @@ class Agents:
 
 
 class Skills:
+    """Skills: step programs compiled from completed runs, versioned, replayed with parameters."""
+
     def __init__(self, twin: Twin) -> None:
         self._twin = twin
+
+    def compile(
+        self,
+        run_id: str,
+        *,
+        slug: str | None = None,
+        name: str | None = None,
+        params: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> SkillVersion:
+        """Compile a completed run into a new version (``params``: {name: a literal the run used})."""
+        return self._twin.send(
+            compile_skill(run_id, slug=slug, name=name, params=params, idempotency_key=idempotency_key)
+        )
+
+    def preview(self, run_id: str, *, params: dict[str, Any] | None = None) -> SkillPreview:
+        """What ``compile`` would give, with the literals it suggests as parameters; stores nothing."""
+        return self._twin.send(preview_skill(run_id, params=params))
+
+    def list(self, *, archived: bool = False) -> list[Skill]:
+        """The tenant's skills, the most recently updated first (``archived=True``: those too)."""
+        return self._twin.send(list_skills(archived))
+
+    def get(self, id_or_slug: str) -> Skill:
+        return self._twin.send(get_skill(id_or_slug))
+
+    def versions(self, slug: str) -> builtins.list[SkillVersion]:
+        """Every version of the skill, the newest first."""
+        return self._twin.send(skill_versions(slug))
+
+    def version(self, slug: str, number: int) -> SkillVersion:
+        return self._twin.send(skill_version(slug, number))
+
+    def archive(self, slug: str) -> None:
+        """Archive the skill: it is no longer listed or run; its runs keep their link to it."""
+        self._twin.send(archive_skill(slug))
 
     def run(
         self,
         skill: str,
         params: dict[str, Any] | None = None,
         *,
+        version: int | None = None,
+        wait: bool = True,
         timeout: float = 300,
         idempotency_key: str | None = None,
     ) -> Run:
+        """Run the skill (its newest version unless ``version``) and, like ``agents.run``, wait
+        until it is done or paused for a person (``wait=False``: return at once, queued)."""
         run = self._twin.send(
             start_run(
-                skill=skill, params=params or {}, wait=min(timeout, MAX_WAIT), idempotency_key=idempotency_key
+                skill=skill,
+                params=params or {},
+                version=version,
+                wait=min(timeout, MAX_WAIT) if wait else 0,
+                idempotency_key=idempotency_key,
             )
         )
-        return run if run.settled else self._twin.runs.wait(run.id, timeout=max(timeout - MAX_WAIT, 0))
+        if not wait or run.settled:
+            return run
+        return self._twin.runs.wait(run.id, timeout=max(timeout - MAX_WAIT, 0))
 
 
 class Approvals:
@@ -491,6 +617,10 @@ class AsyncRuns:
     async def cancel(self, run_id: str) -> Run:
         return await self._twin.send(cancel(run_id))
 
+    async def events(self, run_id: str, *, page_size: int = 100) -> builtins.list[RunEvent]:
+        """The run's whole trail, oldest first (every page of ``GET /api/runs/{id}/events``)."""
+        return [event async for event in self._twin.pages(run_events(run_id, page_size))]
+
 
 class AsyncAgents:
     def __init__(self, twin: AsyncTwin) -> None:
@@ -525,20 +655,59 @@ class AsyncSkills:
     def __init__(self, twin: AsyncTwin) -> None:
         self._twin = twin
 
+    async def compile(
+        self,
+        run_id: str,
+        *,
+        slug: str | None = None,
+        name: str | None = None,
+        params: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> SkillVersion:
+        return await self._twin.send(
+            compile_skill(run_id, slug=slug, name=name, params=params, idempotency_key=idempotency_key)
+        )
+
+    async def preview(self, run_id: str, *, params: dict[str, Any] | None = None) -> SkillPreview:
+        return await self._twin.send(preview_skill(run_id, params=params))
+
+    async def list(self, *, archived: bool = False) -> list[Skill]:
+        return await self._twin.send(list_skills(archived))
+
+    async def get(self, id_or_slug: str) -> Skill:
+        return await self._twin.send(get_skill(id_or_slug))
+
+    async def versions(self, slug: str) -> builtins.list[SkillVersion]:
+        return await self._twin.send(skill_versions(slug))
+
+    async def version(self, slug: str, number: int) -> SkillVersion:
+        return await self._twin.send(skill_version(slug, number))
+
+    async def archive(self, slug: str) -> None:
+        await self._twin.send(archive_skill(slug))
+
     async def run(
         self,
         skill: str,
         params: dict[str, Any] | None = None,
         *,
+        version: int | None = None,
+        wait: bool = True,
         timeout: float = 300,
         idempotency_key: str | None = None,
     ) -> Run:
         run = await self._twin.send(
             start_run(
-                skill=skill, params=params or {}, wait=min(timeout, MAX_WAIT), idempotency_key=idempotency_key
+                skill=skill,
+                params=params or {},
+                version=version,
+                wait=min(timeout, MAX_WAIT) if wait else 0,
+                idempotency_key=idempotency_key,
             )
         )
-        return run if run.settled else await self._twin.runs.wait(run.id, timeout=max(timeout - MAX_WAIT, 0))
+        if not wait or run.settled:
+            return run
+        return await self._twin.runs.wait(run.id, timeout=max(timeout - MAX_WAIT, 0))
 
 
 class AsyncApprovals:

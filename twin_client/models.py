@@ -69,6 +69,70 @@ class PendingStep:
         )
 
 
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _ints(values: Any) -> list[int]:
+    return [int(v) for v in values or [] if isinstance(v, (int, float)) or str(v).isdigit()]
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """What a run cost; a server that does not report a figure leaves it None."""
+
+    wall_s: float | None = None
+    browser_s: float | None = None
+    steps: int | None = None
+    pauses: int | None = None
+    human_wait_s: float | None = None
+    model_calls: int | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    amount: float | None = None  # in ``currency``, at the tenant's prices
+    currency: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> RunCost:
+        return cls(
+            wall_s=_float(data.get("wall_s")),
+            browser_s=_float(data.get("browser_s")),
+            steps=_int(data.get("steps")),
+            pauses=_int(data.get("pauses")),
+            human_wait_s=_float(data.get("human_wait_s")),
+            model_calls=_int(data.get("model_calls")),
+            tokens_in=_int(data.get("tokens_in")),
+            tokens_out=_int(data.get("tokens_out")),
+            amount=_float(data.get("amount")),
+            currency=data.get("currency"),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class RunSkill:
+    """The skill version a run replays."""
+
+    slug: str
+    version: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> RunSkill:
+        return cls(slug=str(data.get("slug", "")), version=_int(data.get("version")), raw=data)
+
+
 @dataclass
 class Run:
     id: str
@@ -84,6 +148,9 @@ class Run:
     video_url: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
+    cost: RunCost | None = None  # None from a server that does not report it
+    planner: str | None = None  # None (the request's steps), "model" (the agent) or "skill" (a replay)
+    skill: RunSkill | None = None  # the skill version it replays, if any
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -98,6 +165,7 @@ class Run:
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Run:
         pending = data.get("pending_step")
+        cost, skill = data.get("cost"), data.get("skill")
         return cls(
             id=str(data["id"]),
             status=data["status"],
@@ -112,6 +180,211 @@ class Run:
             video_url=data.get("video_url"),
             created_at=data.get("created_at"),
             updated_at=data.get("updated_at"),
+            cost=RunCost.from_api(cost) if isinstance(cost, dict) else None,
+            planner=data.get("planner"),
+            skill=RunSkill.from_api(skill) if isinstance(skill, dict) else None,
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """One entry of a run's trail (``GET /api/runs/{id}/events``), as webhooks carry it."""
+
+    id: int
+    event: str  # e.g. "run.queued", "step.finished", "approval.decided", "step.healed"
+    step: int | None = None
+    actor: str | None = None  # a username; None when Twin itself did it
+    at: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> RunEvent:
+        return cls(
+            id=int(data["id"]),
+            event=str(data.get("event", "")),
+            step=_int(data.get("step")),
+            actor=data.get("actor"),
+            at=data.get("at"),
+            data=dict(data.get("data") or {}),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class SkillParam:
+    """A parameter of a skill: ``type`` is "string", "number", "boolean" or "enum" (``options``)."""
+
+    name: str
+    type: str = "string"
+    example: Any = None
+    options: list[Any] | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> SkillParam:
+        options = data.get("options")
+        return cls(
+            name=str(data.get("name", "")),
+            type=str(data.get("type") or "string"),
+            example=data.get("example"),
+            options=list(options) if isinstance(options, list) else None,
+            raw=data,
+        )
+
+
+def _params(values: Any) -> list[SkillParam]:
+    return [SkillParam.from_api(p) for p in values or [] if isinstance(p, dict)]
+
+
+def _steps(values: Any) -> list[dict[str, Any]]:
+    return [dict(s) for s in values or [] if isinstance(s, dict)]
+
+
+@dataclass(frozen=True)
+class SkillVersion:
+    """One immutable version of a skill: its step program and parameters."""
+
+    id: str  # the skill's id
+    version_id: str
+    slug: str
+    name: str
+    version: int
+    params: list[SkillParam] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    changed_steps: list[int] = field(default_factory=list)  # indexes that differ from the previous one
+    source_run: str | None = None  # the run it was compiled from
+    created_at: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> SkillVersion:
+        source = data.get("source_run")
+        return cls(
+            id=str(data.get("id", "")),
+            version_id=str(data.get("version_id", "")),
+            slug=str(data.get("slug", "")),
+            name=str(data.get("name", "")),
+            version=_int(data.get("version")) or 0,
+            params=_params(data.get("params")),
+            steps=_steps(data.get("steps")),
+            changed_steps=_ints(data.get("changed_steps")),
+            source_run=str(source) if source is not None else None,
+            created_at=data.get("created_at"),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class SkillSuggestion:
+    """A literal of the run that looks like it should be a parameter (an email, a card number)."""
+
+    name: str
+    literal: str
+    reason: str = ""
+    steps: list[int] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> SkillSuggestion:
+        return cls(
+            name=str(data.get("name", "")),
+            literal=str(data.get("literal", "")),
+            reason=str(data.get("reason", "") or ""),
+            steps=_ints(data.get("steps")),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class SkillPreview:
+    """What compiling a run would give, before anything is stored."""
+
+    slug: str
+    name: str
+    version: int  # the number the new version would get
+    params: list[SkillParam] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    changed_steps: list[int] = field(default_factory=list)
+    suggested: list[SkillSuggestion] = field(default_factory=list)
+    left_out: list[int] = field(default_factory=list)  # steps of the run that the skill leaves out
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> SkillPreview:
+        return cls(
+            slug=str(data.get("slug", "")),
+            name=str(data.get("name", "")),
+            version=_int(data.get("version")) or 0,
+            params=_params(data.get("params")),
+            steps=_steps(data.get("steps")),
+            changed_steps=_ints(data.get("changed_steps")),
+            suggested=[
+                SkillSuggestion.from_api(s) for s in data.get("suggested") or [] if isinstance(s, dict)
+            ],
+            left_out=_ints(data.get("left_out")),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class SkillStats:
+    runs: int = 0
+    completed: int = 0
+    success_rate: float | None = None  # None before its first run
+    median_duration_s: float | None = None
+    last_run_at: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> SkillStats:
+        return cls(
+            runs=_int(data.get("runs")) or 0,
+            completed=_int(data.get("completed")) or 0,
+            success_rate=_float(data.get("success_rate")),
+            median_duration_s=_float(data.get("median_duration_s")),
+            last_run_at=data.get("last_run_at"),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class Skill:
+    """A skill with its newest version inline (``version``, ``params``, ``steps``)."""
+
+    id: str
+    slug: str
+    name: str
+    version: int
+    params: list[SkillParam] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    goal: str = ""
+    url: str = ""
+    archived: bool = False
+    archived_at: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    stats: SkillStats | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Skill:
+        stats = data.get("stats")
+        return cls(
+            id=str(data["id"]),
+            slug=str(data.get("slug", "")),
+            name=str(data.get("name", "")),
+            version=_int(data.get("version")) or 0,
+            params=_params(data.get("params")),
+            steps=_steps(data.get("steps")),
+            goal=str(data.get("goal", "") or ""),
+            url=str(data.get("url", "") or ""),
+            archived=bool(data.get("archived", False)),
+            archived_at=data.get("archived_at"),
+            created_at=data.get("created_at"),
+            updated_at=data.get("updated_at"),
+            stats=SkillStats.from_api(stats) if isinstance(stats, dict) else None,
             raw=data,
         )
 

@@ -52,6 +52,7 @@ urlpatterns = [
     # The API
     path("api/runs", runs_api.runs_endpoint, name="api-runs"),
     path("api/runs/<uuid:pk>", runs_api.run_detail_endpoint, name="api-run"),
+    path("api/runs/<uuid:pk>/events", runs_api.RunEventsView.as_view(), name="api-run-events"),
     path("api/runs/<uuid:pk>/approve", runs_api.ApproveView.as_view(), name="api-run-approve"),
     path("api/runs/<uuid:pk>/reject", runs_api.RejectView.as_view(), name="api-run-reject"),
     path("api/runs/<uuid:pk>/cancel", runs_api.CancelView.as_view(), name="api-run-cancel"),

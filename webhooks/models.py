@@ -10,7 +10,8 @@ from django.db import models
 from runs.models import Run
 from tenants.models import Tenant
 
-# The contract's events (the run entering each status); an endpoint subscribes to some or all.
+# The contract's events (the run entering each status), then skill events (a replay saved by a
+# fallback locator; a run compiled into a skill version); an endpoint subscribes to some or all.
 EVENT_TYPES = (
     "run.awaiting_approval",
     "run.resumed",
@@ -19,7 +20,11 @@ EVENT_TYPES = (
     "run.rejected",
     "run.cancelled",
     "run.expired",
+    "step.healed",
+    "skill.compiled",
 )
+# Events whose own data goes into the message too (``data.event``), beside the run.
+DETAILED_EVENTS = frozenset({"step.healed", "skill.compiled"})
 
 
 class Endpoint(models.Model):

@@ -23,7 +23,7 @@ from tenants.models import Tenant
 from vault.crypto import open_text, seal_text
 
 from . import signing, transport
-from .models import EVENT_TYPES, Attempt, Delivery, DeliveryStatus, Endpoint, EndpointEvent
+from .models import DETAILED_EVENTS, EVENT_TYPES, Attempt, Delivery, DeliveryStatus, Endpoint, EndpointEvent
 
 # Seconds to wait before attempt 2, 3, …: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
 # 10 h (the Standard Webhooks reference schedule): 8 attempts over about 27 hours.
@@ -154,10 +154,37 @@ class _AbsoluteUrls:
 
 def on_run_event(run: Any, event: Any, data: dict[str, Any]) -> None:
     """Subscribed to every run event (runs.events.subscribe, in WebhooksConfig.ready)."""
-    deliveries_for_event(run, event_type=event.type, event_id=event.pk, created_at=event.created_at)
+    deliveries_for_event(
+        run, event_type=event.type, event_id=event.pk, created_at=event.created_at, event_data=data
+    )
 
 
-def deliveries_for_event(run: Any, *, event_type: str, event_id: int, created_at: Any) -> list[Delivery]:
+def message_data(event_type: str, run_data: Any, event_data: dict[str, Any] | None) -> dict[str, Any]:
+    """A message's ``data``: the run; for DETAILED_EVENTS also the event's own data (without the
+    keys kept for the audit trail only) and, for ``skill.compiled``, the skill version it made."""
+    from runs.events import public_data
+
+    data: dict[str, Any] = {"run": run_data}
+    if event_type in DETAILED_EVENTS:
+        detail = public_data(event_data)
+        data["event"] = detail
+        if event_type == "skill.compiled":
+            data["skill"] = {
+                "id": detail.get("skill_id"),
+                "slug": detail.get("skill"),
+                "version": detail.get("version"),
+            }
+    return data
+
+
+def deliveries_for_event(
+    run: Any,
+    *,
+    event_type: str,
+    event_id: int,
+    created_at: Any,
+    event_data: dict[str, Any] | None = None,
+) -> list[Delivery]:
     """Queue the message for every endpoint that wants it (call inside the event's transaction)."""
     if event_type not in EVENT_TYPES:
         return []
@@ -173,7 +200,9 @@ def deliveries_for_event(run: Any, *, event_type: str, event_id: int, created_at
     payload = {
         "type": event_type,
         "timestamp": created_at.isoformat().replace("+00:00", "Z"),
-        "data": {"run": RunSerializer(current, context={"request": _AbsoluteUrls()}).data},
+        "data": message_data(
+            event_type, RunSerializer(current, context={"request": _AbsoluteUrls()}).data, event_data
+        ),
     }
     body = json.dumps(payload, separators=(",", ":"), default=str)
     now = timezone.now()
