@@ -14,8 +14,9 @@ and a role; no gates):
 
 17 of them are element steps. The hand-written program runs once, compiles into a skill
 (``POST /api/runs/{id}/compile``, the name as a parameter) whose element steps must all find
-their element by the id first (``locator.unique[0] == "id"``). Then, alternating (the order
-rotates every repetition), four variants of the same 20 steps:
+their element by the id first (``locator.unique[0] == "id"``). Then, alternating (in a Williams
+square: each variant runs right after each other one about equally often), four variants of the
+same 20 steps:
 
 * hand-written: ``POST /api/runs?wait=60 {"steps": ...}`` (selectors);
 * skill: ``POST /api/runs?wait=60 {"skill": ..., "params": ...}``: every element found by its
@@ -59,6 +60,14 @@ NAME = "Ada Lovelace"
 SUMMARY = f"Preview: {NAME}, pro, FR, 3 seats, terms accepted, newsletter"
 REF_RE = re.compile(r"^BF-\d{4}$")
 VARIANTS = ("hand", "skill", "healed", "plain")
+# The order of the variants in each repetition, cycling: a Williams square, so each variant comes
+# right after each other one equally often (a run's start depends on what ran just before it).
+ORDERS = (
+    ("hand", "skill", "plain", "healed"),
+    ("skill", "healed", "hand", "plain"),
+    ("healed", "plain", "skill", "hand"),
+    ("plain", "hand", "healed", "skill"),
+)
 TITLES = {
     "hand": "hand-written program",
     "skill": "skill replay (primary locator holds)",
@@ -116,6 +125,7 @@ class Sample:
     tail: float  # after the last step
     outputs: dict[str, str]
     heals: list[dict[str, Any]] = field(default_factory=list)
+    after: str = ""  # the variant that ran just before this one
 
 
 def twin_sample(run: dict[str, Any], client: float) -> Sample:
@@ -411,7 +421,17 @@ def report(replay: Replay, samples: dict[str, list[Sample]]) -> None:
         f"({len(replay.element_steps)} each): " + ", ".join(f"{k} x{n}" for k, n in heals.most_common())
     )
     print(f"skill replays with the primary holding: {sum(len(s.heals) for s in skill)} step.healed events")
-    print("order of the variants: rotated every repetition (hand, skill, healed, plain; skill, healed, ...)")
+    print("order of the variants: " + "; ".join(", ".join(order) for order in ORDERS) + "; ... (cycling)")
+    starts = [
+        [
+            f"{variant} after {before}",
+            ms(median([s.setup + s.steps[0] for s in samples[variant] if s.after == before])),
+        ]
+        for variant in VARIANTS
+        for before in VARIANTS
+        if any(s.after == before for s in samples[variant])
+    ]
+    print(table(["start of a run: before step 1 + the goto (median, ms)", ""], starts))
     print()
     print(f"targets: skill / hand-written <= {TARGET_SKILL}x; healed / hand-written <= {TARGET_HEALED}x")
     for clock, words in clocks:
@@ -446,12 +466,14 @@ def main() -> int:
         bench.site.reset()
         samples: dict[str, list[Sample]] = {v: [] for v in VARIANTS}
         per_rep = []
+        previous = "plain"  # the last warm-up
         for rep in range(args.reps):
             bench.say(f"repetition {rep + 1}/{args.reps}")
-            shift = rep % len(VARIANTS)
             got = {}
-            for variant in VARIANTS[shift:] + VARIANTS[:shift]:
+            for variant in ORDERS[rep % len(ORDERS)]:
                 got[variant] = replay.one(variant)
+                got[variant].after = previous
+                previous = variant
                 samples[variant].append(got[variant])
             per_rep.append(
                 [
