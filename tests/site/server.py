@@ -970,3 +970,104 @@ _ROUTES: dict[tuple[str, str], Callable[[_Handler], None]] = {
     ("POST", "/_toggle"): _Handler.set_toggle,
     ("POST", "/_reset"): _Handler.reset,
 }
+
+
+# -- /bench-form: the skill replay benchmark's page (bench/skill_replay.py) ------------------------------
+
+BENCH_FORM_PLANS: tuple[tuple[str, str], ...] = (("basic", "Basic"), ("pro", "Pro"), ("team", "Team"))
+BENCH_FORM_COUNTRIES: tuple[tuple[str, str], ...] = (
+    ("FR", "France"),
+    ("DE", "Germany"),
+    ("US", "United States"),
+)
+
+_BENCH_FORM_SCRIPT = """
+const bf = (name) => document.querySelector('[data-bf="' + name + '"]');
+let seats = 1;
+bf("add").addEventListener("click", () => {
+  seats += 1;
+  bf("seats").textContent = String(seats);
+});
+bf("preview").addEventListener("click", () => {
+  const parts = [bf("name").value, bf("plan").value, bf("country").value, seats + " seats"];
+  if (bf("terms").checked) parts.push("terms accepted");
+  if (bf("news").checked) parts.push("newsletter");
+  bf("summary").textContent = "Preview: " + parts.join(", ");
+  bf("summary").hidden = false;
+});
+bf("submit").addEventListener("click", async () => {
+  const fields = ["name", "email", "company", "plan", "country", "notes"];
+  const order = Object.fromEntries(fields.map((name) => [name, bf(name).value]));
+  Object.assign(order, {terms: bf("terms").checked, news: bf("news").checked, seats});
+  const response = await fetch("/bench-form", {
+    method: "POST",
+    headers: {"Content-Type": "application/json"},
+    body: JSON.stringify(order),
+  });
+  const data = await response.json();
+  bf("ref").textContent = data.ref;
+  bf("done").hidden = false;
+});
+"""
+
+
+def _bench_form_page(renamed: bool) -> bytes:
+    """An order form of ten fields and buttons, each with an id, a label or a name and a role.
+
+    With ``renamed`` every id (and each label's ``for``) is different; labels, roles, names and
+    texts stay, so a recorded locator bundle whose primary locator is the id heals by role.
+    """
+    p = "order-" if renamed else "bf-"
+
+    def options(pairs: tuple[tuple[str, str], ...]) -> str:
+        return "".join(f'<option value="{value}">{html.escape(text)}</option>' for value, text in pairs)
+
+    return _page(
+        "Order form",
+        f"""
+<h1>Order form</h1>
+<div class="order">
+  <label for="{p}name">Full name</label>
+  <input id="{p}name" name="name" data-bf="name" autocomplete="off">
+  <label for="{p}email">Email</label>
+  <input id="{p}email" name="email" type="email" data-bf="email" autocomplete="off">
+  <label for="{p}company">Company</label>
+  <input id="{p}company" name="company" data-bf="company" autocomplete="off">
+  <label for="{p}plan">Plan</label>
+  <select id="{p}plan" name="plan" data-bf="plan">{options(BENCH_FORM_PLANS)}</select>
+  <label for="{p}country">Country</label>
+  <select id="{p}country" name="country" data-bf="country">{options(BENCH_FORM_COUNTRIES)}</select>
+  <label><input type="checkbox" id="{p}terms" name="terms" data-bf="terms"> I accept the terms</label>
+  <label><input type="checkbox" id="{p}news" name="news" data-bf="news"> Send me the newsletter</label>
+  <p>Seats: <output id="{p}seats" role="status" aria-label="Seats" data-bf="seats">1</output>
+    <button type="button" id="{p}add" data-bf="add">Add seat</button></p>
+  <label for="{p}notes">Notes</label>
+  <textarea id="{p}notes" name="notes" data-bf="notes"></textarea>
+  <p><button type="button" id="{p}preview" data-bf="preview">Preview</button></p>
+  <p id="{p}summary" role="status" aria-label="Summary" data-bf="summary" hidden></p>
+  <p><button type="button" id="{p}submit" data-bf="submit">Place order</button></p>
+  <p id="{p}done" role="status" aria-label="Confirmation" data-bf="done" hidden>Order confirmed.
+    Reference: <strong id="{p}ref" role="status" aria-label="Order reference" data-bf="ref"></strong></p>
+</div>
+""",
+        script=_BENCH_FORM_SCRIPT,
+    )
+
+
+def _bench_form(handler: _Handler) -> None:
+    """The order form; the ``bench_renamed`` toggle renames every id (roles, names and labels stay)."""
+    handler._html(_bench_form_page(handler.site.toggle("bench_renamed")))
+
+
+def _bench_form_submit(handler: _Handler) -> None:
+    """Record the order (JSON) as a ``bench_order`` event with the next reference (``BF-0001``, ...)."""
+    order = handler._json_body()
+    site = handler.site
+    with site._lock:
+        ref = f"BF-{site.count('bench_order') + 1:04d}"
+        site.record("bench_order", ref=ref, **{k: v for k, v in order.items() if k not in {"kind", "ref"}})
+    handler._json({"ref": ref})
+
+
+_ROUTES[("GET", "/bench-form")] = _bench_form
+_ROUTES[("POST", "/bench-form")] = _bench_form_submit

@@ -199,3 +199,35 @@ def test_slow_waits(site: FixtureSite) -> None:
     started = time.monotonic()
     assert '<p id="slow">Slow page</p>' in fetch(site, "/slow?ms=150").text
     assert time.monotonic() - started >= 0.15
+
+
+def test_bench_form_renames_every_id_and_records_orders(site: FixtureSite) -> None:
+    page = fetch(site, "/bench-form").text
+    fields = ("name", "email", "company", "plan", "country", "terms", "news", "seats", "add", "notes")
+    for field in (*fields, "preview", "summary", "submit", "done", "ref"):
+        assert f'id="bf-{field}"' in page
+    labels = ("Full name", "Email", "Company", "Plan", "Country", "I accept the terms", "Add seat")
+    assert all(label in page for label in labels)
+
+    site.set_toggle("bench_renamed", True)
+    renamed = fetch(site, "/bench-form").text
+    assert 'id="bf-' not in renamed and 'for="bf-' not in renamed
+    assert 'id="order-name"' in renamed and '<label for="order-name">Full name</label>' in renamed
+    # Everything but the ids is the same page.
+    assert renamed.replace('"order-', '"bf-') == page
+
+    def order(name: str) -> Any:
+        request = urllib.request.Request(
+            site.url("/bench-form"),
+            data=json.dumps({"name": name, "plan": "pro", "seats": 3}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+
+    assert order("Ada") == {"ref": "BF-0001"}
+    assert order("Grace") == {"ref": "BF-0002"}
+    assert [(e["ref"], e["name"], e["seats"]) for e in site.events] == [
+        ("BF-0001", "Ada", 3),
+        ("BF-0002", "Grace", 3),
+    ]
