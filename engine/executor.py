@@ -167,6 +167,7 @@ class Execution:
     acted_locator: dict[str, Any] | None = None
     healed: locators.Found | None = None
     handles: list[Any] = field(default_factory=list)  # elements found for the step, released after it
+    described: bool = False  # acted_locator is known already (a skill's primary locator held)
 
     @property
     def session(self) -> browser_mod.BrowserSession:
@@ -668,7 +669,7 @@ class Execution:
         action = step["action"]
         timeout_ms = float(step.get("timeout") or settings.TWIN_DEFAULT_STEP_TIMEOUT) * 1000
         resolve = self.lookup(answers)
-        self.acted_locator, self.healed = None, None
+        self.acted_locator, self.healed, self.described = None, None, False
 
         def field_value(name: str) -> str:
             return render(str(step.get(name, "")), resolve)
@@ -754,6 +755,8 @@ class Execution:
         """Record the locator bundle of the element the step is about to act on (engine.locators)."""
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+        if self.described:
+            return
         try:
             bundle = locators.describe_element(target, timeout_ms=timeout_ms)
         except PlaywrightTimeout:
@@ -796,6 +799,11 @@ class Execution:
             raise StepFailed(f"{describe(step)}: {exc}") from None
         if found.healed:
             self.healed = found
+        elif found.by != "human":
+            # The primary locator held: the element is the one the skill describes (its fingerprint
+            # agreed), and the skill's bundle is what the step records: no second look at the page.
+            self.acted_locator = locators.clean_bundle(step.get("locator"))
+            self.described = True
         self.handles.append(found.handle)
         return found.handle
 

@@ -379,6 +379,8 @@ for (const by of b.unique) {
   if (POSITIONAL.has(by) && alike.length !== 1) continue;
   const found = matches(by, b, alike).filter((e) => b.visible === false || visible(e));
   if (found.length === 1 && agrees(found[0], fp)) {
+    // The common case, the primary holding: the element itself (one round trip, nothing to read).
+    if (by === primary) return found[0];
     return {el: found[0], info: {status: 'found', by, primary, lookalikes: alike.length,
       ready: document.readyState === 'complete'}};
   }
@@ -589,6 +591,9 @@ def find(page: Any, bundle: dict[str, Any], *, timeout_ms: float, pick: int | No
     last: dict[str, Any] = {}
     while True:
         result = page.evaluate_handle(FIND_JS, [bundle, pick])
+        element = result.as_element()  # known without a round trip: the primary held
+        if element is not None:
+            return Found(element, primary(bundle), primary(bundle))
         try:
             properties = result.get_properties()
             info = properties["info"].json_value()

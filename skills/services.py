@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from approvals.models import Approval, ApprovalStatus, Cause
-from engine.locators import map_displayed, playwright_selector
+from engine.locators import bundle_templates, map_displayed, playwright_selector
 from runs.events import record_event
 from runs.models import Run, RunStatus, Step, StepStatus
 from runs.program import (
@@ -277,6 +277,12 @@ def _declare_params(
     used: list[str] = []
     options: dict[str, list[str]] = {}
     for step in steps:
+        if isinstance(step.get("locator"), dict):
+            # What the page showed of a parameter: the replay renders it, so the skill declares it.
+            for expr in bundle_templates(step["locator"]):
+                source, _, param = expr.partition(".")
+                if source == "params" and param not in used:
+                    used.append(param)
         for field_name in LITERAL_FIELDS:
             for expr in templates_in(str(step.get(field_name, ""))):
                 source, _, param = expr.partition(".")
