@@ -714,17 +714,23 @@ class Execution:
                 if bundle is not None
                 else page.locator(selector).first
             )
+
+            def note() -> None:
+                self.note_element(
+                    element if bundle is not None else self.resolve(element, timeout_ms), timeout_ms
+                )
+
             if action == "press":
-                self.note_element(element, timeout_ms)
+                note()
                 element.press(field_value("key"), timeout=timeout_ms)
             elif action == "wait_for":
                 if bundle is not None:
                     element.wait_for_element_state("visible", timeout=timeout_ms)
                 else:
                     element.wait_for(state="visible", timeout=timeout_ms)
-                self.note_element(element, timeout_ms)
+                note()
             elif action == "extract":
-                self.note_element(element, timeout_ms)
+                note()
                 attribute = step.get("attribute")
                 if bundle is not None:  # an ElementHandle: found already, no waiting
                     value = element.get_attribute(attribute) if attribute else element.inner_text()
@@ -838,26 +844,42 @@ class Execution:
             for candidate in chosen.candidates or []:
                 if candidate["label"] == chosen.choice and candidate["nth"] < count:
                     target = locator.nth(candidate["nth"])
-        try:
-            self.note_element(target, timeout_ms)
+
+        def act(element: Any) -> None:
             if action == "click":
-                target.click(timeout=timeout_ms)
+                element.click(timeout=timeout_ms)
             elif action == "fill":
-                if masked and bundle is not None:
-                    target.evaluate(MASK_JS)  # an ElementHandle: found already
-                elif masked:
-                    target.evaluate(MASK_JS, timeout=timeout_ms)
-                target.fill(value, timeout=timeout_ms)
+                if masked:
+                    element.evaluate(MASK_JS)
+                element.fill(value, timeout=timeout_ms)
             elif action == "check":
-                target.check(timeout=timeout_ms)
+                element.check(timeout=timeout_ms)
             elif action == "select":
-                target.select_option(value, timeout=timeout_ms)
+                element.select_option(value, timeout=timeout_ms)
+
+        try:
+            # The selector is resolved once (strictly: several matches raise), the element described
+            # and acted on through that handle; a skill's bundle has found its handle already.
+            handle = target if bundle is not None else self.resolve(target, timeout_ms)
+            self.note_element(handle, timeout_ms)
+            try:
+                act(handle)
+            except PlaywrightError as exc:
+                if bundle is not None or "not attached" not in str(exc):
+                    raise
+                act(target)  # re-rendered under the handle: the locator finds the element again
         except PlaywrightError as exc:
             if bundle is None and "strict mode violation" in str(exc):
                 self.ask_which(locator, selector)
             if bundle is None and isinstance(exc, PlaywrightTimeout) and locator.count() == 0:
                 raise StepFailed(f"nothing matches {selector!r} after {timeout_ms / 1000:g} s") from None
             raise
+
+    def resolve(self, locator: Any, timeout_ms: float) -> Any:
+        """The element a strict locator means, as a handle released after the step."""
+        handle = locator.element_handle(timeout=timeout_ms)
+        self.handles.append(handle)
+        return handle
 
     def ask_which(self, locator: Any, selector: str) -> None:
         count = locator.count()
