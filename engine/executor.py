@@ -39,6 +39,7 @@ from . import restore as restore_mod
 from .egress import explain as explain_refusal
 from .egress import refusal_of
 from .netguard import UrlRefused, check_url
+from .planning import Planning
 from .recording import start_recording
 from .scrub import PageMask, Scrubber, scrubber_for_run, scrubbing, seal_values, sealed_values
 
@@ -144,7 +145,7 @@ class Answers:
 
 
 @dataclass
-class Execution:
+class Execution(Planning):
     run: Run
     owner: str
     reason: str
@@ -188,7 +189,13 @@ class Execution:
         self.mask_page()  # before the first frame is recorded
         self.document = self.documents.document_id(self.page)
         self.recorder = start_recording(run, run.target_id)
-        while index <= len(steps):
+        while True:
+            if index > len(steps):
+                # A planned run grows a step at a time until the model says it is done.
+                if not self.planning():
+                    break
+                self.add_plan_step(index)
+                steps = run.program
             if statuses.get(index) in finished:
                 index += 1
                 continue
@@ -370,6 +377,8 @@ class Execution:
             choice = answers.blocked.choice
             if choice == "skip":
                 self._finish_step(index, StepStatus.SKIPPED, answers, data={"skipped_by": "human"})
+                if step["action"] == "plan":
+                    self.stop_planning()  # skip at the agent's pause: the run finishes as it stands
                 return "skipped"
             if choice == "fail":
                 self._finish_step(index, StepStatus.FAILED, answers, error="failed by a human after a block")
@@ -397,6 +406,9 @@ class Execution:
             record_event(
                 run, "step.repeated_after_interruption", step_index=index, data={"action": step["action"]}
             )
+        if step["action"] == "plan":
+            step = self.plan_step(index, retrying)
+            gate = gate_of(step)
         if gate is not None and answers.gate is None:
             raise Pause(
                 cause="gate",
@@ -670,6 +682,11 @@ class Execution:
         timeout_ms = float(step.get("timeout") or settings.TWIN_DEFAULT_STEP_TIMEOUT) * 1000
         resolve = self.lookup(answers)
         self.acted_locator, self.healed, self.described = None, None, False
+        if action == "ask":  # the model's question, answered: nothing to do on the page
+            self.note_answer(self.run.current_step, answers)
+            return
+        if action in {"done", "plan"}:
+            return
 
         def field_value(name: str) -> str:
             return render(str(step.get(name, "")), resolve)
@@ -778,6 +795,11 @@ class Execution:
         self, step: dict[str, Any], bundle: dict[str, Any], timeout_ms: float, answers: Answers
     ) -> Any:
         """The element a skill step's bundle means on this page: pause, never guess, when it is unclear."""
+        planned, self.planned_handle = self.planned_handle, None
+        if planned is not None and planned[0] == self.run.current_step:
+            # The element the model just chose (its bundle was read from it a moment ago).
+            self.acted_locator, self.described = locators.clean_bundle(step.get("locator")), True
+            return planned[1]
         pick = None
         chosen = answers.ambiguity
         if chosen is not None:

@@ -45,7 +45,7 @@ from .serializers import (
     RunCreateSerializer,
     RunSerializer,
 )
-from .services import ProgramInvalid, RunConflict, run_cancel, run_create
+from .services import PlannerNotConfigured, ProgramInvalid, RunConflict, run_cancel, run_create
 from .waiting import parse_wait, wait_until_settled
 
 IDEMPOTENCY_PARAM = OpenApiParameter(
@@ -136,6 +136,8 @@ class RunsView(APIView):
         data = body.validated_data
         if "skill" in data:
             return self._run_skill(request, access, data)
+        if "steps" not in data:
+            return self._run_goal(request, access, data)
         try:
             run = run_create(
                 tenant=access.tenant,
@@ -148,6 +150,27 @@ class RunsView(APIView):
             )
         except ProgramInvalid as exc:
             raise problems_error("invalid_program", "the step program has", exc.problems) from None
+        return run_response(run, request, http_status=status.HTTP_201_CREATED)
+
+    def _run_goal(self, request: Request, access: Any, data: dict[str, Any]) -> Response:
+        from skills.services import SkillParamsInvalid, goal_run
+
+        try:
+            run = goal_run(
+                tenant=access.tenant,
+                actor=access.user,
+                goal=data["goal"],
+                url=data["url"],
+                params=data["params"],
+                plan=data["plan"],
+                record_video=data["record_video"],
+            )
+        except PlannerNotConfigured as exc:
+            raise ApiError("planner_not_configured", str(exc)) from None
+        except SkillParamsInvalid as exc:
+            raise problems_error("invalid_params", "the parameters have", exc.problems) from None
+        except ProgramInvalid as exc:
+            raise problems_error("invalid_program", "the run has", exc.problems) from None
         return run_response(run, request, http_status=status.HTTP_201_CREATED)
 
     def _run_skill(self, request: Request, access: Any, data: dict[str, Any]) -> Response:

@@ -57,6 +57,9 @@ class Run(models.Model):
     model_calls = models.PositiveIntegerField(default=0)
     tokens_in = models.PositiveBigIntegerField(default=0)
     tokens_out = models.PositiveBigIntegerField(default=0)
+    # The agent's state (engine.planner): {"rounds": n, "finished": bool, "summary": str,
+    # "paused_for": "limit" | "errors" | "model" | ""}; empty for runs no model plans.
+    plan = models.JSONField(default=dict, blank=True)
     # What the run cost (runs.cost), kept when it ended: at the tenant's prices of that moment.
     cost_final = models.JSONField(null=True, blank=True, editable=False)
     record_video = models.BooleanField(
@@ -124,6 +127,9 @@ class Step(models.Model):
     locator = models.JSONField(null=True, blank=True)
     # A skill replay that found the element by a fallback locator: which one ("" when the primary held).
     healed_by = models.CharField(max_length=32, blank=True)
+    # A step the model planned: {"tool", "arguments", "intent", "calls", "errors", "tokens_in",
+    # "tokens_out", "latency_ms", "policy"?, "answer"?}; null for a written or replayed step.
+    planned = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["run", "index"]

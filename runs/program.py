@@ -27,11 +27,16 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "assert_text": ("text",),
     "extract": ("selector", "name"),
 }
+# The agent's own steps (engine.planning), never in a program a person or a skill submits: "plan"
+# (the model decides what it becomes), "ask" (the model asks a person: a gate, no page action),
+# "done" (the model finished).
+INTERNAL_ACTIONS: dict[str, tuple[str, ...]] = {"plan": (), "ask": (), "done": ()}
+ALL_ACTIONS = {**ACTIONS, **INTERNAL_ACTIONS}
 OPTIONAL_FIELDS = {"timeout", "label", "gate", "action", "locator"}
 EXTRA_FIELDS: dict[str, tuple[str, ...]] = {"assert_text": ("selector",), "extract": ("attribute",)}
 TEMPLATED_FIELDS = ("url", "selector", "value", "key", "text")
 # Steps that may be run again after a crash without a second effect on the world.
-REPEATABLE_ACTIONS = frozenset({"goto", "fill", "wait_for", "assert_text", "extract"})
+REPEATABLE_ACTIONS = frozenset({"goto", "fill", "wait_for", "assert_text", "extract", "plan", "done"})
 # Steps that target an element: they record (and a skill replays) a locator bundle of it.
 ELEMENT_ACTIONS = frozenset({"click", "fill", "press", "select", "check", "wait_for", "extract"})
 MAX_LOCATOR_BYTES = 16_384
@@ -155,6 +160,7 @@ def validate_program(
     params: dict[str, Any] | None = None,
     secret_names: Iterable[str] | None = None,
     resolve_hosts: bool = True,
+    internal: bool = False,
 ) -> list[Problem]:
     """Every problem of the program, so a user can fix them all at once; empty when valid."""
     problems: list[Problem] = []
@@ -176,13 +182,15 @@ def validate_program(
             problem("step", "must be an object")
             continue
         action = step.get("action")
-        if action not in ACTIONS:
+        if action not in (ALL_ACTIONS if internal else ACTIONS):
             problem("action", f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
             continue
-        allowed = set(ACTIONS[action]) | OPTIONAL_FIELDS | set(EXTRA_FIELDS.get(action, ()))
+        if action == "ask" and not isinstance(step.get("gate"), dict):
+            problem("gate", "an ask step needs a gate (what to ask)")
+        allowed = set(ALL_ACTIONS[action]) | OPTIONAL_FIELDS | set(EXTRA_FIELDS.get(action, ()))
         for field in sorted(set(step) - allowed):
             problem(field, f"{action} does not take {field!r}")
-        for field in ACTIONS[action]:
+        for field in ALL_ACTIONS[action]:
             value = step.get(field)
             if not isinstance(value, str) or (value == "" and field != "value"):
                 problem(

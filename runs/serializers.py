@@ -14,17 +14,57 @@ from .models import Run, Step
 from .program import ACTIONS, FIELD_LIMITS, GATE_KINDS, MAX_EXPIRES_IN, MAX_STEPS, MAX_TIMEOUT, TRIGGERS
 
 
+class PlannedSerializer(serializers.Serializer[Any]):
+    tool = serializers.CharField(help_text="The tool the model called.")
+    arguments = serializers.DictField(help_text="Its arguments (scrubbed).")
+    intent = serializers.CharField(help_text="What the model said the action is for (the step's label).")
+    calls = serializers.IntegerField(help_text="Model calls it took (refused calls included).")
+    errors = serializers.ListField(  # type: ignore[assignment]
+        child=serializers.CharField(), help_text="Why earlier calls were refused."
+    )
+    tokens_in = serializers.IntegerField()
+    tokens_out = serializers.IntegerField()
+    latency_ms = serializers.IntegerField()
+    policy = serializers.CharField(required=False, help_text="Why a person must decide first, if they must.")
+    answer = serializers.CharField(required=False, help_text="An ask_human step: the person's answer.")
+
+
+PLANNED_KEYS = ("tool", "arguments", "intent", "calls", "errors", "tokens_in", "tokens_out", "latency_ms")
+
+
 class StepSerializer(serializers.ModelSerializer[Step]):
     healed_by = serializers.SerializerMethodField(
         help_text="A skill replay that found the element by a fallback locator: which one (else null)."
     )
+    planned = serializers.SerializerMethodField(help_text="A step the model planned: its call (else null).")
 
     class Meta:
         model = Step
-        fields = ["index", "action", "label", "status", "attempts", "started_at", "finished_at", "healed_by"]
+        fields = [
+            "index",
+            "action",
+            "label",
+            "status",
+            "attempts",
+            "started_at",
+            "finished_at",
+            "healed_by",
+            "planned",
+        ]
 
     def get_healed_by(self, step: Step) -> str | None:
         return step.healed_by or None
+
+    @extend_schema_field(PlannedSerializer(allow_null=True))
+    def get_planned(self, step: Step) -> dict[str, Any] | None:
+        planned = step.planned
+        if not isinstance(planned, dict):
+            return None
+        out = {key: planned.get(key) for key in PLANNED_KEYS}
+        for key in ("policy", "answer"):
+            if planned.get(key):
+                out[key] = planned[key]
+        return out
 
 
 def decision_url(approval: Approval, request: Any) -> str | None:
@@ -103,6 +143,9 @@ class RunSerializer(serializers.ModelSerializer[Run]):
         help_text="Who chose the steps: null (the request's program), model (the agent) or skill (a replay).",
     )
     skill = serializers.SerializerMethodField()
+    summary = serializers.SerializerMethodField(
+        help_text="A planned run: the model's summary when it finished."
+    )
     cost = serializers.SerializerMethodField()
     step_count = serializers.IntegerField(read_only=True)
     pending_step = serializers.SerializerMethodField()
@@ -128,6 +171,7 @@ class RunSerializer(serializers.ModelSerializer[Run]):
             "video_url",
             "planner",
             "skill",
+            "summary",
             "cost",
             "created_at",
             "updated_at",
@@ -152,6 +196,10 @@ class RunSerializer(serializers.ModelSerializer[Run]):
         if version is None:
             return None
         return {"slug": version.skill.slug, "version": version.version}
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_summary(self, run: Run) -> str | None:
+        return (run.plan or {}).get("summary") or None
 
     @extend_schema_field(CostSerializer)
     def get_cost(self, run: Run) -> dict[str, Any]:
@@ -270,9 +318,19 @@ class RunCreateSerializer(serializers.Serializer[Any]):
         help_text="false: no session video for this run (e.g. a sensitive flow).",
     )
 
+    plan = serializers.ChoiceField(
+        choices=["auto", "always"],
+        required=False,
+        default="auto",
+        help_text="A goal-only run: auto replays a skill that answers the goal if there is one, else the "
+        "model plans it; always: the model plans it.",
+    )
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if "skill" not in attrs and "steps" not in attrs:
-            raise serializers.ValidationError({"steps": ["give either steps (a step program) or a skill"]})
+        if "skill" not in attrs and "steps" not in attrs and not (attrs.get("goal") and attrs.get("url")):
+            raise serializers.ValidationError(
+                {"steps": ["give steps (a step program), a skill, or a goal and a url (the agent plans it)"]}
+            )
         return attrs
 
 

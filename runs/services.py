@@ -44,6 +44,7 @@ def run_create(
     record_video: bool = True,
     skill_version: Any = None,
     planner: str | None = None,
+    plan: dict[str, Any] | None = None,
 ) -> Run:
     """Validate the program up front (every problem at once), store the run, queue it."""
     problems = validate_run_fields(goal=goal, url=url, params=params)
@@ -68,6 +69,7 @@ def run_create(
             record_video=record_video,
             skill_version=skill_version,
             planner=planner,
+            plan=plan or {},
         )
         Step.objects.bulk_create(
             Step(run=run, index=i, action=step["action"], label=describe(step)[:300])
@@ -76,10 +78,58 @@ def run_create(
         queued: dict[str, Any] = {"steps": len(steps)}
         if skill_version is not None:
             queued["skill"] = {"slug": skill_version.skill.slug, "version": skill_version.version}
+        if planner:
+            queued["planner"] = planner
+        if plan and plan.get("matched"):
+            queued["matched_goal"] = True
         record_event(run, "run.queued", actor=created_by, data=queued)
         run_id = run.pk
         transaction.on_commit(lambda: _enqueue_start(run_id))
     return run
+
+
+class PlannerNotConfigured(Exception):
+    pass
+
+
+def run_plan(
+    *,
+    tenant: Tenant,
+    created_by: Any,
+    goal: str,
+    url: str,
+    params: dict[str, Any] | None = None,
+    record_video: bool = True,
+) -> Run:
+    """A goal-only run the model plans (engine.planning): its program starts by opening ``url``."""
+    from engine.planner import model_config
+
+    problems = validate_run_fields(goal=goal, url=url, params=params)
+    if not (isinstance(goal, str) and goal.strip()):
+        problems.append(Problem(None, "goal", "a planned run needs a goal: what the agent should do"))
+    if not (isinstance(url, str) and url.strip()):
+        problems.append(Problem(None, "url", "a planned run needs the url it starts at"))
+    if problems:
+        raise ProgramInvalid(problems)
+    if model_config(tenant) is None:
+        raise PlannerNotConfigured(
+            "no language model is configured to plan this goal, and no skill of this tenant matches it. "
+            "Set TWIN_LLM_BASE_URL (an OpenAI-compatible API root, e.g. http://127.0.0.1:11434/v1 for a "
+            "local Ollama) and TWIN_LLM_MODEL (optionally TWIN_LLM_API_KEY), or the tenant's own "
+            "endpoint in the admin; see docs/agent.md"
+        )
+    steps = [{"action": "goto", "url": url, "label": f"Open {url}"[:300]}]
+    return run_create(
+        tenant=tenant,
+        created_by=created_by,
+        goal=goal,
+        url=url,
+        steps=steps,
+        params=params,
+        record_video=record_video,
+        planner="model",
+        plan={"rounds": 1, "steps": 0, "finished": False, "summary": "", "paused_for": ""},
+    )
 
 
 def _enqueue_start(run_id: Any) -> None:

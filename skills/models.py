@@ -23,6 +23,11 @@ class Skill(models.Model):
     goal_key = models.CharField(max_length=500, blank=True, db_index=True)
     url = models.CharField(max_length=2048, blank=True)
     latest_version = models.PositiveIntegerField(default=0)
+    # A goal-only run whose goal, URL and parameter names match replays this skill instead of asking
+    # a model (on for skills compiled from planned runs).
+    answers_goals = models.BooleanField(default=False)
+    # The parameter names such a run gives (sorted, comma-separated): part of the goal's key.
+    param_key = models.CharField(max_length=1000, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

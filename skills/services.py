@@ -6,6 +6,7 @@ Everything that changes skills lives here (reads are in selectors.py).
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from runs.events import record_event
 from runs.models import Run, RunStatus, Step, StepStatus
 from runs.program import (
     ELEMENT_ACTIONS,
+    INTERNAL_ACTIONS,
     NAME_RE,
     TEMPLATE_RE,
     Problem,
@@ -29,7 +31,7 @@ from runs.program import (
     templates_in,
     validate_run_fields,
 )
-from runs.services import run_create
+from runs.services import ProgramInvalid, run_create
 from tenants.models import Tenant
 from twin_site import limits
 
@@ -82,9 +84,15 @@ CARD_RE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 PHONE_RE = re.compile(r"(?<![\w+])\+\d[\d ()-]{7,16}\d(?!\d)")
 
 
+TRAILING_PUNCTUATION = ".!?,;:…\u3002\uff01\uff1f "
+
+
 def goal_key(goal: str) -> str:
-    """A goal as the agent matches it: lower case, words only, single spaces."""
-    return " ".join(re.findall(r"\w+", goal.lower()))[:500]
+    """A goal as the agent matches it: lower case, whitespace collapsed, trailing punctuation dropped.
+
+    Only that: "pay $42" and "pay $420" are different jobs, and so are "order 7" and "order #7".
+    """
+    return " ".join(goal.lower().split()).rstrip(TRAILING_PUNCTUATION).rstrip()[:500]
 
 
 def url_key(url: str) -> str:
@@ -147,6 +155,8 @@ def compile_preview(
     left_out: list[int] = []
     for index, original in enumerate(run.program, start=1):
         row = rows.get(index)
+        if original["action"] in INTERNAL_ACTIONS:
+            continue  # the agent's own steps: its questions were answered in the steps that followed
         if row is not None and row.status == StepStatus.SKIPPED:
             left_out.append(index)
             continue
@@ -525,3 +535,135 @@ def skill_run(
         skill_version=chosen,
         planner="skill",
     )
+
+
+# -- the agent: goals answered by skills, and planned runs compiled into them ---------------------------
+def param_key(params: dict[str, Any] | None) -> str:
+    return ",".join(sorted(params or {}))[:1000]
+
+
+def skill_for_goal(tenant: Tenant, goal: str, url: str, params: dict[str, Any] | None) -> SkillVersion | None:
+    """The newest version of the most recently compiled skill that answers this goal: same normalized
+    goal, same URL origin and path, same parameter names; None if no skill does."""
+    from django.db.models import Max
+
+    key, where = goal_key(goal), url_key(url)
+    if not key or not where:
+        return None
+    skill = (
+        Skill.objects.filter(
+            tenant=tenant,
+            archived_at__isnull=True,
+            answers_goals=True,
+            goal_key=key,
+            url=where,
+            param_key=param_key(params),
+            latest_version__gt=0,
+        )
+        .annotate(compiled_at=Max("versions__created_at"))
+        .order_by("-compiled_at")
+        .first()
+    )
+    return skill.versions.first() if skill is not None else None
+
+
+def goal_run(
+    *,
+    tenant: Tenant,
+    actor: Any,
+    goal: str,
+    url: str,
+    params: dict[str, Any] | None = None,
+    plan: str = "auto",
+    record_video: bool = True,
+) -> Run:
+    """A goal-only run: a matching skill replays with no model call, else the model plans it.
+
+    ``plan="always"`` skips the match. Raises ``PlannerNotConfigured`` when it must plan and no
+    model is configured, ``ProgramInvalid`` / ``SkillParamsInvalid`` for bad fields.
+    """
+    from runs.services import run_plan
+
+    problems = validate_run_fields(goal=goal, url=url, params=params)
+    if problems:
+        raise ProgramInvalid(problems)
+    version = skill_for_goal(tenant, goal, url, params) if plan != "always" else None
+    if version is None:
+        return run_plan(
+            tenant=tenant, created_by=actor, goal=goal, url=url, params=params, record_video=record_video
+        )
+    declared = {p["name"] for p in version.params}
+    given = {name: value for name, value in (params or {}).items() if name in declared}
+    problems = check_params(version, given)
+    if problems:
+        raise SkillParamsInvalid(problems)
+    return run_create(
+        tenant=tenant,
+        created_by=actor,
+        goal=goal,
+        url=url,
+        steps=_start_at(version.steps, url),
+        params=params or {},
+        record_video=record_video,
+        skill_version=version,
+        planner="skill",
+        plan={"matched": True},
+    )
+
+
+def _start_at(steps: list[dict[str, Any]], url: str) -> list[dict[str, Any]]:
+    """The skill's steps, opening the run's URL first unless the skill does (a query may differ)."""
+    if steps and steps[0].get("action") == "goto" and url_key(steps[0].get("url", "")) == url_key(url):
+        return [{**steps[0], "url": url}, *steps[1:]] if not templates_in(steps[0]["url"]) else steps
+    return [{"action": "goto", "url": url, "label": f"Open {url}"[:300]}, *steps]
+
+
+def auto_slug(run: Run) -> str:
+    key = f"{goal_key(run.goal)}|{url_key(run.url)}|{param_key(run.params)}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    return f"{_slug_for(run.goal)[: MAX_SLUG - 9].strip('-_') or 'goal'}-{digest}"
+
+
+def auto_compile(run: Run) -> SkillVersion | None:
+    """Compile a completed goal-only run into the skill that answers its goal, if the tenant wants it:
+    a planned run (a new skill, or the next version of the one with its key), or a replay of a
+    matched skill that a person or the model repaired (the next version of that skill)."""
+    tenant = Tenant.objects.get(pk=run.tenant_id)
+    if run.status != RunStatus.COMPLETED or not tenant.agent_auto_compile:
+        return None
+    matched = bool((run.plan or {}).get("matched"))
+    if run.planner == "model":
+        slug = auto_slug(run)
+    elif run.planner == "skill" and matched and run.skill_version is not None and _was_repaired(run):
+        slug = run.skill_version.skill.slug
+    else:
+        return None
+    literals = _literals_used(run)
+    version = skill_compile(run, actor=None, slug=slug, params=literals or None)
+    Skill.objects.filter(pk=version.skill_id).update(answers_goals=True, param_key=param_key(run.params))
+    return version
+
+
+def _was_repaired(run: Run) -> bool:
+    if Step.objects.filter(run=run).exclude(healed_by="").exists():
+        return True
+    if Step.objects.filter(run=run, planned__isnull=False).exists():
+        return True
+    return Approval.objects.filter(run=run, cause=Cause.AMBIGUITY, status=ApprovalStatus.APPROVED).exists()
+
+
+def _literals_used(run: Run) -> dict[str, str]:
+    """The run's params whose values its steps typed literally (the model wrote "alice", not
+    ``{{params.user}}``): compiled as the parameter."""
+    typed = {
+        str(step["value"])
+        for step in run.program
+        if step.get("action") in {"fill", "select"} and isinstance(step.get("value"), str)
+    }
+    out = {}
+    for name, value in (run.params or {}).items():
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            continue
+        if str(value) and str(value) in typed:  # a whole value typed, never a fragment of one
+            out[name] = str(value)
+    return out

@@ -16,6 +16,13 @@ class FourEyes(models.TextChoices):
     OFF = "off", "Off"
 
 
+CONSEQUENTIAL_WORDS = ("pay", "buy", "purchase", "order", "confirm", "transfer", "send", "delete", "remove")
+
+
+def default_consequential_patterns() -> list[str]:
+    return [rf"\b{word}\b" for word in CONSEQUENTIAL_WORDS]
+
+
 class Tenant(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
@@ -51,6 +58,46 @@ class Tenant(models.Model):
         default=Decimal("0.002"),
         help_text="Price of 1,000 model tokens (prompt and completion alike).",
     )
+    # The agent (engine.planner): its own model endpoint (else TWIN_LLM_*), and its policy.
+    llm_base_url = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="The tenant's own OpenAI-compatible API root (e.g. http://127.0.0.1:11434/v1); "
+        "empty: the server's TWIN_LLM_BASE_URL.",
+    )
+    llm_model = models.CharField(max_length=200, blank=True, help_text="The model name at that endpoint.")
+    llm_key_secret = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The name of the vault secret that holds the endpoint's API key (empty: none).",
+    )
+    agent_vision = models.BooleanField(
+        default=False, help_text="Send the model a screenshot of the page with each snapshot."
+    )
+    agent_auto_compile = models.BooleanField(
+        default=True,
+        help_text="A planned run that completes compiles into a skill by itself, so the same goal "
+        "next time replays it with no model call.",
+    )
+    agent_repair_with_model = models.BooleanField(
+        default=False,
+        help_text="When a replayed skill no longer finds its element, hand that one step back to the "
+        "model (if one is configured) instead of pausing for a person.",
+    )
+    agent_consequential_patterns = models.JSONField(
+        default=default_consequential_patterns,
+        blank=True,
+        help_text="Regular expressions (RE2, case-insensitive): a planned click or press on an element "
+        "whose accessible name matches one pauses for approval before it acts.",
+    )
+    agent_approval_origins = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Origins (https://shop.example) on which every planned action needs approval.",
+    )
+    agent_max_steps = models.PositiveIntegerField(default=40, help_text="Planned steps per round.")
+    agent_max_model_calls = models.PositiveIntegerField(default=120, help_text="Model calls per round.")
+    agent_max_tokens = models.PositiveIntegerField(default=1_000_000, help_text="Model tokens per round.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -284,6 +284,14 @@ TWIN_VIDEO_QUALITY = env_int("TWIN_VIDEO_QUALITY", 60, minimum=1)
 TWIN_VIDEO_CODEC = env_str("TWIN_VIDEO_CODEC", "vp8")
 TWIN_VIDEO_CRF = env_int("TWIN_VIDEO_CRF", 32, minimum=0)
 TWIN_MEDIA_RETENTION_DAYS = env_int("TWIN_MEDIA_RETENTION_DAYS", 90, minimum=0)
+# The agent (engine.planner): any OpenAI-compatible Chat Completions endpoint (a tenant may set
+# its own). Unset: goal-only runs replay matching skills, and refuse to plan.
+TWIN_LLM_BASE_URL = env_str("TWIN_LLM_BASE_URL", "")
+TWIN_LLM_MODEL = env_str("TWIN_LLM_MODEL", "")
+TWIN_LLM_API_KEY = env_str("TWIN_LLM_API_KEY", "")
+TWIN_LLM_TIMEOUT = env_float("TWIN_LLM_TIMEOUT", 120.0)
+# How much of the page's snapshot one model call may carry (characters; the rest is cut).
+TWIN_LLM_SNAPSHOT_LIMIT = env_int("TWIN_LLM_SNAPSHOT_LIMIT", 60_000, minimum=1000)
 # Abuse limits: failed token attempts per client address per window; wrong inputs (one-time
 # codes) per pause before it is locked, and for how long.
 TWIN_AUTH_FAILURE_LIMIT = env_int("TWIN_AUTH_FAILURE_LIMIT", 20, minimum=1)
