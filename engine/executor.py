@@ -205,7 +205,8 @@ class Execution(Planning):
             try:
                 outcome = self.run_step(index, steps[index - 1])
             except Pause as pause:
-                self.pause(index, steps[index - 1], pause)
+                # run.program, not steps: a plan step is what the model decided by now.
+                self.pause(index, run.program[index - 1], pause)
                 return
             if outcome == "failed":
                 return
