@@ -439,15 +439,33 @@ class Execution(Planning):
                 if not (retrying and step["action"] != "goto" and self.reopen_page(index, step)):
                     raise
                 self.perform(step, answers)
-        except StepFailed as exc:
-            message = self.scrub(str(exc))
-            raise Pause(
-                cause="blocked",
-                trigger="blocked",
-                kind="choice",
-                options=BLOCKED_OPTIONS,
-                prompt=f"Step {index} ({describe(step)}) cannot proceed: {message}",
-            ) from None
+        except (StepFailed, Pause) as exc:
+            # A replayed skill step whose element is gone or unclear: the model may take it (a
+            # tenant setting) instead of a person; otherwise, or if it cannot, the usual pause.
+            lost = isinstance(exc, StepFailed) or (
+                exc.cause == "ambiguity" and replay_bundle(step) is not None
+            )
+            repaired = self.hand_back(index, step, answers, self.scrub(str(exc))) if lost else None
+            if repaired is None:
+                if isinstance(exc, Pause):
+                    raise
+                raise self.blocked_pause(index, step, exc) from None
+            step = repaired
+            gate = gate_of(step)
+            if gate is not None and answers.gate is None:
+                raise Pause(
+                    cause="gate",
+                    trigger=gate["trigger"],
+                    kind=gate["kind"],
+                    prompt=gate.get("prompt") or describe(step),
+                    options=gate.get("options"),
+                    pattern=gate.get("pattern", ""),
+                    expires_in=gate.get("expires_in"),
+                ) from None
+            try:
+                self.perform(step, answers)
+            except StepFailed as again:
+                raise self.blocked_pause(index, step, again) from None
         new_document = self.track_document(index)
         healed = self.healed
         if healed is not None:
@@ -469,6 +487,15 @@ class Execution(Planning):
         elif step["action"] == "extract":
             Run.objects.filter(pk=run.pk).update(outputs=run.outputs)
         return "done"
+
+    def blocked_pause(self, index: int, step: dict[str, Any], exc: Exception) -> Pause:
+        return Pause(
+            cause="blocked",
+            trigger="blocked",
+            kind="choice",
+            options=BLOCKED_OPTIONS,
+            prompt=f"Step {index} ({describe(step)}) cannot proceed: {self.scrub(str(exc))}",
+        )
 
     # -- the page's document, and bringing it back after a restore ---------------------------------
     def track_document(self, index: int) -> bool:

@@ -538,6 +538,80 @@ class Planning:
         if problems:
             raise ToolError("; ".join(f"{p.field}: {p.message}" for p in problems))
 
+    # -- a replayed skill's step handed back to the model ---------------------------------------------
+    def hand_back(self, index: int, step: dict[str, Any], answers: Any, reason: str) -> dict[str, Any] | None:
+        """The model finds the element of one skill step the page no longer shows as recorded.
+
+        Only for a skill replay, when the tenant asks for it (``agent_repair_with_model``), a model
+        is configured and no person has answered for this step. The model must answer with the same
+        action; the step keeps its value, gate and label and takes the element's new bundle. None:
+        a person decides, as without a model (the model declined, erred, or may not be asked).
+        """
+        from .executor import replay_bundle
+
+        run, tenant = self.run, self.tenant
+        if run.planner != "skill" or not tenant.agent_repair_with_model or answers.used:
+            return None
+        if replay_bundle(step) is None or step["action"] not in model.REF_TOOLS | {"press"}:
+            return None
+        config = model.model_config(tenant)
+        if config is None:
+            return None
+        note = (
+            f"You are repairing step {index} of a recorded skill that could not be done on this page "
+            f"({reason}). The step: {step['action']} - {step.get('label') or step['action']}. Answer with "
+            f"exactly one {step['action']} call on the element of this page that the step means."
+        )
+        repaired: dict[str, Any] | None = None
+        record: dict[str, Any] = {}
+        calls = tokens_in = tokens_out = latency = 0
+        try:
+            self.renew(index, {"timeout": settings.TWIN_LLM_TIMEOUT})
+            answer = model.ask(config, self.plan_messages(index, note=note))
+            calls, tokens_in, tokens_out, latency = 1, answer.tokens_in, answer.tokens_out, answer.latency_ms
+            Run.objects.filter(pk=run.pk).update(
+                model_calls=F("model_calls") + 1,
+                tokens_in=F("tokens_in") + answer.tokens_in,
+                tokens_out=F("tokens_out") + answer.tokens_out,
+            )
+            if answer.call is not None and answer.call.name == step["action"]:
+                arguments = dict(answer.call.arguments or {})
+                arguments.setdefault("intent", step.get("label") or step["action"])
+                for kept in ("value", "key", "name"):  # what the skill types and names stays the skill's
+                    if kept in step:
+                        arguments[kept] = "x" if kept != "name" else step[kept]
+                decided, record = self._decide_element(
+                    step["action"], arguments, str(arguments["intent"]), {"tool": step["action"]}
+                )
+                repaired = {**step, "selector": decided["selector"], "locator": decided["locator"]}
+                if decided.get("gate", {}).get("kind") == "approval" and "gate" not in step:
+                    repaired["gate"] = decided["gate"]  # the policy adds gates, never removes one
+        except (model.ModelUnavailable, ToolError) as exc:
+            reason = f"{reason}; the model could not repair it: {exc}"
+        with transaction.atomic():
+            if repaired is not None:
+                record.update(
+                    arguments=self.scrubber.data(dict(answer.call.arguments or {})),  # type: ignore[union-attr]
+                    intent=step.get("label", ""),
+                    calls=calls,
+                    errors=[],
+                    tokens_in=tokens_in,
+                    tokens_out=tokens_out,
+                    latency_ms=latency,
+                    repair=True,
+                )
+                program = list(run.program)
+                program[index - 1] = repaired
+                self._save_program(program)
+                Step.objects.filter(run=run, index=index).update(planned=record)
+            record_event(
+                run,
+                "step.replanned" if repaired is not None else "step.replan_declined",
+                step_index=index,
+                data={"by": "model", "reason": reason[:1000], "calls": calls},
+            )
+        return repaired
+
     # -- ask steps ------------------------------------------------------------------------------
     def note_answer(self, index: int, answers: Any) -> None:
         """An ``ask`` step's answer, kept with the step: the model asked, so the model is told."""
