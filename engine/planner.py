@@ -409,6 +409,14 @@ ELEMENT_INFO_JS = r"""(el) => {
 }"""
 
 
+# Codes that are not one-time codes (what a form asks for every day): never an MFA pause.
+NOT_ONE_TIME_RE = re.compile(
+    r"\b(postal|post|zip|promo|promotion|coupon|discount|voucher|gift|country|area|dialling|dialing|"
+    r"referral|invite|invitation|tracking|product|item|sort|swift|bic|iban|security|cvc|cvv)\s*code\b",
+    re.IGNORECASE,
+)
+
+
 def is_one_time_code(info: dict[str, Any]) -> bool:
     """A field meant for a one-time code: ``autocomplete=one-time-code``, or a label, name,
     placeholder or id that says code, OTP, verification, 2FA, authenticator."""
@@ -424,6 +432,7 @@ def is_one_time_code(info: dict[str, Any]) -> bool:
         *info.get("labels", []),
     ]
     text = " ".join(str(w) for w in words if w).replace("_", " ").replace("-", " ")
+    text = NOT_ONE_TIME_RE.sub(" ", text)
     return bool(ONE_TIME_CODE_RE.search(text)) or bool(re.search(r"\b(otp|2fa|mfa|totp)", text, re.I))
 
 

@@ -7,6 +7,8 @@ from .models import ApiToken, FourEyes, Membership, Tenant
 
 # What a run costs (runs.cost, docs/api.md "Cost"): set per tenant, by superusers only.
 PRICE_FIELDS = ["currency", "price_browser_minute", "price_per_1k_tokens"]
+# Where the agent sends page snapshots (its model endpoint) is a superuser's call too.
+MODEL_FIELDS = ["llm_base_url", "llm_model", "llm_key_secret", "agent_vision"]
 
 
 class MembershipInline(admin.TabularInline):
@@ -49,6 +51,7 @@ class TenantAdmin(admin.ModelAdmin):
             fields.append("require_two_factor")
             # What the tenant's runs cost (runs.cost) is a superuser's call too.
             fields.extend(PRICE_FIELDS)
+            fields.extend(MODEL_FIELDS)
         return fields
 
 

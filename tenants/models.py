@@ -103,6 +103,44 @@ class Tenant(models.Model):
     def __str__(self) -> str:
         return self.slug
 
+    def clean(self) -> None:
+        """The agent's settings are checked where they are edited: a pattern Twin cannot run, or an
+        origin that is not one, is refused with its reason rather than silently matching nothing."""
+        from django.core.exceptions import ValidationError
+
+        from runs.program import PatternInvalid, compile_pattern
+        from vault.services import SecretError, normalize_origin
+
+        errors: dict[str, list[str]] = {}
+        patterns = self.agent_consequential_patterns
+        if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+            errors["agent_consequential_patterns"] = ["a list of regular expressions (strings)"]
+        elif len(patterns) > 100:
+            errors["agent_consequential_patterns"] = ["at most 100 patterns"]
+        else:
+            for pattern in patterns:
+                try:
+                    compile_pattern(f"(?i){pattern}")
+                except PatternInvalid as exc:
+                    errors.setdefault("agent_consequential_patterns", []).append(f"{pattern!r} {exc}")
+        origins = self.agent_approval_origins
+        if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
+            errors["agent_approval_origins"] = ["a list of origins such as https://shop.example"]
+        else:
+            normalized = []
+            for origin in origins:
+                try:
+                    normalized.append(normalize_origin(origin))
+                except SecretError as exc:
+                    errors.setdefault("agent_approval_origins", []).append(f"{origin!r}: {exc}")
+            self.agent_approval_origins = normalized
+        if self.llm_base_url and not self.llm_base_url.startswith(("http://", "https://")):
+            errors["llm_base_url"] = ["an http(s) URL, the API root (e.g. https://api.openai.com/v1)"]
+        if self.llm_base_url and not self.llm_model:
+            errors["llm_model"] = ["the model to ask at that endpoint"]
+        if errors:
+            raise ValidationError(errors)
+
     def approver_count(self) -> int:
         return self.memberships.filter(role=Role.APPROVER, user__is_active=True).count()
 
