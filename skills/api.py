@@ -21,7 +21,14 @@ from twin_site.idempotency import idempotent
 
 from .models import Skill, SkillVersion
 from .selectors import get_skill, get_version, skill_stats, skills_overview
-from .services import CompileError, Preview, compile_preview, skill_archive, skill_compile
+from .services import (
+    CompileError,
+    Preview,
+    compile_preview,
+    skill_answers_goals,
+    skill_archive,
+    skill_compile,
+)
 
 ERRORS = {
     400: ErrorSerializer,
@@ -90,6 +97,9 @@ class SkillSerializer(serializers.Serializer[Any]):
     steps = serializers.JSONField()
     goal = serializers.CharField()
     url = serializers.CharField()
+    answers_goals = serializers.BooleanField(
+        help_text="Goal-only runs that match it replay it (docs/agent.md)."
+    )
     archived = serializers.BooleanField()
     archived_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
@@ -103,6 +113,11 @@ class CompileSerializer(serializers.Serializer[Any]):
     params = serializers.DictField(
         required=False,
         help_text="Parameter name -> the literal of the run it replaces (becomes {{params.NAME}}).",
+    )
+    answers_goals = serializers.BooleanField(
+        required=False,
+        help_text="true: a goal-only run with this run's goal, URL and the skill's parameter names "
+        "replays this skill instead of asking a model (docs/agent.md).",
     )
 
 
@@ -148,6 +163,7 @@ def skill_data(skill: Skill, stats: dict[str, Any] | None = None) -> dict[str, A
         "steps": newest.steps if newest else [],
         "goal": skill.goal,
         "url": skill.url,
+        "answers_goals": skill.answers_goals,
         "archived": skill.archived_at is not None,
         "archived_at": skill.archived_at,
         "created_at": skill.created_at,
@@ -209,6 +225,8 @@ class CompileView(APIView):
             )
         except CompileError as exc:
             raise _compile_error(exc) from None
+        if data.get("answers_goals") is not None:
+            skill_answers_goals(version, data["answers_goals"])
         return Response(version_data(version), status=status.HTTP_201_CREATED)
 
 

@@ -618,6 +618,12 @@ def _start_at(steps: list[dict[str, Any]], url: str) -> list[dict[str, Any]]:
     return [{"action": "goto", "url": url, "label": f"Open {url}"[:300]}, *steps]
 
 
+def skill_answers_goals(version: SkillVersion, answers: bool) -> None:
+    """Mark the version's skill as answering goal-only runs (its goal, URL and parameter names)."""
+    names = {p["name"]: "" for p in version.params}
+    Skill.objects.filter(pk=version.skill_id).update(answers_goals=answers, param_key=param_key(names))
+
+
 def auto_slug(run: Run) -> str:
     key = f"{goal_key(run.goal)}|{url_key(run.url)}|{param_key(run.params)}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
