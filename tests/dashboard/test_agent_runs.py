@@ -195,7 +195,13 @@ def test_a_finished_planned_run_shows_its_summary_and_the_runs_list_tags_who_pla
         goal="Find the receipt number of the July invoice",
         status=RunStatus.COMPLETED,
         finished_at=timezone.now() - timedelta(minutes=4),
-        plan={"rounds": 1, "steps": 3, "finished": True, "summary": "The receipt number is R-1042.", "paused_for": ""},
+        plan={
+            "rounds": 1,
+            "steps": 3,
+            "finished": True,
+            "summary": "The receipt number is R-1042.",
+            "paused_for": "",
+        },
         outputs={"receipt": "R-1042"},
         steps=[
             {"action": "goto", "label": "Open 127.0.0.1:5000/invoices", "status": StepStatus.DONE},
