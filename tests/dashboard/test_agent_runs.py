@@ -14,6 +14,7 @@ from typing import Any
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from approvals.links import link_path
 from approvals.models import Approval
 from runs.models import Run, RunStatus, Step, StepStatus
 from tests.dashboard.conftest import Person, shoot, sign_in
@@ -137,10 +138,45 @@ def paused_at_pay(owner: Person) -> tuple[Run, Approval]:
     return run, approval
 
 
+def asking_for_an_account(owner: Person) -> Run:
+    """A planned run paused at the model's own question (ask_human: a choice)."""
+    question = "Which account should pay the August invoice?"
+    run = planned_run(
+        owner,
+        goal="Pay the August invoice",
+        status=RunStatus.AWAITING_APPROVAL,
+        steps=[
+            {"action": "goto", "label": "Open 127.0.0.1:5000/invoices", "status": StepStatus.DONE},
+            {
+                "action": "ask",
+                "label": question,
+                "status": StepStatus.AWAITING_APPROVAL,
+                "planned": planned("ask_human", question, arguments={"prompt": question, "kind": "choice"}),
+            },
+        ],
+    )
+    Approval.objects.create(
+        tenant=owner.tenant,
+        run=run,
+        step_index=2,
+        step_count=2,
+        action="ask",
+        trigger="ambiguity",
+        kind="choice",
+        prompt=question,
+        options=["Checking", "Savings"],
+        page_url=f"{SITE}/invoices",
+        page_title="Invoices",
+        expires_at=timezone.now() + timedelta(hours=23),
+    )
+    return run
+
+
 def test_a_planned_run_shows_who_planned_each_step_and_its_pause_says_what_waits(
     page: Page, alice: Person
 ) -> None:
-    run, _ = paused_at_pay(alice)
+    run, approval = paused_at_pay(alice)
+    asking_for_an_account(alice)
     watch = Watch(page)
     sign_in(page, alice)
 
@@ -153,6 +189,12 @@ def test_a_planned_run_shows_who_planned_each_step_and_its_pause_says_what_waits
     expect(card.locator(".prompt-action .prompt")).to_have_text(PAY_PROMPT)
     expect(card.locator(".policy")).to_have_text(f"Needs approval: {PAY_POLICY}")
     expect(card.get_by_role("button", name="Approve")).to_be_visible()
+    # The model's own question: planned by the agent, the question as the prompt, no action box.
+    asked = page.locator("article.item").filter(has_text="Pay the August invoice")
+    expect(asked.locator(".planned-by")).to_have_text("Planned by the agent The agent asks:")
+    expect(asked.locator(".prompt")).to_have_text("Which account should pay the August invoice?")
+    expect(asked.locator(".prompt-action")).to_have_count(0)
+    expect(asked.get_by_role("radio", name="Savings")).to_be_visible()
     watch.check("the inbox with a planned pause")
     shoot(page, "agent-inbox")
     page.set_viewport_size({"width": 390, "height": 844})  # a phone: the action still reads whole
@@ -185,6 +227,13 @@ def test_a_planned_run_shows_who_planned_each_step_and_its_pause_says_what_waits
     expect(pending.locator(".prompt-action .prompt")).to_have_text(PAY_PROMPT)
     watch.check("a planned run's page")
     shoot(page, "agent-run-paused")
+
+    # A decision link (from an email or chat) says the same.
+    page.goto(link_path(approval))
+    item = page.locator("article.link-item")
+    expect(item.locator(".planned-by")).to_have_text("Planned by the agent Pay the invoice")
+    expect(item.locator(".prompt-action .prompt")).to_have_text(PAY_PROMPT)
+    watch.check("a planned pause's decision link")
 
 
 def test_a_finished_planned_run_shows_its_summary_and_the_runs_list_tags_who_planned(
