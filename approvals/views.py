@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
@@ -16,6 +17,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
+from runs.models import Step
 from runs.services import RunConflict
 from tenants.models import Membership, Role
 from tenants.web import dashboard_view, web_access
@@ -61,10 +63,30 @@ def _pending(request: HttpRequest) -> tuple[Any, dict[str, str]]:
     return pending, filters
 
 
+def _with_planned_steps(items: list[Approval]) -> None:
+    """Each item of a run the agent plans gets ``planned_step`` (what the model planned at the step
+    it waits at; None otherwise): one query for the page, not one a card."""
+    planned = [item for item in items if item.run.planner == "model"]
+    for item in items:
+        item.planned_step = None  # type: ignore[attr-defined]
+    if not planned:
+        return
+    where = Q()
+    for item in planned:
+        where |= Q(run_id=item.run_id, index=item.step_index)
+    found = {
+        (run_id, index): record
+        for run_id, index, record in Step.objects.filter(where).values_list("run_id", "index", "planned")
+    }
+    for item in planned:
+        item.planned_step = found.get((item.run_id, item.step_index))  # type: ignore[attr-defined]
+
+
 @dashboard_view
 def inbox(request: HttpRequest) -> HttpResponse:
     pending, filters = _pending(request)
     items = list(pending[: PAGE + 1])
+    _with_planned_steps(items[:PAGE])
     context = {
         "items": items[:PAGE],
         "more": len(items) > PAGE,

@@ -54,6 +54,7 @@ def run_list_for_tenant(tenant: Tenant) -> QuerySet[Run]:
             "tokens_in",
             "tokens_out",
             "cost_final",
+            "planner",
             "tenant__currency",
             "tenant__price_browser_minute",
             "tenant__price_per_1k_tokens",

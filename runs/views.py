@@ -76,6 +76,11 @@ def _detail_context(request: HttpRequest, pk: str) -> dict[str, Any]:
     approvals = list(run.approvals.select_related("decided_by").order_by("created_at"))
     recording = ready_recording(run)
     cost = run_cost(run)
+    steps = list(run.steps.all())
+    pending = next((a for a in approvals if a.status == ApprovalStatus.PENDING), None)
+    if pending is not None:  # its card says what the agent planned there (runs.templatetags.twin)
+        at = next((step for step in steps if step.index == pending.step_index), None)
+        pending.planned_step = at.planned if at is not None else None  # type: ignore[attr-defined]
     return {
         "run": run,
         "cost": cost,
@@ -88,9 +93,10 @@ def _detail_context(request: HttpRequest, pk: str) -> dict[str, Any]:
         "recording": recording,
         "video_url": reverse("run-video", args=[run.pk]) if recording else "",
         "chapters_url": reverse("run-video-chapters", args=[run.pk]) if recording else "",
-        "steps": list(run.steps.all()),
+        "steps": steps,
         "approvals": approvals,
-        "pending": next((a for a in approvals if a.status == ApprovalStatus.PENDING), None),
+        "pending": pending,
+        "summary": (run.plan or {}).get("summary", "") if run.planner == "model" else "",
         "events": list(run.events.select_related("actor").order_by("-id")[:200]),
         "outputs": sorted(run.outputs.items()),
         # "Save as skill", or "Save the fix" for a replay a person repaired; "" when not completed.

@@ -2,7 +2,8 @@
 
 from twin_client import Twin
 twin = Twin(base_url, token)
-run = twin.agents.run(goal=goal, url=url, steps=steps)   # waits until done or paused
+run = twin.agents.run(goal=goal, url=url)                # the agent plans it; waits until done or paused
+run = twin.agents.run(goal=goal, url=url, steps=steps)   # or your own step program
 if run.status == "awaiting_approval":
     run = twin.runs.approve(run.id, input=otp)
 """
@@ -22,6 +23,7 @@ from .errors import (
 from .models import (
     Approval,
     PendingStep,
+    PlannedStep,
     Run,
     RunCost,
     RunEvent,
@@ -47,6 +49,7 @@ __all__ = [
     "InvalidRequest",
     "NotFound",
     "PendingStep",
+    "PlannedStep",
     "RateLimited",
     "Run",
     "RunCost",

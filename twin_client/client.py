@@ -64,13 +64,22 @@ def start_run(
     skill: str | None = None,
     params: dict[str, Any] | None = None,
     version: int | None = None,
+    plan: str | None = None,
     wait: float = 0,
     idempotency_key: str | None = None,
     **extra: Any,
 ) -> Call[Run]:
-    # (an empty goal or url is left out: the server's default, and a skill run's body is the contract's)
+    # (an empty goal or url is left out: the server's default, and a skill run's body is the contract's;
+    # a goal and url without steps or skill is the agent's run: the model plans it, or a skill answers)
     body = _compact(
-        goal=goal or None, url=url or None, steps=steps, skill=skill, params=params, version=version, **extra
+        goal=goal or None,
+        url=url or None,
+        steps=steps,
+        skill=skill,
+        params=params,
+        version=version,
+        plan=plan,
+        **extra,
     )
     wait = min(max(wait, 0), MAX_WAIT)
     return Call(
@@ -315,14 +324,23 @@ class Runs:
         *,
         goal: str = "",
         url: str = "",
-        steps: list[dict[str, Any]],
+        steps: list[dict[str, Any]] | None = None,
         params: dict[str, Any] | None = None,
+        plan: str | None = None,
         idempotency_key: str | None = None,
         **extra: Any,
     ) -> Run:
-        """Start a run and return at once (queued); ``agents.run`` waits instead."""
+        """Start a run and return at once (queued); ``agents.run`` waits instead.
+
+        Without ``steps`` the agent plans the run from ``goal`` and ``url`` (see ``agents.run``)."""
         call = start_run(
-            goal=goal, url=url, steps=steps, params=params, idempotency_key=idempotency_key, **extra
+            goal=goal,
+            url=url,
+            steps=steps,
+            params=params,
+            plan=plan,
+            idempotency_key=idempotency_key,
+            **extra,
         )
         return self._twin.send(call)
 
@@ -379,19 +397,28 @@ class Agents:
         *,
         goal: str = "",
         url: str = "",
-        steps: list[dict[str, Any]],
+        steps: list[dict[str, Any]] | None = None,
         params: dict[str, Any] | None = None,
+        plan: str | None = None,
         timeout: float = 300,
         idempotency_key: str | None = None,
         **extra: Any,
     ) -> Run:
-        """Start a run and wait until it is done or paused for a person."""
+        """Start a run and wait until it is done or paused for a person.
+
+        With ``steps``, Twin performs that step program. Without, the agent does the ``goal`` from
+        ``url``: a skill of yours that answers the goal replays (``run.planner == "skill"``), else a
+        language model plans it one step at a time (``"model"``; ``plan="always"`` skips the skill
+        match). Then ``run.summary`` is the model's summary and each ``step.planned`` what it chose.
+        A server with no model configured answers ``InvalidRequest`` (code
+        ``planner_not_configured``) when no skill matches."""
         run = self._twin.send(
             start_run(
                 goal=goal,
                 url=url,
                 steps=steps,
                 params=params,
+                plan=plan,
                 wait=min(timeout, MAX_WAIT),
                 idempotency_key=idempotency_key,
                 **extra,
@@ -567,14 +594,23 @@ class AsyncRuns:
         *,
         goal: str = "",
         url: str = "",
-        steps: list[dict[str, Any]],
+        steps: list[dict[str, Any]] | None = None,
         params: dict[str, Any] | None = None,
+        plan: str | None = None,
         idempotency_key: str | None = None,
         **extra: Any,
     ) -> Run:
-        """Start a run and return at once (queued); ``agents.run`` waits instead."""
+        """Start a run and return at once (queued); ``agents.run`` waits instead.
+
+        Without ``steps`` the agent plans the run from ``goal`` and ``url`` (see ``agents.run``)."""
         call = start_run(
-            goal=goal, url=url, steps=steps, params=params, idempotency_key=idempotency_key, **extra
+            goal=goal,
+            url=url,
+            steps=steps,
+            params=params,
+            plan=plan,
+            idempotency_key=idempotency_key,
+            **extra,
         )
         return await self._twin.send(call)
 
@@ -631,18 +667,21 @@ class AsyncAgents:
         *,
         goal: str = "",
         url: str = "",
-        steps: list[dict[str, Any]],
+        steps: list[dict[str, Any]] | None = None,
         params: dict[str, Any] | None = None,
+        plan: str | None = None,
         timeout: float = 300,
         idempotency_key: str | None = None,
         **extra: Any,
     ) -> Run:
+        """``Twin.agents.run``, to ``await``."""
         run = await self._twin.send(
             start_run(
                 goal=goal,
                 url=url,
                 steps=steps,
                 params=params,
+                plan=plan,
                 wait=min(timeout, MAX_WAIT),
                 idempotency_key=idempotency_key,
                 **extra,

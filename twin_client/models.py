@@ -9,6 +9,45 @@ SETTLED = frozenset({"awaiting_approval", "completed", "failed", "rejected", "ca
 TERMINAL = SETTLED - {"awaiting_approval"}
 
 
+@dataclass(frozen=True)
+class PlannedStep:
+    """What the agent's model decided for a step: the tool it called and what that took.
+
+    ``intent`` is the step's label (for ``done``, its summary); ``errors`` are why earlier calls
+    for this step were refused; ``policy`` says why a person must decide before it acts (e.g.
+    "'Pay $42.00' matches the policy pattern 'pay'"), ``answer`` is an ``ask_human`` step's answer.
+    """
+
+    tool: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    intent: str = ""
+    calls: int = 0
+    errors: list[str] = field(default_factory=list)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: int = 0
+    policy: str | None = None
+    answer: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> PlannedStep:
+        arguments, errors = data.get("arguments"), data.get("errors")
+        return cls(
+            tool=str(data.get("tool", "")),
+            arguments=dict(arguments) if isinstance(arguments, dict) else {},
+            intent=str(data.get("intent") or ""),
+            calls=_int(data.get("calls")) or 0,
+            errors=[str(e) for e in errors] if isinstance(errors, list) else [],
+            tokens_in=_int(data.get("tokens_in")) or 0,
+            tokens_out=_int(data.get("tokens_out")) or 0,
+            latency_ms=_int(data.get("latency_ms")) or 0,
+            policy=data.get("policy") or None,
+            answer=data.get("answer"),
+            raw=data,
+        )
+
+
 @dataclass
 class Step:
     index: int
@@ -17,10 +56,12 @@ class Step:
     label: str = ""
     started_at: str | None = None
     finished_at: str | None = None
+    planned: PlannedStep | None = None  # None unless the agent's model planned the step
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Step:
+        planned = data.get("planned")
         return cls(
             index=data["index"],
             action=data.get("action", ""),
@@ -28,6 +69,7 @@ class Step:
             label=data.get("label", "") or "",
             started_at=data.get("started_at"),
             finished_at=data.get("finished_at"),
+            planned=PlannedStep.from_api(planned) if isinstance(planned, dict) else None,
             raw=data,
         )
 
@@ -151,6 +193,7 @@ class Run:
     cost: RunCost | None = None  # None from a server that does not report it
     planner: str | None = None  # None (the request's steps), "model" (the agent) or "skill" (a replay)
     skill: RunSkill | None = None  # the skill version it replays, if any
+    summary: str | None = None  # a run the agent planned: the model's summary when it finished
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -183,6 +226,7 @@ class Run:
             cost=RunCost.from_api(cost) if isinstance(cost, dict) else None,
             planner=data.get("planner"),
             skill=RunSkill.from_api(skill) if isinstance(skill, dict) else None,
+            summary=data.get("summary") or None,
             raw=data,
         )
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django import template
 from django.utils import timezone
@@ -91,3 +92,69 @@ def filesize(size: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{value:.1f} GB"
+
+
+# -- the agent: what a person reads of a step the model planned ------------------------------------
+def _count(number: int, word: str) -> str:
+    return f"{number:,} {word}" + ("" if number == 1 else "s")
+
+
+def _number(value: Any) -> int:
+    try:
+        return max(int(value or 0), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+@register.filter
+def planned_figures(planned: Any) -> str:
+    """The model's figures for a planned step: "click · 1 call · 812 tokens · 0.9 s"."""
+    if not isinstance(planned, dict):
+        return ""
+    parts = [str(planned.get("tool") or "")]
+    calls = _number(planned.get("calls"))
+    errors = planned.get("errors") if isinstance(planned.get("errors"), list) else []
+    if calls:
+        parts.append(_count(calls, "call") + (f" ({len(errors)} refused)" if errors else ""))
+    tokens = _number(planned.get("tokens_in")) + _number(planned.get("tokens_out"))
+    if tokens:
+        parts.append(_count(tokens, "token"))
+    latency = _number(planned.get("latency_ms"))
+    if calls:
+        parts.append(seconds_label(latency / 1000))
+    return " · ".join(part for part in parts if part)
+
+
+@register.filter
+def policy_reason(planned: Any) -> str:
+    """Why a planned step waits for a person, as they read it ("" when it does not)."""
+    reason = planned.get("policy") if isinstance(planned, dict) else None
+    if not reason:
+        return ""
+    if reason == "one-time code":
+        return "needs a person: it types a one-time code"
+    return f"needs approval: {reason}"
+
+
+MISSING = object()
+
+
+@register.simple_tag
+def planned_step(approval: Any) -> dict[str, Any] | None:
+    """What the agent planned at the step a pause waits at (None unless the model planned it).
+
+    A view may have fetched it already (``approval.planned_step``, one query for a whole list).
+    """
+    known = getattr(approval, "planned_step", MISSING)
+    if known is not MISSING:
+        return known if isinstance(known, dict) else None
+    if approval is None or getattr(approval.run, "planner", None) != "model":
+        return None
+    from runs.models import Step
+
+    planned = (
+        Step.objects.filter(run_id=approval.run_id, index=approval.step_index)
+        .values_list("planned", flat=True)
+        .first()
+    )
+    return planned if isinstance(planned, dict) else None
