@@ -4,6 +4,8 @@ over several runs (a skill's)."""
 
 from __future__ import annotations
 
+import json
+
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -405,6 +407,13 @@ def test_only_a_superuser_sets_a_tenants_prices_in_admin(alice: Persona, admin_u
         "currency": "EUR",
         "price_browser_minute": "0.25",
         "price_per_1k_tokens": "0.003",
+        # The agent's settings, as the form shows them (tests/test_agent_admin.py checks them).
+        "agent_consequential_patterns": json.dumps(alice.tenant.agent_consequential_patterns),
+        "agent_approval_origins": "[]",
+        "agent_auto_compile": "on",
+        "agent_max_steps": "40",
+        "agent_max_model_calls": "120",
+        "agent_max_tokens": "1000000",
         "memberships-TOTAL_FORMS": "0",
         "memberships-INITIAL_FORMS": "0",
         "memberships-MIN_NUM_FORMS": "0",
