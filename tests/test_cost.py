@@ -5,7 +5,6 @@ over several runs (a skill's)."""
 from __future__ import annotations
 
 import json
-
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
