@@ -123,8 +123,9 @@ def main() -> int:
 
             bench.header(
                 f"goal {GOAL!r} from /login (fill, fill with a vault secret, click, done),\n"
-                f"{args.reps} runs of each variant per model latency, alternating, all warm. planned = POST /api/runs?wait=60\n"
-                '{goal, url, "plan": "always"}; replay = the same goal, matched to the skill compiled from\n'
+                f"{args.reps} runs of each variant per model latency, alternating, all warm.\n"
+                'planned = POST /api/runs?wait=60 {goal, url, "plan": "always"}; replay = the same goal,\n'
+                "matched to the skill compiled from "
                 "the first planned run. Times: the client's wall time of that one call."
             )
             rows = []
