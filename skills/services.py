@@ -19,6 +19,7 @@ from django.utils.text import slugify
 
 from approvals.models import Approval, ApprovalStatus, Cause
 from engine.locators import bundle_templates, map_displayed, playwright_selector
+from engine.scrub import MASK
 from runs.events import record_event
 from runs.models import Run, RunStatus, Step, StepStatus
 from runs.program import (
@@ -150,6 +151,15 @@ def compile_preview(
     repairing = source is not None and skill is not None and source.skill_id == skill.pk
 
     unused = {param: literal for param, literal in literals.items()}
+    extracted = sorted(
+        {
+            str(value)
+            for value in (run.outputs or {}).values()
+            if isinstance(value, str | int | float) and not isinstance(value, bool) and len(str(value)) >= 3
+        },
+        key=len,
+        reverse=True,
+    )
     shown = {**_displayed_params(run.params), **literals}
     steps: list[dict[str, Any]] = []
     left_out: list[int] = []
@@ -172,6 +182,9 @@ def compile_preview(
         if isinstance(step.get("locator"), dict):
             # What the page showed of a parameter's value (a "Thanks, ann@…" heading) is the parameter.
             step["locator"] = map_displayed(step["locator"], lambda text: _promote(text, shown, {}))
+            # What the run read off the page (its outputs) differs from run to run: a receipt
+            # number in a paragraph's text must not pin the paragraph to this run's receipt.
+            step["locator"] = map_displayed(step["locator"], lambda text: _wildcard(text, extracted))
         if templates_in(str(step.get("selector", ""))) and "locator" in step:
             del step["locator"]  # the element now depends on a value: the selector finds it
         steps.append(step)
@@ -196,6 +209,14 @@ def compile_preview(
         left_out=left_out,
         changed_steps=changed,
     )
+
+
+def _wildcard(text: str, values: list[str]) -> str:
+    """``text`` with each of ``values`` (longest first) replaced by the wildcard a replay matches."""
+    for value in values:
+        if value in text and "{{" not in value:
+            text = text.replace(value, MASK)
+    return text
 
 
 def _displayed_params(params: dict[str, Any]) -> dict[str, str]:
