@@ -538,9 +538,8 @@ def _receipt(prompt: Prompt) -> Call | None:
     for action in reversed(prompt.actions):
         got = action.extracted
         if got is not None and got[0] == "receipt":
-            receipt = re.sub(
-                r"^receipt:\s*", "", got[1].strip(), flags=re.I
-            )  # the element's text has a label
+            # The value is the element's text, label included ("Receipt: R-0001"): keep the number.
+            receipt = re.sub(r"^receipt:\s*", "", got[1].strip(), flags=re.I)
             return Call(
                 "done", {"summary": f"Payment complete; receipt {receipt}.", "outputs": {"receipt": receipt}}
             )

@@ -552,9 +552,7 @@ def test_bad_once_answers_one_invalid_call_then_behaves_after_the_tool_error(tes
     )
     second = retry.choices[0].message.tool_calls[0]
     assert json.loads(second.function.arguments)["ref"] == ref_of(pages["pay"], "button", "Pay $42.00")
-    assert (
-        retry.usage is not None and retry.usage.prompt_tokens > len(user) / 4
-    )  # the whole conversation counts
+    assert retry.usage.prompt_tokens > len(user) / 4 + 10  # the whole conversation counts
 
 
 def test_reset_and_the_fixture_put_the_mode_and_latency_back(test_model):
