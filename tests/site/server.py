@@ -1071,3 +1071,73 @@ def _bench_form_submit(handler: _Handler) -> None:
 
 _ROUTES[("GET", "/bench-form")] = _bench_form
 _ROUTES[("POST", "/bench-form")] = _bench_form_submit
+
+
+# -- /agent/*: pages for the agent's tests (tests/agent_model.py plans over their snapshots) ------------
+
+AGENT_ACCOUNTS: tuple[tuple[str, str], ...] = (
+    ("checking", "Checking ····1234"),
+    ("savings", "Savings ····9876"),
+)
+"""The accounts ``/agent/accounts`` offers: form value -> radio label."""
+AGENT_TRANSFER = "100.00"
+
+
+def _agent_accounts(handler: _Handler) -> None:
+    """Two radio buttons (no default) and a "Transfer $100.00" submit button."""
+    radios = "\n".join(
+        f'  <label><input type="radio" name="account" value="{value}" id="acct-{value}"> '
+        f"{html.escape(label)}</label>"
+        for value, label in AGENT_ACCOUNTS
+    )
+    handler._html(
+        _page(
+            "Transfer",
+            f"""
+<h1>Transfer ${AGENT_TRANSFER}</h1>
+<form method="post" action="/agent/accounts">
+<fieldset><legend>From account</legend>
+{radios}
+</fieldset>
+  <button id="transfer" type="submit">Transfer ${AGENT_TRANSFER}</button>
+</form>
+""",
+        )
+    )
+
+
+def _agent_accounts_submit(handler: _Handler) -> None:
+    """Record a ``transfer`` event (account, amount, reference ``T-0001``, ...) and show the reference."""
+    account = handler._form().get("account", "")
+    if account not in dict(AGENT_ACCOUNTS):
+        handler._html(
+            _page("Transfer", '<h1>Transfer</h1><p class="error" role="alert">Choose an account</p>')
+        )
+        return
+    site = handler.site
+    with site._lock:
+        reference = f"T-{site.count('transfer') + 1:04d}"
+        site.record("transfer", account=account, amount=AGENT_TRANSFER, reference=reference)
+    handler._html(
+        _page(
+            "Transfer complete",
+            f"""
+<h1>Transfer complete</h1>
+<p>Reference: <span id="reference">{reference}</span></p>
+""",
+        )
+    )
+
+
+def _agent_steps(handler: _Handler) -> None:
+    """Step ``n`` (default 1) with a link "Next" to step ``n + 1``, forever."""
+    raw = handler.query.get("n", "1")
+    n = int(raw) if raw.isascii() and raw.isdigit() else 1
+    handler._html(
+        _page(f"Step {n}", f'<h1>Step {n}</h1>\n<p><a id="next" href="/agent/steps?n={n + 1}">Next</a></p>')
+    )
+
+
+_ROUTES[("GET", "/agent/accounts")] = _agent_accounts
+_ROUTES[("POST", "/agent/accounts")] = _agent_accounts_submit
+_ROUTES[("GET", "/agent/steps")] = _agent_steps
