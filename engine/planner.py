@@ -281,7 +281,6 @@ def user_message(
     url: str,
     title: str,
     snapshot: str,
-    note: str = "",
 ) -> str:
     """The newest user message, laid out as the contract says (the test model parses exactly this)."""
     lines = [
@@ -291,8 +290,6 @@ def user_message(
         "Actions so far:",
         *(actions or ["none"]),
     ]
-    if note:
-        lines.append(f"Note: {note}")
     lines += [f"URL: {url}", f"Title: {title}", "--- snapshot ---", snapshot, "--- end snapshot ---"]
     return "\n".join(lines)
 

@@ -190,7 +190,10 @@ class Planning:
                 record_event(run, "agent.mfa_from_vault", step_index=index, data=record["vault"])
         if finished and isinstance(record["arguments"].get("outputs"), dict):
             for name, value in record["arguments"]["outputs"].items():
-                run.outputs[name] = model._short(self.scrub(str(value)), limits.MAX_OUTPUT)
+                # What a step read off the page stays the record: a skill replays the extract, never
+                # the model's rewording of it. Values only the model reported are added.
+                if name not in run.outputs:
+                    run.outputs[name] = model._short(self.scrub(str(value)), limits.MAX_OUTPUT)
             Run.objects.filter(pk=run.pk).update(outputs=run.outputs)
         return step
 
@@ -262,7 +265,6 @@ class Planning:
             url=page.url,
             title=title,
             snapshot=snapshot,
-            note=note,
         )
         text = redactor.text(text)
         content: Any = text
@@ -276,7 +278,10 @@ class Planning:
                         "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(shot).decode()},
                     },
                 ]
-        return [{"role": "system", "content": model.SYSTEM_PROMPT}, {"role": "user", "content": content}]
+        messages: list[dict[str, Any]] = [{"role": "system", "content": model.SYSTEM_PROMPT}]
+        if note:  # a task of its own (a repair): said apart, the user message keeps its layout
+            messages.append({"role": "system", "content": note})
+        return [*messages, {"role": "user", "content": content}]
 
     def redactor(self) -> model.Redactor:
         """Every secret of the tenant as ``[secret:NAME]``; what the run typed or was told otherwise

@@ -81,6 +81,7 @@ SLUG_RE = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*\Z")
 MAX_SLUG = 100
 PARAM_TYPES = ("string", "number", "boolean", "enum")
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+DIGITS_RE = re.compile(r"\d+")
 CARD_RE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 PHONE_RE = re.compile(r"(?<![\w+])\+\d[\d ()-]{7,16}\d(?!\d)")
 
@@ -212,10 +213,18 @@ def compile_preview(
 
 
 def _wildcard(text: str, values: list[str]) -> str:
-    """``text`` with each of ``values`` (longest first) replaced by the wildcard a replay matches."""
+    """``text`` with what varies of each of ``values`` (longest first) as the wildcard a replay matches.
+
+    A value inside a longer text is replaced whole (the rest of the text still tells the element);
+    a text that *is* the value keeps its words and loses its numbers ("Receipt: R-0001" matches
+    "Receipt: R-0002"): a wildcard for the whole text would match any element.
+    """
     for value in values:
-        if value in text and "{{" not in value:
-            text = text.replace(value, MASK)
+        if "{{" in value or value not in text:
+            continue
+        if text.strip() == value.strip():
+            return DIGITS_RE.sub(MASK, text)
+        text = text.replace(value, MASK)
     return text
 
 

@@ -46,7 +46,7 @@ MODES: dict[str, str] = {
     "consequential": "the default, with consequential: true on every click",
     "leak": "the default (tests scan TestModel.requests, or call TestModel.leaked, for secrets)",
 }
-BAD_GOTO_URL = "http://10.1.2.3/"
+BAD_GOTO_URL = "http://169.254.169.254/latest/meta-data/"  # refused whatever private URLs allow
 """Where the ``bad`` mode's ``goto`` points. A private address: a test that lets it through
 ``TWIN_ALLOW_PRIVATE_URLS`` would send traffic off the machine, so narrow that setting to loopback."""
 BAD_CALLS = ("unknown_tool", "unknown_ref", "private_goto", "missing_argument", "broken_json")
@@ -449,7 +449,18 @@ def decide(prompt: Prompt) -> Call:
             f"My last {MAX_FAILURES_IN_A_ROW} actions failed (last: {recent[-1].detail}). What should I do?"
         )
 
-    for decision in (_sign_in, _account, _one_time_code, _pay, _receipt, _transfer, _accounts, _steps):
+    for decision in (
+        _sign_in,
+        _account,
+        _one_time_code,
+        _pay,
+        _receipt,
+        _transfer,
+        _accounts,
+        _steps,
+        _shop,
+        _thanks,
+    ):
         call = decision(prompt)
         if call is not None:
             return call
@@ -586,6 +597,43 @@ def _steps(prompt: Prompt) -> Call | None:
     if link is None or "keep going" not in prompt.goal.lower():
         return None
     return _click(link, "Next")
+
+
+_PLAN_IN_GOAL = re.compile(r"\b(basic|pro)\b", re.I)
+_SUBSCRIBE = re.compile(r"^(subscribe|sign up)$", re.I)
+
+
+def _shop(prompt: Prompt) -> Call | None:
+    """``/shop``: choose the plan the goal names (the Choose button in that plan's card), type the
+    email, subscribe. Without a plan in the goal it asks which one."""
+    snap = prompt.snapshot
+    if snap.first("heading", "Plans") is None:
+        return None
+    cards = {}
+    for button in snap.find("button", "Choose"):
+        siblings = [snap.nodes[i] for i in snap.children(button.parent)] if button.parent is not None else []
+        heading = next((n.name for n in siblings if n.role == "heading"), "")
+        cards[heading] = button
+    wanted = _PLAN_IN_GOAL.search(prompt.goal)
+    if wanted is None:
+        return _ask("Which plan should I choose?", sorted(cards))
+    plan = wanted[1].title()
+    chosen = snap.containing(re.compile(r"^Chosen plan:"))
+    if (chosen is None or plan not in (chosen.value or "")) and plan in cards:
+        return _click(cards[plan], f"Choose the {plan} plan")
+    email = snap.first("textbox", "Email")
+    if email is not None and not email.filled:
+        value = "{{params.email}}" if "email" in (prompt.params or {}) else "ann@example.com"
+        return Call("fill", {"ref": email.ref, "value": value, "intent": "Type the email"})
+    submit = snap.first("button", _SUBSCRIBE)
+    return _click(submit, "Subscribe") if submit is not None else None
+
+
+def _thanks(prompt: Prompt) -> Call | None:
+    heading = prompt.snapshot.first("heading", re.compile(r"^Thanks\b"))
+    if heading is None:
+        return None
+    return Call("done", {"summary": f"Subscribed: the page says {heading.name!r}."})
 
 
 def bad_call(prompt: Prompt, kind: str) -> Call:

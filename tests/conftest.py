@@ -354,3 +354,7 @@ def _own_audit_checkpoints(settings: Any, tmp_path_factory: pytest.TempPathFacto
             "OPTIONS": {"location": str(tmp_path_factory.mktemp("audit")), "base_url": "/unused/"},
         },
     }
+
+
+# The agent's test model (tests/agent_model.py): an OpenAI-compatible server on 127.0.0.1.
+from tests.agent_model import test_model, test_model_server  # noqa: E402,F401

@@ -75,7 +75,7 @@ def test_sign_in_with_a_vault_password_then_pay_pauses_before_paying(alice, site
     assert run["status"] == "completed", run
     assert site.count("payment") == 1 and site.count("login") == 1 and site.count("otp_ok") == 1
     assert run["planner"] == "model" and run["summary"]
-    assert run["outputs"]["receipt"] == "R-0001"
+    assert run["outputs"]["receipt"] == "Receipt: R-0001"  # the page's text, as the step read it
     assert actions(run) == [
         "goto",
         "fill",
@@ -134,7 +134,7 @@ def test_the_same_goal_again_replays_the_compiled_skill_with_no_model_call(alice
     assert test_model.calls == calls  # no request reached the model
     assert again["cost"]["model_calls"] == 0 and again["cost"]["tokens_in"] == 0
     assert actions(again) == actions(first)[:-1]  # the same steps (the model's "done" aside)
-    assert again["outputs"]["receipt"] == "R-0002" and site.count("payment") == 2
+    assert again["outputs"]["receipt"] == "Receipt: R-0002" and site.count("payment") == 2
 
     # "plan": "always" plans anyway.
     forced = start_goal(alice, GOAL, site.url("/login"), plan="always")
@@ -278,3 +278,64 @@ def test_a_planned_run_restored_after_the_browser_is_lost_pays_on_the_page_that_
     types = event_types(run["id"])
     assert "run.restored_from_checkpoint" in types and "run.state_verified" in types
     assert test_model.calls == calls + 2  # after the payment: extract the receipt, then done
+
+
+SHOP_GOAL = "Subscribe to the Pro plan"
+EMAIL = "ann@example.com"
+
+
+def _planned_shop_skill(alice: Persona, site: Any, model: Any) -> dict[str, Any]:
+    run = start_goal(alice, SHOP_GOAL, site.url("/shop"), params={"email": EMAIL})
+    assert run["status"] == "completed" and run["planner"] == "model", run
+    assert [e for e in site.events if e["kind"] == "order"][-1]["plan"] == "Pro"
+    skill = alice.get("/api/skills").json()[0]
+    assert skill["params"] == [{"name": "email", "type": "string", "example": EMAIL}]
+    return dict(skill)
+
+
+def test_a_changed_page_pauses_the_replay_and_the_persons_answer_is_the_next_version(
+    alice, site, worker, test_model
+):
+    use_model(alice, test_model)
+    skill = _planned_shop_skill(alice, site, test_model)
+    calls = test_model.calls
+    site.set_toggle("shop_twin", True)  # two Subscribe buttons now, and neither has the recorded id
+
+    run = start_goal(alice, SHOP_GOAL, site.url("/shop"), params={"email": EMAIL})
+    assert run["planner"] == "skill", run
+    pending = run["pending_step"]
+    assert pending["trigger"] == "ambiguity" and len(pending["options"]) == 2, pending
+    monthly = next(option for option in pending["options"] if "Monthly" in option)
+    run = answer(alice, run, choice=monthly)
+    assert run["status"] == "completed", run
+    assert [e for e in site.events if e["kind"] == "order"][-1]["cadence"] == "monthly"
+    assert test_model.calls == calls  # a person repaired it, not the model
+
+    repaired = alice.get(f"/api/skills/{skill['slug']}").json()
+    assert repaired["version"] == 2
+    versions = alice.get(f"/api/skills/{skill['slug']}/versions").json()
+    assert versions[0]["changed_steps"] == [pending["index"]]  # only the step the person answered
+
+    again = start_goal(alice, SHOP_GOAL, site.url("/shop"), params={"email": EMAIL})
+    assert again["status"] == "completed" and again["skill"]["version"] == 2, again
+    assert again["cost"]["model_calls"] == 0 and test_model.calls == calls
+
+
+def test_the_model_repairs_a_replayed_step_when_the_tenant_asks_it_to(alice, site, worker, test_model):
+    use_model(alice, test_model, agent_repair_with_model=True)
+    skill = _planned_shop_skill(alice, site, test_model)
+    calls = test_model.calls
+    site.set_toggle("shop_twin", True)
+
+    run = start_goal(alice, SHOP_GOAL, site.url("/shop"), params={"email": EMAIL})
+    assert run["status"] == "completed" and run["planner"] == "skill", run
+    assert test_model.calls == calls + 1 and run["cost"]["model_calls"] == 1  # that one step only
+    replanned = RunEvent.objects.get(run_id=run["id"], type="step.replanned")
+    assert replanned.data["by"] == "model"
+    step = next(s for s in run["steps"] if s["index"] == replanned.step_index)
+    assert step["planned"]["tool"] == "click"
+    # The repair is the skill's next version: the same goal now replays with no model at all.
+    assert alice.get(f"/api/skills/{skill['slug']}").json()["version"] == 2
+    again = start_goal(alice, SHOP_GOAL, site.url("/shop"), params={"email": EMAIL})
+    assert again["status"] == "completed" and again["cost"]["model_calls"] == 0, again
+    assert test_model.calls == calls + 1
