@@ -175,3 +175,14 @@ def test_tenant_agent_settings_are_checked_where_they_are_edited():
     tenant = Tenant(slug="t", name="t", agent_approval_origins=["HTTPS://Bank.test/"])
     tenant.clean()
     assert tenant.agent_approval_origins == ["https://bank.test"]
+
+
+def test_what_a_run_read_off_the_page_is_a_wildcard_in_the_compiled_bundle():
+    from engine.scrub import MASK
+    from skills.services import _wildcard
+
+    # A paragraph that *is* the extracted value keeps its words and loses its numbers.
+    assert _wildcard("Receipt: R-0001", ["Receipt: R-0001"]) == f"Receipt: R-{MASK}"
+    # Inside a longer text, the value goes whole: the rest still tells the element.
+    assert _wildcard("Your order Q7-XY is on its way", ["Q7-XY"]) == f"Your order {MASK} is on its way"
+    assert _wildcard("Pay now", ["R-0001"]) == "Pay now"
