@@ -447,6 +447,7 @@ class Planning:
                 raise ToolError(f"{name} needs a value (a string)")
             step["value"] = str(value)
             value_shown = _shown_value(step["value"])
+            self._check_secret_place(step["value"])
         if name == "press":
             key = arguments.get("key")
             if not isinstance(key, str) or not key.strip():
@@ -475,6 +476,27 @@ class Planning:
         )
         self.planned_handle = (self.run.current_step, handle)
         return step, record
+
+    def _check_secret_place(self, value: str) -> None:
+        """A page can talk the model into typing a secret anywhere: a secret the vault scopes to no
+        origin is typed by a planned step only on the origin the run started at."""
+        from runs.program import templates_in
+        from vault.selectors import secret_list
+
+        names = [e.partition(".")[2] for e in templates_in(value) if e.startswith("secrets.")]
+        if not names:
+            return
+        scoped = {s.name: s.origins for s in secret_list(tenant=self.tenant)}
+        here, start = _origin(self.page.url), _origin(self.run.url)
+        for name in names:
+            origins = scoped.get(name)
+            if origins is None:
+                raise ToolError(f"the vault has no secret named {name!r}")
+            if not origins and here != start:
+                raise ToolError(
+                    f"the secret {name!r} is typed only on {start or 'the start page'} (this page is "
+                    f"{here or self.page.url}); the vault can allow other origins for it"
+                )
 
     def _one_time_code(self, step: dict[str, Any], record: dict[str, Any], info: dict[str, Any]) -> None:
         """A one-time-code field: the vault's TOTP secret for this origin types the code, else a person."""

@@ -186,3 +186,29 @@ def test_what_a_run_read_off_the_page_is_a_wildcard_in_the_compiled_bundle():
     # Inside a longer text, the value goes whole: the rest still tells the element.
     assert _wildcard("Your order Q7-XY is on its way", ["Q7-XY"]) == f"Your order {MASK} is on its way"
     assert _wildcard("Pay now", ["R-0001"]) == "Pay now"
+
+
+def test_a_secret_without_origins_is_typed_by_a_planned_step_only_where_the_run_started(alice):
+    from types import SimpleNamespace
+
+    from engine.planning import Planning, ToolError
+    from runs.models import Run
+
+    assert alice.post("/api/secrets", {"name": "pw", "value": "hunter22"}).status_code == 201
+    assert (
+        alice.post(
+            "/api/secrets", {"name": "bank", "value": "s3cret!!", "origins": ["https://bank.test"]}
+        ).status_code
+        == 201
+    )
+    planning = Planning()
+    planning.run = Run(tenant=alice.tenant, url="https://shop.test/login", program=[])
+    planning._tenant = alice.tenant
+    planning.page = SimpleNamespace(url="https://shop.test/account")
+    planning._check_secret_place("{{secrets.pw}}")  # the start origin: fine
+    planning._check_secret_place("{{secrets.bank}}")  # scoped: the executor checks its origins
+    planning.page = SimpleNamespace(url="https://evil.test/login")  # a page talked the model into it
+    with pytest.raises(ToolError, match="typed only on https://shop.test"):
+        planning._check_secret_place("{{secrets.pw}}")
+    with pytest.raises(ToolError, match="no secret named"):
+        planning._check_secret_place("{{secrets.nope}}")
