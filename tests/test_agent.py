@@ -339,3 +339,25 @@ def test_the_model_repairs_a_replayed_step_when_the_tenant_asks_it_to(alice, sit
     again = start_goal(alice, SHOP_GOAL, site.url("/shop"), params={"email": EMAIL})
     assert again["status"] == "completed" and again["cost"]["model_calls"] == 0, again
     assert test_model.calls == calls + 1
+
+
+def test_vision_sends_a_screenshot_only_when_the_tenant_enables_it(alice, site, worker, test_model):
+    def images(request: dict[str, Any]) -> list[str]:
+        content = request["messages"][-1]["content"]
+        if isinstance(content, str):
+            return []
+        return [part["image_url"]["url"] for part in content if part.get("type") == "image_url"]
+
+    use_model(alice, test_model)
+    add_secret(alice, "shop_password", PASSWORD)
+    run = start_goal(alice, "Sign in as alice", site.url("/login"))
+    assert run["status"] == "completed", run
+    assert all(images(request) == [] for request in test_model.requests)
+
+    test_model.reset()
+    use_model(alice, test_model, agent_vision=True)
+    run = start_goal(alice, "Sign in as alice", site.url("/login"), plan="always")  # not the skill
+    assert run["status"] == "completed", run
+    shots = [images(request) for request in test_model.requests]
+    assert shots and all(len(s) == 1 and s[0].startswith("data:image/jpeg;base64,") for s in shots)
+    assert PASSWORD not in sent(test_model)
