@@ -1,7 +1,10 @@
 """The agent: the same goal planned by a model vs. replayed as the skill it compiled into.
 
-The goal is a sign-in on the fixture site (``/login``: type the user, type the password from the
-vault, press Sign in, done): planned, it takes 4 model calls. The model is the suite's test model
+The goal is an order on the fixture site's ``/bench-form`` ("Order the Pro plan for 3 seats", with
+the name, email, company and notes as params): type four fields, choose the plan, accept the terms,
+add two seats, place the order, read the reference, done: 11 model calls when planned. (The
+tenant's policy is emptied for this benchmark: "Place order" would otherwise pause both variants
+for a person's approval, whose wait is not what is measured.) The model is the suite's test model
 (tests/agent_model.py: an OpenAI-compatible server that computes its tool call from the snapshot
 it is sent) with a fixed latency per call — 2 s, what a hosted model takes for a tool call over a
 page snapshot, and 0.3 s, a fast local one. The first planned run compiles into a skill by itself;
@@ -34,8 +37,13 @@ if __package__ in (None, ""):
 
 from bench.harness import Bench, median, ms, table, verdict
 
-GOAL = "Sign in as alice"
-PASSWORD = "wonderland"
+GOAL = "Order the Pro plan for 3 seats"
+PARAMS = {
+    "name": "Ada Lovelace",
+    "email": "ada@example.com",
+    "company": "Analytical Engines",
+    "notes": "Bench",
+}
 TARGET = 10.0
 
 
@@ -61,7 +69,8 @@ class Sample:
 def one(bench: Bench, site_url: str, *, plan: str) -> tuple[dict[str, Any], Sample]:
     assert bench.http is not None
     c0 = time.perf_counter()
-    response = bench.http.post("/api/runs?wait=60", json={"goal": GOAL, "url": site_url, "plan": plan})
+    body = {"goal": GOAL, "url": site_url, "params": PARAMS, "plan": plan}
+    response = bench.http.post("/api/runs?wait=60", json=body)
     client = time.perf_counter() - c0
     if response.status_code != 201:
         raise RuntimeError(f"POST /api/runs: {response.status_code} {response.text[:500]}")
@@ -83,7 +92,7 @@ def one(bench: Bench, site_url: str, *, plan: str) -> tuple[dict[str, Any], Samp
 
 def measure(bench: Bench, model: Any, latency: float, reps: int) -> dict[str, list[Sample]]:
     model.latency = latency
-    url = bench.site.url("/login")
+    url = bench.site.url("/bench-form")
     samples: dict[str, list[Sample]] = {"planned": [], "replay": []}
     for rep in range(reps):
         bench.say(f"latency {latency:g} s: repetition {rep + 1}/{reps}")
@@ -112,24 +121,24 @@ def main() -> int:
         env = {"TWIN_LLM_BASE_URL": model.base_url, "TWIN_LLM_MODEL": "test-model"}
         with Bench("Twin benchmark: the agent, planned vs. replayed as its compiled skill", env=env) as bench:
             assert bench.http is not None
-            created = bench.http.post("/api/secrets", json={"name": "shop_password", "value": PASSWORD})
-            if created.status_code != 201:
-                raise RuntimeError(f"POST /api/secrets: {created.status_code} {created.text[:300]}")
+            from tenants.models import Tenant
+
+            Tenant.objects.filter(slug="bench").update(agent_consequential_patterns=[])
             model.latency = 0.0
             bench.say("the first planned run (it compiles into the skill)")
-            first, _ = one(bench, bench.site.url("/login"), plan="always")
-            one(bench, bench.site.url("/login"), plan="auto")  # warm: the replay path once
+            first, _ = one(bench, bench.site.url("/bench-form"), plan="always")
+            one(bench, bench.site.url("/bench-form"), plan="auto")  # warm: the replay path once
             results = {latency: measure(bench, model, latency, args.reps) for latency in args.latency}
 
             bench.header(
-                f"goal {GOAL!r} from /login (fill, fill with a vault secret, click, done),\n"
+                f"goal {GOAL!r} on /bench-form (4 fills, select, check, 2 clicks, click, extract, done),\n"
                 f"{args.reps} runs of each variant per model latency, alternating, all warm.\n"
                 'planned = POST /api/runs?wait=60 {goal, url, "plan": "always"}; replay = the same goal,\n'
                 "matched to the skill compiled from "
                 "the first planned run. Times: the client's wall time of that one call."
             )
             rows = []
-            ok = True
+            ok = 2.0 in results
             for latency, samples in results.items():
                 planned, replay = samples["planned"], samples["replay"]
                 ratio = median([s.client for s in planned]) / median([s.client for s in replay])

@@ -460,6 +460,7 @@ def decide(prompt: Prompt) -> Call:
         _steps,
         _shop,
         _thanks,
+        _order_form,
     ):
         call = decision(prompt)
         if call is not None:
@@ -634,6 +635,57 @@ def _thanks(prompt: Prompt) -> Call | None:
     if heading is None:
         return None
     return Call("done", {"summary": f"Subscribed: the page says {heading.name!r}."})
+
+
+_FORM_FIELDS = {"Full name": "name", "Email": "email", "Company": "company", "Notes": "notes"}
+_SEATS_IN_GOAL = re.compile(r"\b(\d+)\s+seats?\b", re.I)
+_FORM_PLANS = ("basic", "pro", "team")
+
+
+def _order_form(prompt: Prompt) -> Call | None:
+    """``/bench-form`` (the benchmark's page): type the fields the params name, choose the plan the goal
+    names, accept the terms, add seats up to the goal's count, place the order, read the reference."""
+    snap = prompt.snapshot
+    if snap.first("heading", "Order form") is None:
+        return None
+    reference = snap.first("status", "Order reference")
+    if reference is not None and reference.value:
+        for action in reversed(prompt.actions):
+            got = action.extracted
+            if got is not None and got[0] == "reference":
+                return Call("done", {"summary": f"Order placed; reference {got[1]}."})
+        return Call(
+            "extract", {"name": "reference", "ref": reference.ref, "intent": "Read the order reference"}
+        )
+    params = prompt.params or {}
+    for label, key in _FORM_FIELDS.items():
+        box = snap.first("textbox", label)
+        if box is not None and not box.filled and key in params:
+            return Call(
+                "fill",
+                {"ref": box.ref, "value": f"{{{{params.{key}}}}}", "intent": f"Type the {label.lower()}"},
+            )
+    plan = next((w for w in _FORM_PLANS if re.search(rf"\b{w}\b", prompt.goal, re.I)), None)
+    combo = snap.first("combobox", "Plan")
+    if plan is not None and combo is not None:
+        options = [snap.nodes[i] for i in snap.children(snap.nodes.index(combo))]
+        selected = next((o.name for o in options if "selected" in o.flags), "")
+        if selected.lower() != plan:
+            return Call(
+                "select", {"ref": combo.ref, "value": plan.title(), "intent": f"Choose the {plan} plan"}
+            )
+    terms = snap.first("checkbox", re.compile("terms", re.I))
+    if terms is not None and not terms.checked:
+        return Call("check", {"ref": terms.ref, "intent": "Accept the terms"})
+    wanted, seats, add = (
+        _SEATS_IN_GOAL.search(prompt.goal),
+        snap.first("status", "Seats"),
+        snap.first("button", "Add seat"),
+    )
+    if wanted and seats is not None and add is not None and int(seats.value or "1") < int(wanted[1]):
+        return _click(add, "Add a seat")
+    order = snap.first("button", "Place order")
+    return _click(order, "Place the order") if order is not None else None
 
 
 def bad_call(prompt: Prompt, kind: str) -> Call:
