@@ -9,8 +9,12 @@ timers (nothing in the product is changed); the times are inclusive (``run_step`
 Part 1: the 20-step flow of bench/executor_overhead.py.
 Part 2: ``goto /pay`` + gated ``click #pay``: start -> pause, then approve (approvals.services) and
 resume -> completed.
+Part 3 (``--variants N``): the 20-step flow with each way a hand-written element step can describe
+its element (``Execution.resolve`` swapped at run time: the page's own call, Playwright's engine,
+a strict handle, nothing), with the session video off, and as a plain Playwright script on the
+same host browser, in turns, N rounds after one to warm up.
 
-Usage:  .venv/bin/python bench/profile_executor.py [--runs N]
+Usage:  .venv/bin/python bench/profile_executor.py [--runs N] [--variants N] [--only-variants]
 """
 
 from __future__ import annotations
@@ -214,15 +218,19 @@ def main() -> int:
             return to_pause, to_end, dict(resume_totals), resume_calls
 
         def part3() -> dict[str, dict[str, list[float]]]:
+            from django.test import override_settings
+
             from bench.harness import plain_run
             from engine.browser import session
 
             current = executor.Execution.resolve
+            # name -> (how resolve describes, session video on); None: the plain script.
             variants: dict[str, Any] = {
-                "one page call (describe_css), then the locator": current,
-                "one engine call (describe_only), then the locator": resolve_through_engine,
-                "strict handle (element_handle, describe, act)": resolve_strict_handle,
-                "no bundle (before skills)": resolve_without_bundle,
+                "one page call (describe_css), then the locator": (current, True),
+                "one engine call (describe_only), then the locator": (resolve_through_engine, True),
+                "strict handle (element_handle, describe, act)": (resolve_strict_handle, True),
+                "no bundle (before skills)": (resolve_without_bundle, True),
+                "one page call, session video off": (current, False),
                 "plain Playwright script": None,
             }
             found: dict[str, dict[str, list[float]]] = {
@@ -236,9 +244,11 @@ def main() -> int:
                         timing = plain_run(session().browser(), flow)
                         total, steps = timing.total, timing.steps
                     else:
-                        setattr(executor.Execution, "resolve", variants[name])  # noqa: B010
+                        resolve, video = variants[name]
+                        setattr(executor.Execution, "resolve", resolve)  # noqa: B010
                         try:
-                            run_id, total = drive(flow, "completed")
+                            with override_settings(TWIN_VIDEO=video):
+                                run_id, total = drive(flow, "completed")
                         finally:
                             setattr(executor.Execution, "resolve", current)  # noqa: B010
                         rows = Run.objects.get(pk=run_id).steps.order_by("index")
