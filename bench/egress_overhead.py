@@ -29,8 +29,9 @@ def main() -> None:
     django.setup()
     from playwright.sync_api import sync_playwright
 
-    from bench.executor_overhead import plain, steps
+    from bench.executor_overhead import steps
     from bench.harness import own_chromium
+    from bench.harness import plain_run as plain
     from engine.browser import ensure_host_browser, stop_host_browser
     from tests.site.server import FixtureSite
 

@@ -34,7 +34,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import Bench, median, ms, own_chromium, table, verdict
+from bench.harness import Bench, median, ms, own_chromium, plain_run, table, verdict
 
 TARGET_RATIO = 1.3
 
@@ -76,32 +76,9 @@ class Timing:
 
 
 def plain(browser: Any, program: list[dict[str, Any]]) -> Timing:
-    """The same steps as an ordinary Playwright script."""
-    from playwright.sync_api import expect
-
-    outputs: dict[str, str] = {}
-    durations: list[float] = []
-    t0 = time.perf_counter()
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
-    page = context.new_page()
-    setup = time.perf_counter() - t0
-    for step in program:
-        s0 = time.perf_counter()
-        action = step["action"]
-        if action == "goto":
-            page.goto(step["url"], wait_until="load")
-        elif action == "fill":
-            page.locator(step["selector"]).fill(step["value"])
-        elif action == "click":
-            page.locator(step["selector"]).click()
-        elif action == "assert_text":
-            expect(page.locator("body")).to_contain_text(step["text"])
-        elif action == "extract":
-            outputs[step["name"]] = page.locator(step["selector"]).inner_text().strip()
-        durations.append(time.perf_counter() - s0)
-    elapsed = time.perf_counter() - t0
-    context.close()
-    return Timing(elapsed, setup, durations, 0.0, 0.0, outputs)
+    """The same steps as an ordinary Playwright script (bench.harness.plain_run)."""
+    run = plain_run(browser, program)
+    return Timing(run.total, run.setup, run.steps, 0.0, 0.0, run.outputs)
 
 
 def stamp(value: str) -> float:

@@ -605,6 +605,54 @@ class Bench:
         print(f"load average at end: {loadavg()}; elapsed {time.perf_counter() - self.started:.1f} s")
 
 
+# -- the baseline: the same steps as a plain Playwright script ----------------------------------------------
+@dataclass
+class PlainRun:
+    total: float  # seconds from new_context() until the last step returned
+    setup: float  # new_context() + new_page()
+    steps: list[float]  # each step's own time
+    outputs: dict[str, str]  # what the extract steps read
+
+
+def plain_run(browser: Any, program: list[dict[str, Any]]) -> PlainRun:
+    """A step program as an ordinary Playwright script would perform it, in a fresh context of
+    ``browser``: idiomatic locator calls, ``expect(...).to_contain_text`` for assert_text, no
+    bookkeeping. Its time is what a Twin run of the same program is compared with."""
+    from playwright.sync_api import expect
+
+    outputs: dict[str, str] = {}
+    durations: list[float] = []
+    t0 = time.perf_counter()
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    setup = time.perf_counter() - t0
+    for step in program:
+        s0 = time.perf_counter()
+        action = step["action"]
+        if action == "goto":
+            page.goto(step["url"], wait_until="load")
+        elif action == "fill":
+            page.locator(step["selector"]).fill(step["value"])
+        elif action == "select":
+            page.locator(step["selector"]).select_option(step["value"])
+        elif action == "check":
+            page.locator(step["selector"]).check()
+        elif action == "click":
+            page.locator(step["selector"]).click()
+        elif action == "wait_for":
+            page.locator(step["selector"]).wait_for(state="visible")
+        elif action == "assert_text":
+            expect(page.locator("body")).to_contain_text(step["text"])
+        elif action == "extract":
+            outputs[step["name"]] = page.locator(step["selector"]).inner_text().strip()
+        else:
+            raise ValueError(f"no plain form of {action!r}")
+        durations.append(time.perf_counter() - s0)
+    elapsed = time.perf_counter() - t0
+    context.close()
+    return PlainRun(elapsed, setup, durations, outputs)
+
+
 # -- a Chromium of this process's own (for baselines) ---------------------------------------------------
 @contextlib.contextmanager
 def own_chromium() -> Iterator[str]:

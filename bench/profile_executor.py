@@ -9,8 +9,12 @@ timers (nothing in the product is changed); the times are inclusive (``run_step`
 Part 1: the 20-step flow of bench/executor_overhead.py.
 Part 2: ``goto /pay`` + gated ``click #pay``: start -> pause, then approve (approvals.services) and
 resume -> completed.
+Part 3 (``--variants N``): the 20-step flow with each way a hand-written element step can describe
+its element (``Execution.resolve`` swapped at run time: the page's own call, Playwright's engine,
+a strict handle, nothing), with the session video off, and as a plain Playwright script on the
+same host browser, in turns, N rounds after one to warm up.
 
-Usage:  .venv/bin/python bench/profile_executor.py [--runs N]
+Usage:  .venv/bin/python bench/profile_executor.py [--runs N] [--variants N] [--only-variants]
 """
 
 from __future__ import annotations
@@ -53,24 +57,65 @@ def wrap(owner: Any, name: str, label: str | None = None) -> None:
 
 
 def instrument() -> None:
-    from playwright.sync_api import Page
+    from playwright.sync_api import ElementHandle, Locator, Page
 
-    from engine import browser, executor
+    from engine import browser, executor, locators, restore
     from runs import services, states
 
     services._enqueue_start = lambda run_id: None  # no start task: this process drives the run
     for name in (
-        "attach", "renew", "answers", "run_step", "perform", "single_target", "assert_text",
-        "_finish_step", "checkpoint", "pause", "finish",
+        "attach", "renew", "answers", "run_step", "perform", "act_on_one", "resolve", "note_element",
+        "find_recorded", "release_handles", "track_document", "assert_text", "_finish_step",
+        "checkpoint", "mask_page", "pause", "finish",
     ):  # fmt: skip
-        wrap(executor.Execution, name, f"Execution.{name}")
+        if hasattr(executor.Execution, name):
+            wrap(executor.Execution, name, f"Execution.{name}")
     for name in ("new_page", "find_page", "check", "capture", "close_context"):
         wrap(browser.BrowserSession, name, f"BrowserSession.{name}")
+    wrap(restore.DocumentWatch, "document_id", "DocumentWatch.document_id")
+    # The Playwright calls a step makes (each one a round trip to the driver, and to the page).
     wrap(Page, "screenshot", "Page.screenshot")
+    wrap(Page, "goto", "Page.goto")
+    for name in ("element_handle", "click", "fill", "inner_text", "count"):
+        wrap(Locator, name, f"Locator.{name}")
+    for name in ("evaluate", "click", "fill", "inner_text", "dispose"):
+        wrap(ElementHandle, name, f"ElementHandle.{name}")
+    wrap(locators, "describe_element", "locators.describe_element")
+    wrap(locators, "clean_bundle", "locators.clean_bundle")
+    wrap(locators, "scrub_bundle", "locators.scrub_bundle")
     wrap(states, "step_transition", "states.step_transition")
     wrap(states, "run_transition", "states.run_transition")
+    wrap(states, "_keep_cost", "states._keep_cost")
+    wrap(states, "record_event", "states.record_event")
+    wrap(executor, "record_event", "executor.record_event")
     wrap(executor, "enforce_parking_cap", "executor.enforce_parking_cap")
     wrap(executor, "seal_json", "vault seal_json (checkpoint)")
+
+
+# -- part 3: how an element step describes its element, variants side by side ------------------------------
+def resolve_strict_handle(self: Any, locator: Any, timeout_ms: float) -> Any:
+    """Before: the selector resolved strictly to a handle (element_handle), described through it."""
+    handle = locator.element_handle(timeout=timeout_ms)
+    self.handles.append(handle)
+    return handle
+
+
+def resolve_through_engine(self: Any, locator: Any, timeout_ms: float) -> Any:
+    """One call through Playwright's selector engine for every selector (describe_only), not the page's
+    own querySelectorAll for plain CSS (describe_css)."""
+    from engine import locators
+
+    count, bundle = locators.describe_only(locator)
+    if count == 1:
+        self.acted_locator, self.described = bundle, True
+        return locator
+    return resolve_strict_handle(self, locator, timeout_ms)
+
+
+def resolve_without_bundle(self: Any, locator: Any, timeout_ms: float) -> Any:
+    """A floor: nothing described, the step acts through its locator as before bundles existed."""
+    self.described = True
+    return locator
 
 
 def report(label: str, runs: int, totals: list[float]) -> None:
@@ -95,6 +140,14 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=5, help="measured runs per part (default 5)")
+    parser.add_argument(
+        "--variants",
+        type=int,
+        default=0,
+        metavar="N",
+        help="part 3: N rounds of the 20-step flow with each way of describing an element, and plain",
+    )
+    parser.add_argument("--only-variants", action="store_true", help="part 3 alone")
     args = parser.parse_args()
 
     with Bench("Twin profile: the executor's phases, in process", services=False) as bench:
@@ -164,10 +217,88 @@ def main() -> int:
                     to_end.append(resumed)
             return to_pause, to_end, dict(resume_totals), resume_calls
 
+        def part3() -> dict[str, dict[str, list[float]]]:
+            from django.test import override_settings
+
+            from bench.harness import plain_run
+            from engine.browser import session
+
+            current = executor.Execution.resolve
+            # name -> (how resolve describes, session video on); None: the plain script.
+            variants: dict[str, Any] = {
+                "one page call (describe_css), then the locator": (current, True),
+                "one engine call (describe_only), then the locator": (resolve_through_engine, True),
+                "strict handle (element_handle, describe, act)": (resolve_strict_handle, True),
+                "no bundle (before skills)": (resolve_without_bundle, True),
+                "one page call, session video off": (current, False),
+                "plain Playwright script": None,
+            }
+            found: dict[str, dict[str, list[float]]] = {
+                name: {"total": [], "steps": [], "elements": []} for name in variants
+            }
+            element = {"fill", "click", "extract"}
+            names = list(variants)
+            for round_ in range(args.variants + 1):  # the first round warms up
+                for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+                    if variants[name] is None:
+                        timing = plain_run(session().browser(), flow)
+                        total, steps = timing.total, timing.steps
+                    else:
+                        resolve, video = variants[name]
+                        setattr(executor.Execution, "resolve", resolve)  # noqa: B010
+                        try:
+                            with override_settings(TWIN_VIDEO=video):
+                                run_id, total = drive(flow, "completed")
+                        finally:
+                            setattr(executor.Execution, "resolve", current)  # noqa: B010
+                        rows = Run.objects.get(pk=run_id).steps.order_by("index")
+                        steps = [
+                            (s.finished_at - s.started_at).total_seconds()
+                            for s in rows
+                            if s.finished_at is not None and s.started_at is not None
+                        ]
+                    if round_:
+                        found[name]["total"].append(total)
+                        found[name]["steps"].append(sum(steps))
+                        found[name]["elements"].append(
+                            sum(t for step, t in zip(flow, steps, strict=True) if step["action"] in element)
+                        )
+            return found
+
+        if args.only_variants:
+            args.runs = 0
         bench.header(
             "Each product function below is wrapped with a timer; inclusive times, medians of runs.\n"
             "Warm: two runs of each part come first."
         )
+        if args.variants:
+            found = bench.in_thread(part3)
+            plain_total = statistics.median(found["plain Playwright script"]["total"])
+            print(
+                f"part 3, the 20-step flow, {args.variants} rounds, the variants in turns "
+                f"(execute_run, start -> completed; plain: new_context -> last step), medians in ms"
+            )
+            print(
+                table(
+                    ["variant", "run", "/ plain", "the 20 steps", "the 14 element steps"],
+                    [
+                        [
+                            name,
+                            f"{statistics.median(f['total']) * 1000:.0f}",
+                            f"{statistics.median(f['total']) / plain_total:.2f}x",
+                            f"{statistics.median(f['steps']) * 1000:.0f}",
+                            f"{statistics.median(f['elements']) * 1000:.0f}",
+                        ]
+                        for name, f in found.items()
+                    ],
+                )
+            )
+            print()
+            TOTALS.clear()
+            CALLS.clear()
+        if args.only_variants:
+            print(f"load average at end: {loadavg()}")
+            return 0
         totals = bench.in_thread(part1)
         report("part 1, the 20-step flow (execute_run, start -> completed)", args.runs, totals)
         to_pause, to_end, resume_totals, resume_calls = bench.in_thread(part2)

@@ -51,7 +51,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import Bench, median, ms, own_chromium, table, verdict
+from bench.harness import Bench, median, ms, own_chromium, plain_run, table, verdict
 
 TARGET_SKILL = 1.05
 TARGET_HEALED = 1.3
@@ -161,40 +161,9 @@ def post_run(bench: Bench, body: dict[str, Any]) -> tuple[dict[str, Any], float]
 
 
 def plain(browser: Any, program: list[dict[str, Any]]) -> Sample:
-    """The same steps as an ordinary Playwright script."""
-    from playwright.sync_api import expect
-
-    outputs: dict[str, str] = {}
-    durations: list[float] = []
-    t0 = time.perf_counter()
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
-    page = context.new_page()
-    setup = time.perf_counter() - t0
-    for step in program:
-        s0 = time.perf_counter()
-        action = step["action"]
-        if action == "goto":
-            page.goto(step["url"], wait_until="load")
-        elif action == "fill":
-            page.locator(step["selector"]).fill(step["value"])
-        elif action == "select":
-            page.locator(step["selector"]).select_option(step["value"])
-        elif action == "check":
-            page.locator(step["selector"]).check()
-        elif action == "click":
-            page.locator(step["selector"]).click()
-        elif action == "wait_for":
-            page.locator(step["selector"]).wait_for(state="visible")
-        elif action == "assert_text":
-            expect(page.locator("body")).to_contain_text(step["text"])
-        elif action == "extract":
-            outputs[step["name"]] = page.locator(step["selector"]).inner_text().strip()
-        else:
-            raise ValueError(f"no plain form of {action!r}")
-        durations.append(time.perf_counter() - s0)
-    elapsed = time.perf_counter() - t0
-    context.close()
-    return Sample(elapsed, None, None, setup, durations, 0.0, 0.0, outputs)
+    """The same steps as an ordinary Playwright script (bench.harness.plain_run)."""
+    run = plain_run(browser, program)
+    return Sample(run.total, None, None, run.setup, run.steps, 0.0, 0.0, run.outputs)
 
 
 class Replay:

@@ -168,7 +168,8 @@ class Execution(Planning):
     acted_locator: dict[str, Any] | None = None
     healed: locators.Found | None = None
     handles: list[Any] = field(default_factory=list)  # elements found for the step, released after it
-    described: bool = False  # acted_locator is known already (a skill's primary locator held)
+    # acted_locator is known already (a skill's primary locator held, or resolve described the element)
+    described: bool = False
 
     @property
     def session(self) -> browser_mod.BrowserSession:
@@ -818,6 +819,7 @@ class Execution(Planning):
             log.warning("run %s: could not describe the element acted on: %s", self.run.pk, exc)
             return
         self.acted_locator = locators.scrub_bundle(bundle, self.scrub) if bundle else None
+        self.described = True
 
     def find_recorded(
         self, step: dict[str, Any], bundle: dict[str, Any], timeout_ms: float, answers: Answers
@@ -908,14 +910,16 @@ class Execution(Planning):
                 element.select_option(value, timeout=timeout_ms)
 
         try:
-            # The selector is resolved once (strictly: several matches raise), the element described
-            # and acted on through that handle; a skill's bundle has found its handle already.
+            # The element is described before it is acted on (resolve: in the same page call that
+            # finds the selector's one match, then the action goes through the strict locator like
+            # any Playwright script's; or, when it has yet to appear, through a handle once it is
+            # there). A skill's bundle has found its handle already.
             handle = target if bundle is not None else self.resolve(target, timeout_ms)
             self.note_element(handle, timeout_ms)
             try:
                 act(handle)
             except PlaywrightError as exc:
-                if bundle is not None or "not attached" not in str(exc):
+                if handle is target or "not attached" not in str(exc):
                     raise
                 act(target)  # re-rendered under the handle: the locator finds the element again
         except PlaywrightError as exc:
@@ -926,7 +930,28 @@ class Execution(Planning):
             raise
 
     def resolve(self, locator: Any, timeout_ms: float) -> Any:
-        """The element a strict locator means, as a handle released after the step."""
+        """What to act on for a strict locator, its element described on the way (note_element).
+
+        The common case is one page call: the locator matches one element now, its bundle is read
+        in that same call, and the locator itself comes back (the action resolves it again, as a
+        plain Playwright script's would). A plain CSS selector is read by the page itself
+        (locators.describe_css), any other through Playwright's selector engine (describe_only).
+        Otherwise (nothing yet, several, a page between documents) the element as a handle once it
+        is there, released after the step; several matches raise Playwright's strict mode violation.
+        """
+        if not self.described:
+            count, bundle = -1, None
+            # A page between documents or a selector the page cannot read now: the strict path says.
+            with contextlib.suppress(Exception):
+                selector = locators.selector_of(locator)
+                if selector is not None:
+                    count, bundle = locators.describe_css(locator.page, selector)
+                if count == -1:
+                    count, bundle = locators.describe_only(locator)
+            if count == 1:
+                self.acted_locator = locators.scrub_bundle(bundle, self.scrub) if bundle else None
+                self.described = True
+                return locator
         handle = locator.element_handle(timeout=timeout_ms)
         self.handles.append(handle)
         return handle

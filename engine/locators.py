@@ -410,6 +410,27 @@ BUNDLE_JS = (
     + "}"
 )
 FIND_JS = "([b, pick]) => {" + _lib() + _FIND_BODY + "}"
+# A hand-written step's selector, in one page call without waiting: the bundle of the one element it
+# matches now, else how many it matches (0: not there yet; several: Playwright's strictness decides).
+BUNDLE_ONE_JS = "(els) => els.length === 1 ? (" + BUNDLE_JS + ")(els[0]) : els.length"
+# The same for a selector that is plain CSS, found by the page's own querySelectorAll: no Playwright
+# selector engine, whose first use in a document injects its script into the page's world (tens of ms
+# that the step's action, resolving in Playwright's utility world, does not need). -1 when the
+# selector is not plain CSS or the page has open shadow roots (Playwright's CSS looks into those).
+# "CSS >> nth=0" (Locator.first) counts when the CSS matches one element, whatever the order.
+_BUNDLE_CSS_BODY = r"""
+let nth = null;
+const m = /^([^]*?) >> nth=(-?\d+)$/.exec(selector);
+if (m) { selector = m[1]; nth = Number(m[2]); }
+let found;
+try { found = document.querySelectorAll(selector); } catch (e) { return -1; }
+if (found.length !== 1) return nth === null ? found.length : -1;
+if (nth !== null && nth !== 0 && nth !== -1) return -1;
+const walker = document.createTreeWalker(document, NodeFilter.SHOW_ELEMENT);
+for (let n = walker.nextNode(); n; n = walker.nextNode()) if (n.shadowRoot) return -1;
+return describe(found[0]);
+"""
+BUNDLE_CSS_JS = "(selector) => { const describe = " + BUNDLE_JS + ";" + _BUNDLE_CSS_BODY + "}"
 
 
 # -- bundles in Python ------------------------------------------------------------------------------
@@ -517,6 +538,40 @@ def describe_element(target: Any, *, timeout_ms: float) -> dict[str, Any] | None
     else:
         raw = target.evaluate(BUNDLE_JS, timeout=timeout_ms)
     return clean_bundle(raw)
+
+
+def selector_of(locator: Any) -> str | None:
+    """The selector of a Playwright Locator (``Locator.first`` adds " >> nth=0"); None if unknown.
+
+    Playwright has no public accessor: this reads its implementation's attribute, and a Playwright
+    without it only loses :func:`describe_css`, the fast way.
+    """
+    selector = getattr(getattr(locator, "_impl_obj", None), "_selector", None)
+    return selector if isinstance(selector, str) else None
+
+
+def describe_css(page: Any, selector: str) -> tuple[int, dict[str, Any] | None]:
+    """How many elements a plain CSS ``selector`` matches on ``page`` now (-1: not plain CSS, or the
+    page has shadow roots: ask Playwright), and the bundle of the element when it is one.
+
+    One page call (``Page.evaluate``), nothing waits and no Playwright selector engine is involved.
+    """
+    raw = page.evaluate(BUNDLE_CSS_JS, selector)
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return int(raw), None
+    return 1, clean_bundle(raw)
+
+
+def describe_only(locator: Any) -> tuple[int, dict[str, Any] | None]:
+    """How many elements ``locator`` matches now, and the bundle of the element when it is one.
+
+    One page call (``Locator.evaluate_all``: the selector is resolved in the page, nothing waits),
+    against three for a strict resolution to a handle (``element_handle``) described after.
+    """
+    raw = locator.evaluate_all(BUNDLE_ONE_JS)
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return int(raw), None
+    return 1, clean_bundle(raw)
 
 
 def primary(bundle: dict[str, Any]) -> str:

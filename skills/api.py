@@ -20,7 +20,7 @@ from twin_site.api import ApiError, json_object
 from twin_site.idempotency import idempotent
 
 from .models import Skill, SkillVersion
-from .selectors import get_skill, get_version, skill_stats, skills_overview
+from .selectors import get_skill, get_version, newest_version, skill_stats, skills_overview
 from .services import (
     CompileError,
     Preview,
@@ -151,7 +151,7 @@ def preview_data(preview: Preview) -> dict[str, Any]:
 
 
 def skill_data(skill: Skill, stats: dict[str, Any] | None = None) -> dict[str, Any]:
-    newest = skill.versions.order_by("-version").first()
+    newest = newest_version(skill)  # prefetched for a list (skills_overview)
     if stats is None:
         stats = skill_stats(skill)
     return {

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet
 from django.http import Http404
 
 from approvals.models import Approval, ApprovalStatus, Cause
@@ -43,6 +43,24 @@ def get_skill(tenant: Tenant, id_or_slug: str, *, archived: bool = True) -> Skil
     if found is None:
         raise Http404("no such skill")
     return found
+
+
+# Where skills_overview puts each skill's newest version (a list of one, or none before any version).
+NEWEST_ATTR = "newest_versions"
+
+
+def _newest_versions() -> Prefetch[Any]:
+    """The newest version of each skill of a list, fetched for all of them in one query."""
+    newer = SkillVersion.objects.filter(skill_id=OuterRef("skill_id"), version__gt=OuterRef("version"))
+    return Prefetch("versions", queryset=SkillVersion.objects.filter(~Exists(newer)), to_attr=NEWEST_ATTR)
+
+
+def newest_version(skill: Skill) -> SkillVersion | None:
+    """The skill's newest version (None before it has one): prefetched by skills_overview, else one query."""
+    prefetched: list[SkillVersion] | None = getattr(skill, NEWEST_ATTR, None)
+    if prefetched is not None:
+        return prefetched[0] if prefetched else None
+    return skill.versions.order_by("-version").first()
 
 
 def get_version(skill: Skill, number: int | None = None) -> SkillVersion:
@@ -186,8 +204,13 @@ class SkillRow:
 
 
 def skills_overview(tenant: Tenant, *, archived: bool = False) -> list[SkillRow]:
-    """The skills list: each skill with its version count and run figures (three queries)."""
-    skills = list(skills_for_tenant(tenant, archived=archived).annotate(version_count=Count("versions")))
+    """The skills list: each skill with its version count, its newest version (newest_version) and
+    run figures (four queries)."""
+    skills = list(
+        skills_for_tenant(tenant, archived=archived)
+        .annotate(version_count=Count("versions"))
+        .prefetch_related(_newest_versions())
+    )
     by_skill: dict[uuid.UUID, list[Run]] = {s.pk: [] for s in skills}
     runs = (
         Run.objects.filter(tenant=tenant, skill_version__skill__in=[s.pk for s in skills])

@@ -13,7 +13,8 @@ import pytest
 from engine import locators
 from engine.browser import session
 from engine.scrub import MASK
-from tests.conftest import in_browser_thread
+from runs.models import Step
+from tests.conftest import in_browser_thread, start_run, wait_run
 
 TWO_CARDS = """
 <section><h2>Basic</h2><p>$5</p><button id="b1">Choose</button></section>
@@ -163,3 +164,76 @@ def test_a_hostile_bundle_is_cut_to_size_and_finds_nothing_it_should_not(on_page
             locators.find(page, bundle, timeout_ms=300)
 
     on_page('<button id="pay">Pay</button>', check)
+
+
+def test_a_selector_is_described_in_one_call_only_when_it_means_one_element_now(on_page):
+    def check(page: Any) -> None:
+        count, bundle = locators.describe_only(page.locator("#b2"))
+        assert count == 1
+        assert bundle == record(page, "#b2")  # what the strict path records, to the letter
+        assert locators.describe_only(page.locator("button")) == (2, None)  # strictness decides
+        assert locators.describe_only(page.locator("#nothing-yet")) == (0, None)  # waited for
+        assert locators.describe_only(page.locator("button").nth(1))[1] == bundle
+
+    on_page(TWO_CARDS, check)
+
+
+def test_a_plain_css_selector_is_described_by_the_page_itself_and_anything_else_by_playwright(on_page):
+    def check(page: Any) -> None:
+        assert locators.selector_of(page.locator("#b2").first) == "#b2 >> nth=0"
+        count, bundle = locators.describe_css(page, "#b2")
+        assert count == 1
+        assert bundle == record(page, "#b2")
+        assert locators.describe_css(page, "#b2 >> nth=0") == (1, bundle)  # Locator.first
+        assert locators.describe_css(page, "section button") == (2, None)
+        assert locators.describe_css(page, "#nothing-yet") == (0, None)
+        for engine_only in (
+            "text=Choose",
+            "internal:role=button",
+            "//button",
+            "section >> button",
+            "button >> nth=1",  # which of several: Playwright's order
+            "#b2 >> nth=1",
+        ):
+            assert locators.describe_css(page, engine_only) == (-1, None), engine_only
+        # Playwright's CSS looks into open shadow roots, the page's own does not: Playwright decides.
+        page.evaluate(
+            "document.body.appendChild(document.createElement('div'))"
+            ".attachShadow({mode: 'open'}).innerHTML = '<button id=b2>Choose</button>'"
+        )
+        assert locators.describe_css(page, "#b2") == (-1, None)
+        assert page.locator("#b2").count() == 2
+
+    on_page(TWO_CARDS, check)
+
+
+def test_each_element_step_of_a_hand_written_run_records_the_element_it_acted_on(alice, site, worker):
+    program = [
+        {"action": "goto", "url": site.url("/login")},
+        {"action": "fill", "selector": "#user", "value": "alice"},  # there at once
+        {"action": "goto", "url": site.url("/later?ms=700")},
+        {"action": "click", "selector": "#late"},  # not there yet: waited for
+        {"action": "extract", "selector": "#late-done", "name": "done"},
+        {"action": "goto", "url": site.url("/twins")},
+        {"action": "click", "selector": "button.del"},  # several: a person says which
+    ]
+    run = start_run(alice, program)
+    assert run["status"] == "awaiting_approval", run
+    assert run["pending_step"]["trigger"] == "ambiguity"
+    assert run["outputs"] == {"done": "Late click recorded"}
+    assert site.count("late") == 1
+    recorded: dict[int, Any] = {s.index: s.locator for s in Step.objects.filter(run_id=run["id"])}
+    assert recorded[2]["fingerprint"] == {"tag": "input", "role": "textbox", "name": "User"}
+    assert recorded[2]["unique"][0] == "id"
+    assert "alice" not in str(recorded[2])  # what was typed is never read
+    assert (recorded[4]["attributes"]["id"], recorded[4]["name"]) == ("late", "Late")
+    assert recorded[5]["attributes"]["id"] == "late-done"
+    assert recorded[7] is None  # not acted on yet
+
+    answer = alice.post(f"/api/runs/{run['id']}/approve", {"choice": run["pending_step"]["options"][1]})
+    assert answer.status_code == 202, answer.content
+    run = wait_run(alice, run["id"])
+    assert run["status"] == "completed", run
+    assert [e["row"] for e in site.events if e["kind"] == "delete"] == ["2"]
+    chosen: Any = Step.objects.get(run_id=run["id"], index=7).locator
+    assert (chosen["lookalikes"], chosen["nth"], chosen["context"]) == (2, 1, "Invoice 2024-002")

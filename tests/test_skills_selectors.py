@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.http import Http404
@@ -13,7 +14,7 @@ from runs.models import RunStatus
 from skills.models import Skill
 from skills.selectors import get_skill, get_version, skill_stats, skills_for_tenant, skills_overview
 from tests.conftest import Persona
-from tests.skill_factories import add_version, finished_run, make_skill
+from tests.skill_factories import SIGNUP_PARAMS, add_version, finished_run, make_skill, signup_steps
 
 
 def test_a_tenant_lists_its_own_skills_and_archived_ones_only_when_asked(
@@ -119,3 +120,29 @@ def test_the_overview_gives_each_skill_its_versions_and_figures(alice: Persona, 
     assert rows["sign-up"].stats.success_rate == pytest.approx(0.5)
     assert rows["sign-up"].stats.median_duration_s == pytest.approx(3.0)
     assert rows["quiet"].versions == 1 and rows["quiet"].stats.runs == 0
+
+
+def test_the_skills_api_lists_each_skill_with_its_newest_version_in_a_fixed_number_of_queries(
+    alice: Persona, carol: Persona, django_assert_max_num_queries: Any
+) -> None:
+    for number in range(12):
+        skill = make_skill(alice.tenant, slug=f"skill-{number}", name=f"Skill {number}")
+        add_version(skill, params=[])
+        add_version(skill, steps=signup_steps(label=f"Sign up {number}"))
+        finished_run(add_version(skill, steps=signup_steps(label=f"Newest {number}")))
+    finished_run(add_version(make_skill(carol.tenant)))
+    alice.get("/api/skills")  # the token, tenant and membership lookups settle
+
+    # A query per skill for its newest version would be 12 more.
+    with django_assert_max_num_queries(6):
+        answer = alice.get("/api/skills")
+
+    assert answer.status_code == 200
+    skills = {skill["slug"]: skill for skill in answer.json()}
+    assert set(skills) == {f"skill-{number}" for number in range(12)}
+    for number in range(12):
+        skill = skills[f"skill-{number}"]
+        assert skill["version"] == 3
+        assert skill["steps"][3]["label"] == f"Newest {number}"
+        assert skill["params"] == SIGNUP_PARAMS
+        assert skill["stats"]["runs"] == 1
