@@ -6,7 +6,7 @@ this prints them in sequence, then how long each took and whether it ran to the 
 Usage:  .venv/bin/python bench/run_all.py [NAME ...] [--with-parked-memory]
         NAME is one of: resume_latency, resume_vs_replay, executor_overhead, parked_runs,
         dashboard_pages (PostgreSQL at 127.0.0.1:5432), live_latency, video_overhead,
-        webhook_latency, api_concurrency, skill_replay
+        webhook_latency, api_concurrency, skill_replay, agent_replay
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ BENCHMARKS = [
     "webhook_latency",
     "api_concurrency",
     "skill_replay",
+    "agent_replay",
 ]
 
 
