@@ -28,7 +28,6 @@ import argparse
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import Bench, median, ms, table, verdict
+from bench.skill_replay import p90, stamp
 
 GOAL = "Order the Pro plan for 3 seats"
 PARAMS = {
@@ -45,15 +45,6 @@ PARAMS = {
     "notes": "Bench",
 }
 TARGET = 10.0
-
-
-def stamp(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-def p90(values: list[float]) -> float:
-    ordered = sorted(values)
-    return float(ordered[max(1, -(-90 * len(ordered) // 100)) - 1]) if ordered else float("nan")
 
 
 @dataclass

@@ -77,6 +77,19 @@ class Pause(Exception):
         self.expires_in = expires_in or settings.TWIN_DEFAULT_EXPIRES_IN
 
 
+def gate_pause(step: dict[str, Any], gate: dict[str, Any]) -> Pause:
+    """The pause a step's gate asks for, before the step acts."""
+    return Pause(
+        cause="gate",
+        trigger=gate["trigger"],
+        kind=gate["kind"],
+        prompt=gate.get("prompt") or describe(step),
+        options=gate.get("options"),
+        pattern=gate.get("pattern", ""),
+        expires_in=gate.get("expires_in"),
+    )
+
+
 class Stop(Exception):
     """The run left ``running`` under us (cancelled) or another execution took the lease."""
 
@@ -412,15 +425,7 @@ class Execution(Planning):
             step = self.plan_step(index, retrying)
             gate = gate_of(step)
         if gate is not None and answers.gate is None:
-            raise Pause(
-                cause="gate",
-                trigger=gate["trigger"],
-                kind=gate["kind"],
-                prompt=gate.get("prompt") or describe(step),
-                options=gate.get("options"),
-                pattern=gate.get("pattern", ""),
-                expires_in=gate.get("expires_in"),
-            )
+            raise gate_pause(step, gate)
         from runs.states import step_transition
 
         step_transition(
@@ -454,15 +459,7 @@ class Execution(Planning):
             step = repaired
             gate = gate_of(step)
             if gate is not None and answers.gate is None:
-                raise Pause(
-                    cause="gate",
-                    trigger=gate["trigger"],
-                    kind=gate["kind"],
-                    prompt=gate.get("prompt") or describe(step),
-                    options=gate.get("options"),
-                    pattern=gate.get("pattern", ""),
-                    expires_in=gate.get("expires_in"),
-                ) from None
+                raise gate_pause(step, gate) from None
             try:
                 self.perform(step, answers)
             except StepFailed as again:
