@@ -137,7 +137,8 @@ def test_a_body_that_is_not_an_object_is_a_json_400(alice, body):
 
 
 def test_a_body_without_steps_is_a_json_400_naming_steps(alice):
-    response = alice.post("/api/runs", {"goal": "pay", "url": "http://127.0.0.1:9/"})
+    # (A goal and a url without steps is the agent's run: tests/test_agent.py.)
+    response = alice.post("/api/runs", {"goal": "pay"})
 
     body = assert_json_error(response, 400)
     assert "steps" in body["detail"]
