@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 from django.conf import settings
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -28,6 +29,39 @@ from tests.site.server import FixtureSite
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = Path(settings.VAR_DIR) / "test-logs"
+
+
+# -- password hashing ------------------------------------------------------------------------------
+class FastPBKDF2PasswordHasher(PBKDF2PasswordHasher):
+    """The product's algorithm (``pbkdf2_sha256``) with few iterations: a test's passwords are
+    hashed in milliseconds instead of half a second of CPU each. The hash still names its own
+    iteration count, so the live server (the product's hashers) verifies it, then upgrades it."""
+
+    iterations = 1000
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    settings.PASSWORD_HASHERS = ["tests.conftest.FastPBKDF2PasswordHasher", *settings.PASSWORD_HASHERS]
+
+
+# -- parallel runs (pytest-xdist) --------------------------------------------------------------------
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
+    """Each xdist worker (gw0, gw1, ...) a Twin host of its own, set in its environment before it
+    imports the settings: host id ``<TWIN_HOST_ID>-gwN`` (its own Chromium and ``host.`` queue),
+    Redis database ``<REDIS_URL's> - N`` (the session worker flushes it) and ``TWIN_VAR_DIR``
+    ``<var>/xdist/gwN`` (logs, mail, media, vault key; pytest-django suffixes the test database)."""
+    parts = urlsplit(settings.REDIS_URL)
+    base_db = int(parts.path.strip("/") or 0)
+    if base_db < len(specs) - 1:
+        raise pytest.UsageError(
+            f"{len(specs)} xdist workers need Redis databases {base_db} down to {base_db - len(specs) + 1}: "
+            "point REDIS_URL at a higher database (e.g. /15)"
+        )
+    for index, spec in enumerate(specs):
+        spec.env.setdefault("TWIN_HOST_ID", f"{settings.TWIN_HOST_ID}-{spec.id}")
+        spec.env.setdefault("REDIS_URL", parts._replace(path=f"/{base_db - index}").geturl())
+        spec.env.setdefault("TWIN_VAR_DIR", str(Path(settings.VAR_DIR) / "xdist" / spec.id))
 
 
 # -- the fixture site ------------------------------------------------------------------------------
