@@ -64,6 +64,30 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
         spec.env.setdefault("TWIN_VAR_DIR", str(Path(settings.VAR_DIR) / "xdist" / spec.id))
 
 
+# The longest files (minutes of a full run between them), started first in a parallel run so that
+# none of them is still running alone at the end. ``make test`` hands out whole files in this
+# order (``--dist loadfile --no-loadscope-reorder``); a file not listed keeps its place after them.
+LONGEST_FIRST = (
+    "tests/test_skills_replay.py",
+    "tests/test_serve.py",
+    "tests/test_openapi.py",
+    "tests/test_restore_verified.py",
+    "tests/test_resume_and_recovery.py",
+    "tests/test_egress.py",
+    "tests/test_audit_migration.py",
+    "tests/dashboard/test_two_factor.py",
+    "tests/test_scrub.py",
+    "tests/test_browser_isolation.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # one process: the usual order
+    rank = {path: index for index, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
 # -- the fixture site ------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def _site_server() -> Iterator[FixtureSite]:
