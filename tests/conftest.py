@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -66,7 +67,9 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
 
 # The longest files (minutes of a full run between them), started first in a parallel run so that
 # none of them is still running alone at the end. ``make test`` hands out whole files in this
-# order (``--dist loadfile --no-loadscope-reorder``); a file not listed keeps its place after them.
+# order (``--dist loadfile --no-loadscope-reorder``: a module's fixtures are set up once, and the
+# dashboard's browser is not restarted at every other test); a file not listed keeps its place
+# after them.
 LONGEST_FIRST = (
     "tests/test_skills_replay.py",
     "tests/test_serve.py",
@@ -82,10 +85,20 @@ LONGEST_FIRST = (
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        return  # one process: the usual order
-    rank = {path: index for index, path in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+    # schemathesis names each API operation's test ``test_x[GET /api/runs]`` but gives them all
+    # the node id ``...::test_x``: xdist's file scheduling keys tests by node id, and would run
+    # one of them only. Each gets the id its name says.
+    # (pytest 9 builds a test's id from its original name and parametrize's ids, not its name.)
+    counts = Counter(item.nodeid for item in items)
+    for item in items:
+        if counts[item.nodeid] > 1 and item.parent is not None:
+            own: Any = item
+            own._id = type(own._id).parse(f"{item.parent.nodeid}::{item.name}")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        if len({item.nodeid for item in items}) != len(items):
+            raise pytest.UsageError("tests with the same node id: a parallel run would skip some")
+        rank = {path: index for index, path in enumerate(LONGEST_FIRST)}
+        items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
 
 # -- the fixture site ------------------------------------------------------------------------------
