@@ -37,8 +37,12 @@ chromium:
 run: setup
 	TWIN_ALLOW_PRIVATE_URLS=$${TWIN_ALLOW_PRIVATE_URLS:-1} $(PY) manage.py serve --port $(PORT)
 
+# In parallel (pytest-xdist): TEST_WORKERS processes, each a Twin host of its own (host id
+# <id>-gwN, Redis database <db>-N, var/xdist/gwN: tests/conftest.py), handed whole test files,
+# the longest first. TEST_WORKERS=0 runs the suite in one process (as it did before).
+TEST_WORKERS ?= 3
 test: setup
-	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

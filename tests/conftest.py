@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 from django.conf import settings
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -28,6 +30,75 @@ from tests.site.server import FixtureSite
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = Path(settings.VAR_DIR) / "test-logs"
+
+
+# -- password hashing ------------------------------------------------------------------------------
+class FastPBKDF2PasswordHasher(PBKDF2PasswordHasher):
+    """The product's algorithm (``pbkdf2_sha256``) with few iterations: a test's passwords are
+    hashed in milliseconds instead of half a second of CPU each. The hash still names its own
+    iteration count, so the live server (the product's hashers) verifies it, then upgrades it."""
+
+    iterations = 1000
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    settings.PASSWORD_HASHERS = ["tests.conftest.FastPBKDF2PasswordHasher", *settings.PASSWORD_HASHERS]
+
+
+# -- parallel runs (pytest-xdist) --------------------------------------------------------------------
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
+    """Each xdist worker (gw0, gw1, ...) a Twin host of its own, set in its environment before it
+    imports the settings: host id ``<TWIN_HOST_ID>-gwN`` (its own Chromium and ``host.`` queue),
+    Redis database ``<REDIS_URL's> - N`` (the session worker flushes it) and ``TWIN_VAR_DIR``
+    ``<var>/xdist/gwN`` (logs, mail, media, vault key; pytest-django suffixes the test database)."""
+    parts = urlsplit(settings.REDIS_URL)
+    base_db = int(parts.path.strip("/") or 0)
+    if base_db < len(specs) - 1:
+        raise pytest.UsageError(
+            f"{len(specs)} xdist workers need Redis databases {base_db} down to {base_db - len(specs) + 1}: "
+            "point REDIS_URL at a higher database (e.g. /15)"
+        )
+    for index, spec in enumerate(specs):
+        spec.env.setdefault("TWIN_HOST_ID", f"{settings.TWIN_HOST_ID}-{spec.id}")
+        spec.env.setdefault("REDIS_URL", parts._replace(path=f"/{base_db - index}").geturl())
+        spec.env.setdefault("TWIN_VAR_DIR", str(Path(settings.VAR_DIR) / "xdist" / spec.id))
+
+
+# The longest files (minutes of a full run between them), started first in a parallel run so that
+# none of them is still running alone at the end. ``make test`` hands out whole files in this
+# order (``--dist loadfile --no-loadscope-reorder``: a module's fixtures are set up once, and the
+# dashboard's browser is not restarted at every other test); a file not listed keeps its place
+# after them.
+LONGEST_FIRST = (
+    "tests/test_skills_replay.py",
+    "tests/test_serve.py",
+    "tests/test_openapi.py",
+    "tests/test_restore_verified.py",
+    "tests/test_resume_and_recovery.py",
+    "tests/test_egress.py",
+    "tests/test_audit_migration.py",
+    "tests/dashboard/test_two_factor.py",
+    "tests/test_scrub.py",
+    "tests/test_browser_isolation.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # schemathesis names each API operation's test ``test_x[GET /api/runs]`` but gives them all
+    # the node id ``...::test_x``: xdist's file scheduling keys tests by node id, and would run
+    # one of them only. Each gets the id its name says.
+    # (pytest 9 builds a test's id from its original name and parametrize's ids, not its name.)
+    counts = Counter(item.nodeid for item in items)
+    for item in items:
+        if counts[item.nodeid] > 1 and item.parent is not None:
+            own: Any = item
+            own._id = type(own._id).parse(f"{item.parent.nodeid}::{item.name}")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        if len({item.nodeid for item in items}) != len(items):
+            raise pytest.UsageError("tests with the same node id: a parallel run would skip some")
+        rank = {path: index for index, path in enumerate(LONGEST_FIRST)}
+        items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
 
 # -- the fixture site ------------------------------------------------------------------------------

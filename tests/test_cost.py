@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
@@ -461,8 +461,12 @@ def test_a_real_run_with_an_approval_records_browser_time_pauses_and_the_wait(
     assert cost["browser_s"] + cost["human_wait_s"] <= cost["wall_s"]
     assert cost["model_calls"] == cost["tokens_in"] == cost["tokens_out"] == 0
     assert done["planner"] is None and done["skill"] is None
-    expected = round(cost["browser_s"] / 60 * 0.002, 6)
-    assert cost["amount"] == pytest.approx(expected, abs=1e-6) and cost["currency"] == "USD"
+    # The browser minutes at the default price, to the millionth rounded half up as amounts are
+    # (a float product and round() went the other way whenever it fell on a half: 1 run in ~30).
+    expected = (Decimal(repr(cost["browser_s"])) / 60 * Decimal("0.002")).quantize(
+        Decimal("0.000001"), rounding=ROUND_HALF_UP
+    )
+    assert cost["amount"] == float(expected) and cost["currency"] == "USD"
     # Settled: asking again later gives the same figures.
     time.sleep(0.3)
     assert alice.get(f"/api/runs/{run['id']}").json()["cost"] == cost

@@ -56,9 +56,10 @@ def communicator(persona: Persona | None, run_id: str) -> WebsocketCommunicator:
 
 
 async def next_message(
-    comm: WebsocketCommunicator, kind: str, *, timeout: float = 15, frames: list[dict[str, Any]] | None = None
+    comm: WebsocketCommunicator, kind: str, *, timeout: float = 30, frames: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
-    """The next message of this kind; frames met on the way are acked (and kept, if asked)."""
+    """The next message of this kind; frames met on the way are acked (and kept, if asked).
+    Generous: it returns as soon as the message comes (a loaded machine's first frame took >15 s)."""
     deadline = time.monotonic() + timeout
     while True:
         remaining = deadline - time.monotonic()

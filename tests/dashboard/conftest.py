@@ -245,6 +245,23 @@ def wait_live(page: Page) -> None:
     expect(page.locator("body")).to_have_attribute("data-live", "on")
 
 
+def wait_js(page: Page, expression: str, arg: Any = None, *, timeout_ms: float = LIVE_TIMEOUT_MS) -> Any:
+    """Until ``expression`` (a function of ``arg``, or a plain expression) is truthy in the page.
+
+    Not ``page.wait_for_function``: once its first try is falsy it polls with ``eval`` inside
+    the page, which the dashboard's Content-Security-Policy (no 'unsafe-eval') refuses, so it
+    failed whenever the page was slower than the test. ``page.evaluate`` goes through DevTools.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        value = page.evaluate(expression, arg)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still falsy after {timeout_ms / 1000:.0f} s: {expression}")
+        page.wait_for_timeout(50)
+
+
 def shoot(page: Page, name: str, *, full_page: bool = True) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"

@@ -11,7 +11,7 @@ from playwright.sync_api import BrowserContext, expect
 from runs.models import RecordingStatus
 from tenants.models import Role
 from tests.conftest import wait_until
-from tests.dashboard.conftest import LIVE_TIMEOUT_MS, Person, shoot, sign_in
+from tests.dashboard.conftest import LIVE_TIMEOUT_MS, Person, shoot, sign_in, wait_js
 from tests.dashboard.flows import pay_with_approval
 from tests.site.server import FixtureSite
 
@@ -60,18 +60,19 @@ def test_an_auditor_follows_a_decision_from_the_list_to_its_run(
     expect(page).to_have_url(re.compile(r"/admin/runs/run/[0-9a-f-]+/change/$"))
     video = page.locator("#video-player")
     expect(video).to_be_visible(timeout=LIVE_TIMEOUT_MS)
-    page.wait_for_function("document.getElementById('video-player').readyState >= 1")
+    wait_js(page, "document.getElementById('video-player').readyState >= 1")
     chapter = page.locator("#run-video [data-step='3']")  # the chapters seek here as well
     target = float(chapter.get_attribute("data-seek") or "0")
     # Click it and pause at once: the video lasts a second, it would be over before a check.
     chapter.evaluate("(button) => { button.click(); document.getElementById('video-player').pause(); }")
-    page.wait_for_function(
+    wait_js(
+        page,
         "(target) => { const v = document.getElementById('video-player');"
         " return !v.seeking && Math.abs(v.currentTime - target) < 0.1; }",
-        arg=target,
+        target,
     )
     page.mouse.move(0, 0)
-    page.wait_for_function("document.getElementById('video-player').readyState >= 3")
+    wait_js(page, "document.getElementById('video-player').readyState >= 3")
     page.wait_for_timeout(1500)  # the player's spinner fades out slowly after play() and pause()
     expect(page.locator(".inline-group")).to_contain_text("assert_text")
     thumb = page.locator(".twin-pauses img")  # the pause, with its screenshot, links to its page

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from playwright.sync_api import BrowserContext, expect
 
-from tests.dashboard.conftest import LIVE_TIMEOUT_MS, Person, shoot, sign_in
+from tests.dashboard.conftest import LIVE_TIMEOUT_MS, Person, shoot, sign_in, wait_js
 from tests.site.server import FixtureSite
 from tests.test_video import colors_program
 
@@ -23,7 +23,7 @@ def test_the_run_page_plays_the_video_and_a_step_seeks_to_where_it_starts(
     # The video appears by itself once it is made (the page hears video.ready).
     video = page.locator("#video-player")
     expect(video).to_be_visible(timeout=LIVE_TIMEOUT_MS * 3)
-    page.wait_for_function("document.getElementById('video-player').readyState >= 1")
+    wait_js(page, "document.getElementById('video-player').readyState >= 1")
     duration = page.evaluate("document.getElementById('video-player').duration")
     assert duration > 0.2
     marks = page.locator(".video-marks .pause-mark")
@@ -38,7 +38,7 @@ def test_the_run_page_plays_the_video_and_a_step_seeks_to_where_it_starts(
         " v.play = () => { window.playAsked = true; return Promise.resolve(); }; })()"
     )
     page.locator("#step-3").click()
-    page.wait_for_function(f"Math.abs(document.getElementById('video-player').currentTime - {target}) < 0.05")
+    wait_js(page, f"Math.abs(document.getElementById('video-player').currentTime - {target}) < 0.05")
     assert page.evaluate("window.playAsked") is True
     expect(page.locator("#step-3")).to_have_class("step step-done playing", timeout=5000)
 
