@@ -71,7 +71,9 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
 # dashboard's browser is not restarted at every other test); a file not listed keeps its place
 # after them.
 LONGEST_FIRST = (
+    "tests/test_agent.py",
     "tests/test_skills_replay.py",
+    "tests/test_agent_model.py",
     "tests/test_serve.py",
     "tests/test_openapi.py",
     "tests/test_restore_verified.py",
