@@ -255,6 +255,7 @@ def test_steps_record_nothing_but_the_planned_calls(alice, site, worker, test_mo
     rows = Step.objects.filter(run_id=run["id"]).order_by("index")
     assert PASSWORD not in json.dumps([r.planned for r in rows]) + json.dumps([r.locator for r in rows])
     password = next(r for r in rows if r.planned and r.planned["arguments"].get("value", "").startswith("{{"))
+    assert password.planned is not None
     assert password.planned["arguments"]["value"] == "{{secrets.shop_password}}"
 
 

@@ -208,7 +208,7 @@ def test_a_secret_without_origins_is_typed_by_a_planned_step_only_where_the_run_
     planning._check_secret_place("{{secrets.pw}}")  # the start origin: fine
     planning._check_secret_place("{{secrets.bank}}")  # scoped: the executor checks its origins
     planning.page = SimpleNamespace(url="https://evil.test/login")  # a page talked the model into it
-    with pytest.raises(ToolError, match="typed only on https://shop.test"):
+    with pytest.raises(ToolError, match=r"typed only on https://shop\.test"):
         planning._check_secret_place("{{secrets.pw}}")
     with pytest.raises(ToolError, match="no secret named"):
         planning._check_secret_place("{{secrets.nope}}")
