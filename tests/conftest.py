@@ -63,6 +63,8 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
         spec.env.setdefault("TWIN_HOST_ID", f"{settings.TWIN_HOST_ID}-{spec.id}")
         spec.env.setdefault("REDIS_URL", parts._replace(path=f"/{base_db - index}").geturl())
         spec.env.setdefault("TWIN_VAR_DIR", str(Path(settings.VAR_DIR) / "xdist" / spec.id))
+        if not os.environ.get("TWIN_SCREENSHOTS_DIR"):  # the dashboard's screenshots: one place
+            spec.env["TWIN_SCREENSHOTS_DIR"] = str(Path(settings.VAR_DIR) / "screenshots")
 
 
 # The longest files (minutes of a full run between them), started first in a parallel run so that
