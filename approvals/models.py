@@ -71,6 +71,10 @@ class Approval(models.Model):
     # Keyed digests of the page at the pause (URL, the step's element, the fields the run set on
     # this document; engine.restore): a restored page must match them before the step acts on it.
     page_state = models.JSONField(null=True, blank=True, editable=False)
+    # Where the step's element (and, for an ambiguity, each candidate) was on the screenshot, in
+    # CSS pixels of the viewport the screenshot shows: {"viewport": {"width", "height"},
+    # "target": {"x", "y", "width", "height"} | null, "candidates": [box | null, ...]}.
+    boxes = models.JSONField(null=True, blank=True, editable=False)
 
     status = models.CharField(max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -174,7 +174,7 @@ def _item(
     # The form swaps its answer into #notices; the item is replaced out of band when still shown.
     # An error goes to #notices too: a live refresh of the list may redraw the item without it.
     notice = render_to_string("approvals/_notice.html", context, request=request) if decided or error else ""
-    item = render_to_string("approvals/inbox.html#item", {**context, "oob": True}, request=request)
+    item = render_to_string("approvals/_card.html", {**context, "oob": True}, request=request)
     return HttpResponse(notice + item)
 
 
