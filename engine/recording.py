@@ -455,8 +455,10 @@ class TakeoverRecording:
         with self._lock:
             if self._file.closed:
                 return None
-            if self._pending is not None:
-                self._write(*self._pending)
+            if self._pending is not None and self._last_t is not None:  # its slot, as the cap allows
+                self._write(
+                    min(max(self._pending[0], self._last_t + self.min_gap), duration), self._pending[1]
+                )
             if self._last_t is not None and duration > self._last_t:
                 write_frame(self._file, duration, self._last)  # the page as it was at the end
             self._file.close()
