@@ -3,8 +3,10 @@ person did while taking the paused page over is in it, listed as "Taken over by 
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import av
@@ -12,6 +14,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.dashboard.conftest import LIVE_TIMEOUT_MS, Person, shoot, sign_in, wait_js
 from tests.site.server import FixtureSite
+from tests.test_live_view import page_eval
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
@@ -38,18 +41,40 @@ def shades(png: bytes) -> int:
     return max(data) - min(data)
 
 
-def take_over_and_repaint(page: Page) -> None:
-    """In the live view: take the page over, press the page's Next button twice, hand it back."""
+def poster_loaded(page: Page, poster: str) -> int:
+    """The poster's width once it has loaded (-1 if it did not), the player's metadata loaded too."""
+    width = wait_js(
+        page,
+        """src => new Promise(done => { const img = new Image();
+             img.onload = () => done(img.naturalWidth); img.onerror = () => done(-1); img.src = src; })""",
+        poster,
+    )
+    wait_js(page, "document.getElementById('video-player').readyState >= 1")
+    page.wait_for_timeout(300)  # painted
+    return int(width)
+
+
+def take_over_and_repaint(page: Page, run_id: str) -> None:
+    """In the live view: take the page over, click the page's Next button twice, hand it back."""
     button = page.locator("#live-takeover")
     expect(button).to_be_enabled(timeout=LIVE_TIMEOUT_MS)
     page.wait_for_timeout(300)  # a first frame drawn: the still page is what the take-over starts on
     button.click()
     expect(button).to_have_attribute("aria-pressed", "true")
-    canvas = page.locator("#live-canvas")
-    canvas.focus()
-    page.keyboard.press("Tab")  # to the page's first control, #next
+    # Click where the canvas shows the page's Next button.
+    expression = (
+        "(() => { const r = document.getElementById('next').getBoundingClientRect();"
+        " return {x: r.x + r.width / 2, y: r.y + r.height / 2, w: innerWidth, h: innerHeight}; })()"
+    )
+    with ThreadPoolExecutor(1) as pool:  # Playwright's own loop runs in this thread
+        spot = pool.submit(asyncio.run, page_eval(run_id, expression)).result(timeout=30)
+    at = page.evaluate(
+        """s => { const r = document.getElementById('live-canvas').getBoundingClientRect();
+                  return {x: r.left + r.width * s.x / s.w, y: r.top + r.height * s.y / s.h}; }""",
+        spot,
+    )
     for _ in range(2):
-        page.keyboard.press("Enter")
+        page.mouse.click(at["x"], at["y"])
         page.wait_for_timeout(700)
     button.click()
     expect(button).to_have_attribute("aria-pressed", "false")
@@ -62,7 +87,7 @@ def test_the_video_opens_on_a_poster_and_lists_the_take_over_as_a_chapter(
     assert run["status"] == "awaiting_approval", run
     page = new_context(viewport=DESKTOP).new_page()
     sign_in(page, alice, next_path=f"/runs/{run['id']}/live")
-    take_over_and_repaint(page)
+    take_over_and_repaint(page, run["id"])
     assert alice.api("POST", f"/api/runs/{run['id']}/approve", {}).status_code == 202
     assert alice.run(run["id"], wait=30)["status"] == "completed"
 
@@ -72,16 +97,11 @@ def test_the_video_opens_on_a_poster_and_lists_the_take_over_as_a_chapter(
     poster = f"/runs/{run['id']}/video/poster.jpg"
     expect(video).to_have_attribute("poster", poster)
     # The poster is a picture of the run's page, shown while the video has not played.
-    loaded = wait_js(
-        page,
-        """src => new Promise(done => { const img = new Image();
-             img.onload = () => done(img.naturalWidth); img.onerror = () => done(-1); img.src = src; })""",
-        poster,
-    )
-    assert loaded > 0
-    wait_js(page, "document.getElementById('video-player').readyState >= 1")
+    assert poster_loaded(page, poster) > 0
     assert page.evaluate("document.getElementById('video-player').paused") is True
     assert shades(video.screenshot()) > 40, "the player shows one flat colour before it plays"
+    video.scroll_into_view_if_needed()
+    shoot(page, "video-poster", full_page=False)
 
     chapter = page.locator("#run-video .chapters .chapter-takeover")
     expect(chapter).to_have_count(1)
@@ -95,16 +115,34 @@ def test_the_video_opens_on_a_poster_and_lists_the_take_over_as_a_chapter(
     chapter.locator("button").click()
     wait_js(page, f"Math.abs(document.getElementById('video-player').currentTime - {target}) < 0.05")
     expect(chapter.locator("button")).to_have_class("link playing", timeout=5000)
+    # What the person did is in the video: by the end of the take-over, the page was repainted.
+    end = target + float(chapter.locator("button").get_attribute("data-length") or "0") - 0.1
+    page.evaluate(f"document.getElementById('video-player').currentTime = {end}")
+    wait_js(page, f"Math.abs(document.getElementById('video-player').currentTime - {end}) < 0.05")
+    page.wait_for_timeout(300)
+    red, green, blue = page.evaluate(
+        """() => { const v = document.getElementById('video-player'), c = document.createElement('canvas');
+                   c.width = 64; c.height = 36; const g = c.getContext('2d');
+                   g.drawImage(v, 0, 0, 64, 36);
+                   return Array.from(g.getImageData(48, 30, 1, 1).data).slice(0, 3); }"""
+    )
+    assert not (red > 150 and green < 80 and blue < 80), "the take-over's clicks are not in the video"
     video.scroll_into_view_if_needed()
     shoot(page, "video-poster-takeover")
 
     phone = new_context(viewport=PHONE).new_page()
     sign_in(phone, alice, next_path=f"/runs/{run['id']}/")
     expect(phone.locator("#video-player")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    assert poster_loaded(phone, poster) > 0
+    assert shades(phone.locator("#video-player").screenshot()) > 40
     taken = phone.locator("#run-video .chapters .chapter-takeover")
     expect(taken).to_contain_text("Taken over by alice")
-    # Chapters wrap under the video on a phone: nothing wider than the screen.
-    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    # Chapters wrap under the video on a phone: nothing of the video wider than the screen.
+    widest = phone.evaluate(
+        "Math.max(...[...document.querySelectorAll('#run-video, #run-video *')]"
+        ".map(el => el.getBoundingClientRect().right))"
+    )
+    assert widest <= PHONE["width"]
     box = taken.bounding_box()
     assert box is not None and box["x"] + box["width"] <= PHONE["width"]
     phone.locator("#run-video").scroll_into_view_if_needed()
