@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import transaction
 from websockets.asyncio.client import ClientConnection, connect
@@ -38,6 +39,7 @@ from runs.models import Run, RunStatus
 from tenants.models import Membership, Role
 
 from .browser import no_proxy, page_ws_url
+from .recording import TakeoverRecording, takeover_recording
 from .scrub import MASK_WORLD, mask_source, painted_commands, scrubber_for_run
 
 log = logging.getLogger(__name__)
@@ -333,6 +335,8 @@ class Screencast:
         self._unacked = 0  # frames the viewer has not drawn yet
         self._held: list[int] = []  # frames Chromium waits for us to ack
         self._masked = False
+        self.last_frame = ""  # the newest frame (base64): a take-over's video starts with it
+        self.recording: TakeoverRecording | None = None  # while its viewer has taken the page over
         self.frames = 0
         self.bytes = 0
         self.started = 0.0
@@ -391,6 +395,7 @@ class Screencast:
         if self._page is not None:
             await self._page.wait_closed()
         _open.discard(self)
+        await self.stop_recording()
 
     async def _event(self, method: str, params: dict[str, Any]) -> None:
         if method != "Page.screencastFrame":
@@ -398,6 +403,9 @@ class Screencast:
         data = params.get("data", "")
         self.frames += 1
         self.bytes += len(data)
+        self.last_frame = data
+        if self.recording is not None:
+            self.recording.frame(data)
         await self._on_frame(data, params.get("metadata", {}))
         self._unacked += 1
         if self._unacked < VIEWER_WINDOW:
@@ -415,9 +423,26 @@ class Screencast:
     async def send_input(self, item: Input) -> None:
         await self.page.call(item.method, item.params)
 
+    # -- the take-over's part of the session video (engine.recording.TakeoverRecording) -----------------
+    async def record_takeover(self, *, run_id: str, user: Any) -> None:
+        """Keep this stream's frames in the run's video until ``stop_recording``."""
+        if self.recording is not None:
+            return
+        recording = await database_sync_to_async(takeover_recording)(run_id=run_id, user=user)
+        if recording is not None and self.last_frame:
+            recording.frame(self.last_frame)  # a still page sends no frame until something changes
+        self.recording = recording
+
+    async def stop_recording(self) -> None:
+        """Store what was recorded of the take-over as a segment of the run's video."""
+        recording, self.recording = self.recording, None
+        if recording is not None:
+            await database_sync_to_async(recording.stop)()
+
     async def stop(self) -> None:
         """Stop the screencast and close the connection (the page itself lives on)."""
         _open.discard(self)
+        await self.stop_recording()
         if self._page is None:
             return
         if not self._page.closed:

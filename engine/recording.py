@@ -385,3 +385,160 @@ def start_recording(run: Any, target_id: str) -> Recorder | None:
         log.warning("could not record run %s: %s", run.pk, exc)
         _note_error(run.pk, f"{type(exc).__name__}: {exc}")
         return None
+
+
+# -- a take-over, from the live view ---------------------------------------------------------------------
+_takeovers: dict[str, TakeoverRecording] = {}
+_takeovers_lock = threading.Lock()
+
+
+class TakeoverRecording:
+    """What a person did while taking a paused page over, as a segment of the run's video.
+
+    The frames are the live view's own (``engine.liveview.Screencast`` hands each one over), so the
+    video shows exactly what the person saw, secrets masked the same way; no second screencast runs.
+    Kept at ``TWIN_VIDEO_FPS`` like the executor's recorder (a picture held back by the cap is kept
+    if no newer one replaces it), and for at most ``TWIN_VIDEO_TAKEOVER_MAX_SECONDS``: a take-over
+    left open for hours keeps its first minutes and the page as it was at the end of them.
+    The segment carries one mark, ``{"kind": "takeover", "by": name}``: its chapter in the video.
+    """
+
+    def __init__(self, run_id: str, *, by: str, step_index: int, fps: float, max_seconds: float) -> None:
+        self.run_id = str(run_id)
+        self.by = by
+        self.step_index = step_index
+        self.min_gap = 1.0 / fps if fps > 0 else 0.0
+        self.max_seconds = max_seconds
+        self.frames = 0
+        self.truncated = False
+        self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115  (closed and removed in stop())
+            prefix="twin-segment-", suffix=".frames", dir=frames_dir(), delete=False
+        )
+        self._file.write(MAGIC)
+        self._lock = threading.Lock()  # frames come from the event loop, stop() runs in a thread
+        self._last_t: float | None = None
+        self._last: bytes = b""
+        self._pending: tuple[float, str] | None = None  # a newer picture held back by the cap (base64)
+        self._t0 = time.monotonic()
+        self.started_at: datetime = timezone.now()
+
+    def frame(self, data: str) -> None:
+        """A frame of the live view (base64 JPEG): kept, held back by the cap, or past the bound."""
+        t = time.monotonic() - self._t0
+        with self._lock:
+            if self._file.closed:
+                return
+            if t > self.max_seconds:
+                self.truncated = True
+                return
+            if self._last_t is None:
+                self._write(0.0, data)  # the page as the take-over starts
+            elif t - self._last_t >= self.min_gap:
+                self._write(t, data)  # (a held-back picture is older than this one: dropped)
+            else:
+                self._pending = (t, data)
+
+    def _write(self, t: float, data: str) -> None:
+        jpeg = base64.b64decode(data)
+        write_frame(self._file, t, jpeg)
+        self._last_t, self._last, self._pending = t, jpeg, None
+        self.frames += 1
+
+    def stop(self) -> Any:
+        """Store the segment (None when it has no frame, or the run's video is already made)."""
+        from runs.models import Recording, RecordingStatus, VideoSegment
+
+        with _takeovers_lock:
+            if _takeovers.get(self.run_id) is self:
+                del _takeovers[self.run_id]
+        duration = min(time.monotonic() - self._t0, self.max_seconds)
+        with self._lock:
+            if self._file.closed:
+                return None
+            if self._pending is not None and self._last_t is not None:  # its slot, as the cap allows
+                self._write(
+                    min(max(self._pending[0], self._last_t + self.min_gap), duration), self._pending[1]
+                )
+            if self._last_t is not None and duration > self._last_t:
+                write_frame(self._file, duration, self._last)  # the page as it was at the end
+            self._file.close()
+        path = Path(self._file.name)
+        try:
+            if self.frames == 0:
+                return None
+            recording, _ = Recording.objects.get_or_create(
+                run_id=self.run_id, defaults={"status": RecordingStatus.RECORDING}
+            )
+            if recording.status != RecordingStatus.RECORDING:  # made (or failed) without it: too late
+                log.info("run %s: the take-over ended after its video was made; not added", self.run_id)
+                return None
+            mark = {
+                "kind": "takeover",
+                "by": self.by,
+                "step_index": self.step_index,
+                "t": 0.0,
+                "seconds": round(duration, 3),
+                "truncated": self.truncated,
+            }
+            for _attempt in range(5):  # an execution of the run may store one at the same moment
+                seq = (
+                    VideoSegment.objects.filter(run_id=self.run_id)
+                    .order_by("-seq")
+                    .values_list("seq", flat=True)
+                    .first()
+                    or 0
+                ) + 1
+                with path.open("rb") as handle:
+                    stored = video_storage().save(f"{self.run_id}/segment-{seq}.frames", File(handle))
+                try:
+                    return VideoSegment.objects.create(
+                        run_id=self.run_id,
+                        seq=seq,
+                        path=stored,
+                        host=settings.TWIN_HOST_ID,
+                        started_at=self.started_at,
+                        ended_at=self.started_at + timedelta(seconds=duration),
+                        duration=round(duration, 3),
+                        frames=self.frames,
+                        size=video_storage().size(stored),
+                        marks=[mark],
+                    )
+                except IntegrityError:
+                    video_storage().delete(stored)
+            return None
+        except Exception as exc:
+            log.warning("could not store the take-over recording of run %s: %s", self.run_id, exc)
+            return None
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def takeover_recording(*, run_id: Any, user: Any) -> TakeoverRecording | None:
+    """A recording of this take-over, or None: recording is off (for Twin, for the run, or for
+    take-overs), or another take-over of the run is being recorded here already (its frames
+    show the same page)."""
+    from runs.models import Run
+
+    max_seconds = settings.TWIN_VIDEO_TAKEOVER_MAX_SECONDS
+    if not settings.TWIN_VIDEO or max_seconds <= 0:
+        return None
+    run = Run.objects.filter(pk=run_id).only("record_video", "current_step").first()
+    if run is None or not run.record_video:
+        return None
+    by = user.get_username() if user is not None else ""
+    with _takeovers_lock:
+        if str(run_id) in _takeovers:
+            return None
+        try:
+            recording = TakeoverRecording(
+                str(run_id),
+                by=by,
+                step_index=run.current_step,
+                fps=settings.TWIN_VIDEO_FPS,
+                max_seconds=float(max_seconds),
+            )
+        except OSError as exc:
+            log.warning("could not record the take-over of run %s: %s", run_id, exc)
+            return None
+        _takeovers[str(run_id)] = recording
+    return recording

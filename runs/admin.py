@@ -16,7 +16,7 @@ from django.utils.html import format_html, format_html_join
 
 from twin_site.admin_site import AuditedTenantFilter, NoEditing, ReadOnlyAudit, run_filtered
 
-from .media import chapters_response, video_response
+from .media import chapters_response, poster_response, video_response
 from .models import Run, RunEvent, Step
 from .selectors import ready_recording
 
@@ -124,6 +124,7 @@ class RunAdmin(ReadOnlyAudit, admin.ModelAdmin):
                 "recording": recording,
                 "video_url": video_url,
                 "chapters_url": reverse("admin:runs_run_video_chapters", args=[run.pk]),
+                "poster_url": reverse("admin:runs_run_video_poster", args=[run.pk]),
             }
         )
 
@@ -177,6 +178,11 @@ class RunAdmin(ReadOnlyAudit, admin.ModelAdmin):
                 self.admin_site.admin_view(self.chapters_view),
                 name="runs_run_video_chapters",
             ),
+            path(
+                "<uuid:pk>/video/poster.jpg",
+                self.admin_site.admin_view(self.poster_view),
+                name="runs_run_video_poster",
+            ),
             *super().get_urls(),
         ]
 
@@ -190,6 +196,10 @@ class RunAdmin(ReadOnlyAudit, admin.ModelAdmin):
     def video_view(self, request: HttpRequest, pk: Any) -> HttpResponseBase:
         recording = self._visible_recording(request, pk)
         return video_response(request, recording)
+
+    def poster_view(self, request: HttpRequest, pk: Any) -> HttpResponseBase:
+        recording = self._visible_recording(request, pk)
+        return poster_response(request, recording)
 
     def chapters_view(self, request: HttpRequest, pk: Any) -> HttpResponse:
         recording = self._visible_recording(request, pk)

@@ -35,7 +35,7 @@ from twin_site.api import ApiError, json_object
 from twin_site.idempotency import idempotent
 
 from .event_serializers import RunEventSerializer
-from .media import video_response
+from .media import poster_response, video_response
 from .models import Run, RunStatus
 from .selectors import events_for_run, get_run_for_tenant, ready_recording, runs_for_tenant
 from .serializers import (
@@ -361,6 +361,18 @@ class RunVideoView(APIView):
         if recording is None:
             raise Http404("this run has no video (yet)")
         return video_response(request, recording)
+
+
+class RunVideoPosterView(APIView):
+    """The picture a player shows before the run's video plays (its first frame that is not blank)."""
+
+    @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY, **ERRORS})
+    def get(self, request: Request, pk: str) -> HttpResponseBase:
+        access = access_for(request)
+        recording = ready_recording(get_run_for_tenant(access.tenant, pk))
+        if recording is None:
+            raise Http404("this run has no video (yet)")
+        return poster_response(request, recording)
 
 
 # -- long polling: async views around the DRF views above ---------------------------------------

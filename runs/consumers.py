@@ -217,12 +217,16 @@ class LiveViewConsumer(AsyncJsonWebsocketConsumer):
                 await self._error("forbidden", str(exc))
                 return
             self.taking_over, self.inputs = True, 0
+            if self.cast is not None:  # what the person does is in the session video (docs/video.md)
+                await self.cast.record_takeover(run_id=self.run_id, user=self.user)
         await self.send_json({"type": "takeover", "on": True})
 
     async def _end_takeover(self, reason: str, *, notify: bool = True) -> None:
         if not self.taking_over:
             return
         self.taking_over = False
+        if self.cast is not None:  # stored before the take-over is said to end (engine.video waits)
+            await self.cast.stop_recording()
         await database_sync_to_async(liveview.takeover_end)(
             run_id=self.run_id, user=self.user, reason=reason, inputs=self.inputs
         )

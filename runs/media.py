@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import PurePosixPath
 from typing import Any
 
 from django.conf import settings
@@ -82,6 +83,17 @@ def video_response(request: HttpRequest, recording: Any) -> HttpResponseBase:
     )
 
 
+def poster_path(video_path: str) -> str:
+    """Where the poster of the video at ``video_path`` is stored: beside it, as a JPEG."""
+    return str(PurePosixPath(video_path).with_suffix(".jpg")) if video_path else ""
+
+
+def poster_response(request: HttpRequest, recording: Any) -> HttpResponseBase:
+    """A run's video poster (the first frame that is not blank, as a JPEG); 404 for a video made
+    before posters were."""
+    return ranged_file_response(request, video_storage(), poster_path(recording.path), "image/jpeg")
+
+
 def chapters_response(recording: Any) -> HttpResponse:
     """A run's steps as the WebVTT chapters track of its video."""
     return HttpResponse(chapters_vtt(recording), content_type="text/vtt; charset=utf-8")
@@ -98,7 +110,13 @@ def chapters_vtt(recording: Any) -> str:
     chapters = recording.chapters
     for n, chapter in enumerate(chapters):
         end = chapters[n + 1]["offset"] if n + 1 < len(chapters) else recording.duration
-        label = f"{chapter['step_index']}. {chapter['label']}".replace("-->", "→")
+        if chapter.get("kind") == "takeover":
+            label = str(chapter["label"])
+        else:
+            label = f"{chapter['step_index']}. {chapter['label']}"
+        # Cue text is markup of its own (&, <, > are escaped) and ends at a blank line.
+        label = " ".join(label.replace("-->", "→").split())
+        label = label.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         lines += [
             str(n + 1),
             f"{stamp(chapter['offset'])} --> {stamp(max(end, chapter['offset']))}",

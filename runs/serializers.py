@@ -151,6 +151,7 @@ class RunSerializer(serializers.ModelSerializer[Run]):
     pending_step = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     video_url = serializers.SerializerMethodField()
+    poster_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
@@ -169,6 +170,7 @@ class RunSerializer(serializers.ModelSerializer[Run]):
             "error",
             "record_video",
             "video_url",
+            "poster_url",
             "planner",
             "skill",
             "summary",
@@ -218,6 +220,12 @@ class RunSerializer(serializers.ModelSerializer[Run]):
         path = reverse("api-run-video", args=[run.pk])
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request is not None else path
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_poster_url(self, run: Run) -> str | None:
+        """The picture to show before the video plays (null while there is no video)."""
+        url = self.get_video_url(run)
+        return f"{url}/poster" if url else None
 
 
 class StrictCharField(serializers.CharField):

@@ -23,7 +23,7 @@ from tenants.web import dashboard_view
 from twin_site.limits import PayloadTooLarge, load_json
 
 from .cost import amount_label, run_cost, seconds_label
-from .media import chapters_response, video_response
+from .media import chapters_response, poster_response, video_response
 from .models import RunStatus
 from .selectors import get_run_for_tenant, ready_recording, run_list_for_tenant
 from .services import ProgramInvalid, RunConflict, run_cancel, run_create
@@ -93,6 +93,7 @@ def _detail_context(request: HttpRequest, pk: str) -> dict[str, Any]:
         "recording": recording,
         "video_url": reverse("run-video", args=[run.pk]) if recording else "",
         "chapters_url": reverse("run-video-chapters", args=[run.pk]) if recording else "",
+        "poster_url": reverse("run-video-poster", args=[run.pk]) if recording else "",
         "steps": steps,
         "approvals": approvals,
         "pending": pending,
@@ -111,6 +112,15 @@ def run_video(request: HttpRequest, pk: str) -> HttpResponseBase:
     if recording is None:
         raise Http404("this run has no video")
     return video_response(request, recording)
+
+
+@dashboard_view
+def run_video_poster(request: HttpRequest, pk: str) -> HttpResponseBase:
+    """The picture the player shows before the video plays (a JPEG)."""
+    recording = ready_recording(get_run_for_tenant(request.access.tenant, pk))  # type: ignore[attr-defined]
+    if recording is None:
+        raise Http404("this run has no video")
+    return poster_response(request, recording)
 
 
 @dashboard_view

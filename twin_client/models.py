@@ -188,6 +188,7 @@ class Run:
     outputs: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     video_url: str | None = None
+    poster_url: str | None = None  # the video's picture before it plays
     created_at: str | None = None
     updated_at: str | None = None
     cost: RunCost | None = None  # None from a server that does not report it
@@ -221,6 +222,7 @@ class Run:
             outputs=dict(data.get("outputs") or {}),
             error=data.get("error"),
             video_url=data.get("video_url"),
+            poster_url=data.get("poster_url"),
             created_at=data.get("created_at"),
             updated_at=data.get("updated_at"),
             cost=RunCost.from_api(cost) if isinstance(cost, dict) else None,

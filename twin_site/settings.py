@@ -283,6 +283,8 @@ TWIN_VIDEO_FPS = env_float("TWIN_VIDEO_FPS", 15.0)
 TWIN_VIDEO_QUALITY = env_int("TWIN_VIDEO_QUALITY", 60, minimum=1)
 TWIN_VIDEO_CODEC = env_str("TWIN_VIDEO_CODEC", "vp8")
 TWIN_VIDEO_CRF = env_int("TWIN_VIDEO_CRF", 32, minimum=0)
+# A take-over is recorded from the live view for at most this long (it may be left open for hours).
+TWIN_VIDEO_TAKEOVER_MAX_SECONDS = env_int("TWIN_VIDEO_TAKEOVER_MAX_SECONDS", 900, minimum=0)
 TWIN_MEDIA_RETENTION_DAYS = env_int("TWIN_MEDIA_RETENTION_DAYS", 90, minimum=0)
 # The agent (engine.planner): any OpenAI-compatible Chat Completions endpoint (a tenant may set
 # its own). Unset: goal-only runs replay matching skills, and refuse to plan.

@@ -38,6 +38,7 @@ urlpatterns = [
     path("runs/<uuid:pk>/live", run_views.run_live, name="run-live"),
     path("runs/<uuid:pk>/video", run_views.run_video, name="run-video"),
     path("runs/<uuid:pk>/video/chapters.vtt", run_views.run_video_chapters, name="run-video-chapters"),
+    path("runs/<uuid:pk>/video/poster.jpg", run_views.run_video_poster, name="run-video-poster"),
     path("", include("skills.urls")),
     path("webhooks/", webhook_views.endpoint_list, name="webhooks"),
     path("webhooks/<uuid:pk>/", webhook_views.endpoint_detail, name="webhook"),
@@ -58,6 +59,9 @@ urlpatterns = [
     path("api/runs/<uuid:pk>/reject", runs_api.RejectView.as_view(), name="api-run-reject"),
     path("api/runs/<uuid:pk>/cancel", runs_api.CancelView.as_view(), name="api-run-cancel"),
     path("api/runs/<uuid:pk>/video", runs_api.RunVideoView.as_view(), name="api-run-video"),
+    path(
+        "api/runs/<uuid:pk>/video/poster", runs_api.RunVideoPosterView.as_view(), name="api-run-video-poster"
+    ),
     path("api/runs/<uuid:pk>/compile", skills_api.CompileView.as_view(), name="api-run-compile"),
     path("api/skills", skills_api.SkillsView.as_view(), name="api-skills"),
     path("api/skills/<str:key>", skills_api.SkillDetailView.as_view(), name="api-skill"),

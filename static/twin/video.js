@@ -1,4 +1,4 @@
-// The run page's session video: steps (and chapter buttons) seek; the step playing is marked.
+// The run page's session video: steps (and chapter buttons, take-overs too) seek; the one playing is marked.
 (function () {
   "use strict";
   function player() { return document.getElementById("video-player"); }
@@ -41,6 +41,7 @@
   function placeMarks() {
     document.querySelectorAll(".video-marks [data-left]").forEach(function (el) {
       el.style.left = el.dataset.left;
+      if (el.dataset.width) el.style.width = el.dataset.width;  // a take-over: a stretch, not a point
     });
   }
   placeMarks();
