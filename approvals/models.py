@@ -4,6 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from runs.models import Run
 from tenants.models import Tenant
@@ -34,6 +35,36 @@ class ApprovalStatus(models.TextChoices):
     REJECTED = "rejected"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+
+
+class DecisionWord(models.TextChoices):
+    """What was decided, in the words of the pause (a blocked step's "fail" is not an approval)."""
+
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    ANSWERED = "answered", "Answered (an input was given)"
+    CHOSEN = "chosen", "Chose an option"
+    RETRY = "retry", "Retry the step"
+    SKIP = "skip", "Skip the step"
+    FAIL = "fail", "Fail the run"
+    EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+BLOCKED_WORDS = {"retry": DecisionWord.RETRY, "skip": DecisionWord.SKIP, "fail": DecisionWord.FAIL}
+
+
+def decision_word(*, trigger: str, kind: str, approve: bool, choice: str = "") -> str:
+    """The word stored for a decision: a blocked pause's option is the decision itself."""
+    if not approve:
+        return DecisionWord.REJECTED
+    if trigger == "blocked" and choice in BLOCKED_WORDS:
+        return BLOCKED_WORDS[choice]
+    if kind == "input":
+        return DecisionWord.ANSWERED
+    if kind == "choice":
+        return DecisionWord.CHOSEN
+    return DecisionWord.APPROVED
 
 
 class Channel(models.TextChoices):
@@ -77,6 +108,17 @@ class Approval(models.Model):
     boxes = models.JSONField(null=True, blank=True, editable=False)
 
     status = models.CharField(max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
+    # What was decided, in the pause's own words (status says only approved/rejected/...).
+    decision = models.CharField(max_length=16, choices=DecisionWord.choices, blank=True)
+
+    # The rule (approvals.rules), fixed at the pause from the step's gate or the tenant's defaults.
+    # approvers / escalate_to: usernames, or null for every approver of the tenant.
+    approvers = models.JSONField(null=True, blank=True)
+    required = models.PositiveSmallIntegerField(default=1, help_text="Approvals needed to resume.")
+    approvals_given = models.PositiveSmallIntegerField(default=0)
+    escalate_at = models.DateTimeField(null=True, blank=True)
+    escalate_to = models.JSONField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
 
@@ -107,6 +149,11 @@ class Approval(models.Model):
             models.Index(fields=["tenant", "status", "-created_at"], name="approval_tenant_status"),
             models.Index(fields=["status", "expires_at"], name="approval_expiry"),
             models.Index(fields=["run", "step_index"], name="approval_run_step"),
+            models.Index(
+                fields=["escalate_at"],
+                name="approval_escalation_due",
+                condition=models.Q(status="pending", escalated_at__isnull=True, escalate_at__isnull=False),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -116,3 +163,26 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trigger} at step {self.step_index} ({self.status})"
+
+
+class ApprovalVote(models.Model):
+    """One person's approval of a pause: a pause that needs N has N of these when it resumes."""
+
+    approval = models.ForeignKey(Approval, on_delete=models.CASCADE, related_name="votes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    token_name = models.CharField(max_length=100, blank=True)
+    note = models.TextField(blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        constraints = [
+            # Four eyes, extended: the same person cannot give two of the N approvals.
+            models.UniqueConstraint(fields=["approval", "user"], name="one_vote_per_person"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} approved {self.approval_id}"
