@@ -5,6 +5,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from runs.models import Run
 from tenants.models import Tenant
@@ -163,6 +164,40 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trigger} at step {self.step_index} ({self.status})"
+
+    @cached_property
+    def voter_names(self) -> list[str]:
+        """Who has approved so far (a pause that needs several approvals), in order."""
+        if not self.approvals_given:
+            return []
+        return [vote.user.get_username() for vote in self.votes.select_related("user").order_by("at", "pk")]
+
+    @property
+    def approvals_missing(self) -> int:
+        return max(self.required - self.approvals_given, 0)
+
+    def decision_phrase(self) -> str:
+        """The decision as a person would say it after "You decided:" (never "approved (fail)")."""
+        word = self.decision or {"approved": DecisionWord.APPROVED}.get(self.status, self.status)
+        return {
+            DecisionWord.APPROVED: "approve",
+            DecisionWord.REJECTED: "reject",
+            DecisionWord.ANSWERED: "give the input",
+            DecisionWord.CHOSEN: f"choose “{self.choice}”",
+            DecisionWord.RETRY: "retry the step",
+            DecisionWord.SKIP: "skip the step",
+            DecisionWord.FAIL: "fail the run",
+            DecisionWord.EXPIRED: "nobody decided in time (expired)",
+            DecisionWord.CANCELLED: "the run was cancelled",
+        }.get(word, str(word))
+
+    def decision_label(self) -> str:
+        """The decision as a short heading ("Fail the run", "Chose “Savings”", "Approved")."""
+        if self.decision == DecisionWord.CHOSEN:
+            return f"Chose “{self.choice}”"
+        if self.decision:
+            return str(self.get_decision_display())
+        return str(self.get_status_display()).capitalize()
 
 
 class ApprovalVote(models.Model):

@@ -31,13 +31,17 @@ def _group_problem(value: Any) -> str | None:
     if isinstance(value, str):
         if value in ROLES:
             return None
-        return f'must be a list of usernames or {", ".join(repr(r) for r in ROLES)} (got {value[:40]!r})'
+        return f"must be a list of usernames or {', '.join(repr(r) for r in ROLES)} (got {value[:40]!r})"
     if not isinstance(value, list) or not value:
         return f'must be a non-empty list of usernames, or "{ROLE_APPROVER}"'
     if len(value) > MAX_PEOPLE:
         return f"at most {MAX_PEOPLE} usernames"
-    if not all(isinstance(name, str) and name.strip() == name and 0 < len(name) <= MAX_USERNAME for name in value):
-        return f"usernames must be non-empty strings of at most {MAX_USERNAME} characters, without spaces around"
+    if not all(
+        isinstance(name, str) and name.strip() == name and 0 < len(name) <= MAX_USERNAME for name in value
+    ):
+        return (
+            f"usernames must be non-empty strings of at most {MAX_USERNAME} characters, without spaces around"
+        )
     if len(set(value)) != len(value):
         return "names someone twice"
     return None
@@ -104,12 +108,16 @@ def gate_rule_problems(
             problems.append(
                 ("gate.escalate_after", f"must be a whole number of seconds from 1 to {MAX_ESCALATE_AFTER}")
             )
-        elif isinstance(expires_in := gate.get("expires_in", DEFAULT_EXPIRES_IN), int) and after >= expires_in:
+        elif (
+            isinstance(expires_in := gate.get("expires_in", DEFAULT_EXPIRES_IN), int) and after >= expires_in
+        ):
             problems.append(
                 ("gate.escalate_after", "must be shorter than expires_in: the pause would expire first")
             )
     elif "escalate_to" in gate:
-        problems.append(("gate.escalate_to", "needs escalate_after (the seconds to wait before telling them)"))
+        problems.append(
+            ("gate.escalate_to", "needs escalate_after (the seconds to wait before telling them)")
+        )
     return problems
 
 
@@ -153,10 +161,10 @@ def rule_for(run: Any, step: dict[str, Any], pause: Any) -> dict[str, Any]:
     tenant = run.tenant
     gate = step.get("gate") if getattr(pause, "cause", "gate") == "gate" else None
     gate = gate if isinstance(gate, dict) else {}
-    approvers = gate["approvers"] if "approvers" in gate else tenant.default_approvers
-    required = gate["required"] if "required" in gate else tenant.default_required
-    after = gate["escalate_after"] if "escalate_after" in gate else tenant.default_escalate_after
-    escalate_to = gate["escalate_to"] if "escalate_to" in gate else tenant.default_escalate_to
+    approvers = gate.get("approvers", tenant.default_approvers)
+    required = gate.get("required", tenant.default_required)
+    after = gate.get("escalate_after", tenant.default_escalate_after)
+    escalate_to = gate.get("escalate_to", tenant.default_escalate_to)
     # An input or a choice is one person's answer, whatever the tenant's default says.
     if getattr(pause, "kind", "approval") != "approval":
         required = 1

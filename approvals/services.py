@@ -311,6 +311,9 @@ def approvals_of(approval: Approval) -> dict[str, Any]:
     """``{"required", "given", "by"}``: how many approvals the pause needs, has, and from whom."""
     if approval.approvals_given == 0:
         return {"required": approval.required, "given": 0, "by": []}
+    if "votes" in getattr(approval, "_prefetched_objects_cache", {}):
+        by = [vote.user.get_username() for vote in approval.votes.all()]
+        return {"required": approval.required, "given": approval.approvals_given, "by": by}
     by = list(
         ApprovalVote.objects.filter(approval=approval)
         .order_by("at", "pk")
