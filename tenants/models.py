@@ -156,6 +156,9 @@ class Tenant(models.Model):
             self.agent_approval_origins = normalized
         from approvals.rules import tenant_rule_problems
 
+        # An emptied JSON box in admin is None: the rule's "every approver" is the empty list.
+        self.default_approvers = self.default_approvers or []
+        self.default_escalate_to = self.default_escalate_to or []
         for field, message in tenant_rule_problems(self):
             errors.setdefault(field, []).append(message)
         if self.llm_base_url and not self.llm_base_url.startswith(("http://", "https://")):
