@@ -84,8 +84,9 @@ def test_a_finished_run_has_no_approvals_and_approvals_list_reads_the_decision()
 
 # -- against the live server -------------------------------------------------------------------------
 def test_two_approvers_through_the_client_complete_the_run(
-    alice: Person, dave: Person, person: Callable[..., Person], site: Any, worker: Any
+    alice: Person, person: Callable[..., Person], site: Any, worker: Any
 ) -> None:
+    dave = person("dave", "acme", Role.APPROVER)
     erin = person("erin", "acme", Role.APPROVER)
     frank = person("frank", "acme", Role.APPROVER)
     steps = [
