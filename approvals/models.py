@@ -43,7 +43,7 @@ class DecisionWord(models.TextChoices):
 
     APPROVED = "approved", "Approved"
     REJECTED = "rejected", "Rejected"
-    ANSWERED = "answered", "Answered (an input was given)"
+    ANSWERED = "answered", "Approved with an input"
     CHOSEN = "chosen", "Chose an option"
     RETRY = "retry", "Retry the step"
     SKIP = "skip", "Skip the step"
@@ -176,20 +176,24 @@ class Approval(models.Model):
     def approvals_missing(self) -> int:
         return max(self.required - self.approvals_given, 0)
 
-    def decision_phrase(self) -> str:
-        """The decision as a person would say it after "You decided:" (never "approved (fail)")."""
-        word = self.decision or {"approved": DecisionWord.APPROVED}.get(self.status, self.status)
+    def decision_sentence(self) -> str:
+        """The decision as a person would say it after "You decided:" ("fail the run at step 2
+        of “Pay”."), never "approved (fail)"."""
+        goal = self.run.goal or "(no goal)"
+        goal = goal if len(goal) <= 60 else goal[:59] + "…"
+        step = f"step {self.step_index} of “{goal}”"
+        word = self.decision or self.status
         return {
-            DecisionWord.APPROVED: "approve",
-            DecisionWord.REJECTED: "reject",
-            DecisionWord.ANSWERED: "give the input",
-            DecisionWord.CHOSEN: f"choose “{self.choice}”",
-            DecisionWord.RETRY: "retry the step",
-            DecisionWord.SKIP: "skip the step",
-            DecisionWord.FAIL: "fail the run",
-            DecisionWord.EXPIRED: "nobody decided in time (expired)",
-            DecisionWord.CANCELLED: "the run was cancelled",
-        }.get(word, str(word))
+            DecisionWord.APPROVED: f"approved {step}.",
+            DecisionWord.REJECTED: f"rejected {step}.",
+            DecisionWord.ANSWERED: f"approved {step} with an input.",
+            DecisionWord.CHOSEN: f"chose “{self.choice}” at {step}.",
+            DecisionWord.RETRY: f"retry {step}.",
+            DecisionWord.SKIP: f"skip {step}.",
+            DecisionWord.FAIL: f"fail the run at {step}.",
+            DecisionWord.EXPIRED: f"nobody decided {step} in time: it expired.",
+            DecisionWord.CANCELLED: f"the run was cancelled at {step}.",
+        }.get(word, f"{word} {step}.")
 
     def decision_label(self) -> str:
         """The decision as a short heading ("Fail the run", "Chose “Savings”", "Approved")."""

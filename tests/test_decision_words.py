@@ -48,7 +48,7 @@ def test_failing_a_blocked_pause_says_fail_the_run_everywhere(alice):
 
     assert answer.status_code == 200
     page = answer.content.decode()
-    assert "You decided:\n  fail the run — step 2 of" in page
+    assert "You decided:\n  fail the run at step 2 of" in page
     assert "approved (fail)" not in page.lower()
     assert "Fail the run" in page  # the card's decided line
     approval.refresh_from_db()
@@ -64,10 +64,15 @@ def test_failing_a_blocked_pause_says_fail_the_run_everywhere(alice):
 @pytest.mark.parametrize(
     ("kind", "body", "word", "phrase"),
     [
-        ("approval", {"action": "approve"}, "approved", "approve"),
-        ("approval", {"action": "reject"}, "rejected", "reject"),
-        ("input", {"action": "approve", "input": "123456"}, "answered", "give the input"),
-        ("choice", {"action": "approve", "choice": "Savings"}, "chosen", "choose “Savings”"),
+        ("approval", {"action": "approve"}, "approved", "approved step 2 of"),
+        ("approval", {"action": "reject"}, "rejected", "rejected step 2 of"),
+        (
+            "input",
+            {"action": "approve", "input": "123456"},
+            "answered",
+            "approved step 2 of “pay (input gate)” with an input.",
+        ),
+        ("choice", {"action": "approve", "choice": "Savings"}, "chosen", "chose “Savings” at step 2 of"),
     ],
 )
 def test_each_kind_of_answer_keeps_its_own_word(alice, kind, body, word, phrase):
@@ -75,7 +80,7 @@ def test_each_kind_of_answer_keeps_its_own_word(alice, kind, body, word, phrase)
 
     answer = htmx_browser(alice).post(f"/inbox/{approval.pk}/decide", body)
 
-    assert f"You decided:\n  {phrase} — step 2" in answer.content.decode().replace("&ldquo;", "“").replace(
+    assert f"You decided:\n  {phrase}" in answer.content.decode().replace("&ldquo;", "“").replace(
         "&rdquo;", "”"
     ), answer.content.decode()[:1500]
     approval.refresh_from_db()
