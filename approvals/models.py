@@ -183,7 +183,7 @@ class Approval(models.Model):
         goal = goal if len(goal) <= 60 else goal[:59] + "…"
         step = f"step {self.step_index} of “{goal}”"
         word = self.decision or self.status
-        return {
+        sentences: dict[str, str] = {
             DecisionWord.APPROVED: f"approved {step}.",
             DecisionWord.REJECTED: f"rejected {step}.",
             DecisionWord.ANSWERED: f"approved {step} with an input.",
@@ -193,7 +193,8 @@ class Approval(models.Model):
             DecisionWord.FAIL: f"fail the run at {step}.",
             DecisionWord.EXPIRED: f"nobody decided {step} in time: it expired.",
             DecisionWord.CANCELLED: f"the run was cancelled at {step}.",
-        }.get(word, f"{word} {step}.")
+        }
+        return sentences.get(word, f"{word} {step}.")
 
     def decision_label(self) -> str:
         """The decision as a short heading ("Fail the run", "Chose “Savings”", "Approved")."""
