@@ -55,10 +55,11 @@ def people(value: Any) -> list[str] | None:
 
 
 def gate_rule_problems(
-    gate: dict[str, Any], *, approver_names: Iterable[str] | None = None
+    gate: dict[str, Any], *, approver_names: Iterable[str] | None = None, starter: str | None = None
 ) -> list[tuple[str, str]]:
     """(field, message) for each problem of a gate's rule; ``approver_names``, when known, are the
-    usernames of the tenant's approvers (a named person must be one)."""
+    usernames of the tenant's approvers (a named person must be one); ``starter``, the username
+    of whoever starts the run when four eyes applies (they give none of the approvals)."""
     problems: list[tuple[str, str]] = []
     known = None if approver_names is None else set(approver_names)
     named: dict[str, list[str] | None] = {}
@@ -86,22 +87,23 @@ def gate_rule_problems(
                     "an input or a choice is one person's answer",
                 )
             )
-        elif (listed := named.get("approvers")) is not None and required > len(listed):
-            problems.append(
-                (
-                    "gate.required",
-                    f"needs {required} approvals but only {len(listed)} approver"
-                    f"{'' if len(listed) == 1 else 's'} can give one",
-                )
-            )
-        elif named.get("approvers") is None and known is not None and required > len(known):
-            problems.append(
-                (
-                    "gate.required",
-                    f"needs {required} approvals but the tenant has {len(known)} approver"
-                    f"{'' if len(known) == 1 else 's'}",
-                )
-            )
+        else:
+            listed = named.get("approvers")
+            able = set(listed) if listed is not None else known
+            if able is not None:
+                # Four eyes: whoever starts the run gives none of its approvals.
+                barred = starter if starter in able else None
+                count = len(able - {barred})
+                if required > count:
+                    who = "named" if listed is not None else "in the tenant"
+                    reason = f" (four eyes: {barred} starts the run)" if barred else ""
+                    problems.append(
+                        (
+                            "gate.required",
+                            f"needs {required} approvals but only {count} approver"
+                            f"{'' if count == 1 else 's'} {who} can give one{reason}",
+                        )
+                    )
     if "escalate_after" in gate:
         after = gate["escalate_after"]
         if isinstance(after, bool) or not isinstance(after, int) or not 1 <= after <= MAX_ESCALATE_AFTER:

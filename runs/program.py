@@ -163,11 +163,13 @@ def validate_program(
     resolve_hosts: bool = True,
     internal: bool = False,
     approver_names: Iterable[str] | None = None,
+    starter: str | None = None,
 ) -> list[Problem]:
     """Every problem of the program, so a user can fix them all at once; empty when valid.
 
     ``approver_names``, when given, are the usernames of the tenant's approvers: a gate's
-    ``approvers`` and ``escalate_to`` may name only them."""
+    ``approvers`` and ``escalate_to`` may name only them; ``starter`` (the run's starter when four
+    eyes applies) gives none of a gate's ``required`` approvals."""
     problems: list[Problem] = []
     if not isinstance(steps, list) or not steps:
         return [Problem(None, "steps", "must be a non-empty list of steps")]
@@ -225,7 +227,7 @@ def validate_program(
         gate = step.get("gate")
         gate_kind = None
         if gate is not None:
-            gate_kind = _validate_gate(gate, problem, approver_names)
+            gate_kind = _validate_gate(gate, problem, approver_names, starter)
 
         for field in TEMPLATED_FIELDS:
             value = step.get(field)
@@ -291,7 +293,10 @@ GATE_FIELDS = {"kind", "prompt", "trigger", "pattern", "options", "expires_in", 
 
 
 def _validate_gate(
-    gate: Any, problem: Callable[[str, str], None], approver_names: Iterable[str] | None = None
+    gate: Any,
+    problem: Callable[[str, str], None],
+    approver_names: Iterable[str] | None = None,
+    starter: str | None = None,
 ) -> str | None:
     if not isinstance(gate, dict):
         problem("gate", "must be an object")
@@ -344,7 +349,7 @@ def _validate_gate(
         ):
             problem("gate.expires_in", f"must be a whole number of seconds between 1 and {MAX_EXPIRES_IN}")
     # Who decides, how many approvals, whom to tell when it waits (approvals.rules).
-    for field, message in gate_rule_problems(gate, approver_names=approver_names):
+    for field, message in gate_rule_problems(gate, approver_names=approver_names, starter=starter):
         problem(field, message)
     return str(kind)
 

@@ -63,6 +63,7 @@ def run_create(
         params=known_params,
         secret_names=secret_names(tenant_id=tenant.pk),
         approver_names=approver_names(tenant),
+        starter=created_by.get_username() if created_by is not None and tenant.four_eyes_applies() else None,
     )
     if url and not any(p.step is None and p.field == "url" for p in problems):
         try:

@@ -265,11 +265,20 @@ def test_a_tenants_default_rule_is_checked_where_it_is_edited(alice, dave):
     [
         ({"kind": "approval", "required": "2"}, "gate.required", "whole number from 1 to 20"),
         (
-            {"kind": "approval", "required": 3, "approvers": ["alice", "dave"]},
+            {"kind": "approval", "required": 3, "approvers": ["dave"]},
             "gate.required",
-            "only 2 approvers",
+            "needs 3 approvals but only 1 approver named can give one",
         ),
-        ({"kind": "approval", "required": 3}, "gate.required", "the tenant has 2 approvers"),
+        (
+            {"kind": "approval", "required": 2, "approvers": ["alice", "dave"]},
+            "gate.required",
+            "only 1 approver named can give one (four eyes: alice starts the run)",
+        ),
+        (
+            {"kind": "approval", "required": 2},
+            "gate.required",
+            "only 1 approver in the tenant can give one (four eyes: alice starts the run)",
+        ),
         ({"kind": "input", "required": 2}, "gate.required", "only an approval gate"),
         ({"kind": "approval", "approvers": ["zed"]}, "gate.approvers", "not approvers of this tenant: 'zed'"),
         ({"kind": "approval", "approvers": "admins"}, "gate.approvers", "list of usernames"),
