@@ -13,6 +13,7 @@ import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
 from approvals.models import Approval, ApprovalStatus, ApprovalVote
@@ -22,6 +23,7 @@ from approvals.tasks import expire_pauses_task
 from runs.models import Run, RunEvent
 from tenants.models import Role, Tenant
 from tests.conftest import Persona, start_run, wait_run
+from tests.test_decision_links import link_of
 from tests.test_state_machine import paused_run
 from webhooks.models import Delivery
 
@@ -138,6 +140,28 @@ def test_with_the_default_of_one_the_contract_answers_are_unchanged(alice):
     assert second.status_code == 409 and second.json()["error"] == "conflict"
     assert not RunEvent.objects.filter(run_id=run.pk, type="approval.given").exists()
     assert ApprovalVote.objects.filter(approval__run=run).count() == 1  # its own record all the same
+
+
+def test_a_decision_link_counts_an_approval_and_says_how_many_more(alice, dave, erin):
+    run, approval = ruled_pause(alice, required=2, approvers=["dave", "erin"])
+    link = link_of(alice, run)
+    as_dave = Client()
+    as_dave.force_login(dave.user)
+
+    shown = as_dave.get(link + "?action=approve").content.decode()
+    assert "0 of 2</strong> approvals given; waiting for 2 more." in shown
+    first = as_dave.post(link, {"action": "approve"}).content.decode()
+    assert "You approved: 1 of 2 approvals given; it waits for 1 more." in first
+    again = as_dave.post(link, {"action": "approve"})
+    assert again.status_code == 400
+    assert "the same person cannot give two of them" in again.content.decode()
+
+    as_erin = Client()
+    as_erin.force_login(erin.user)
+    last = as_erin.post(link, {"action": "approve"}).content.decode()
+    assert "You decided: Approved" in last and "2 of 2</strong> approvals given (dave, erin)." in last
+    approval.refresh_from_db()
+    assert approval.status == ApprovalStatus.APPROVED and approval.channel == "link"
 
 
 @pytest.mark.django_db(transaction=True)
