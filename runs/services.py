@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
-from approvals.models import Approval, ApprovalStatus
+from approvals.models import Approval, ApprovalStatus, DecisionWord
 from engine.netguard import UrlRefused, check_url
 from tenants.models import Role, Tenant
 from vault.selectors import secret_names
@@ -182,7 +182,7 @@ def run_cancel(*, run: Run, actor: Any) -> Run:
             run.refresh_from_db()
             raise RunConflict(run, f"the run is {run.status} and can no longer be cancelled")
         Approval.objects.filter(run=run, status=ApprovalStatus.PENDING).update(
-            status=ApprovalStatus.CANCELLED, decision=ApprovalStatus.CANCELLED
+            status=ApprovalStatus.CANCELLED, decision=DecisionWord.CANCELLED
         )
         # Like a rejected or expired pause: the step that waited for a human will never happen.
         paused = Step.objects.filter(run=run, status=StepStatus.AWAITING_APPROVAL)

@@ -10,7 +10,7 @@ from typing import Any
 from playwright.sync_api import BrowserContext, expect
 
 from tenants.models import Role
-from tests.dashboard.conftest import LIVE_TIMEOUT_MS, Person, shoot, sign_in
+from tests.dashboard.conftest import LIVE_TIMEOUT_MS, Person, shoot, sign_in, wait_live
 from tests.dashboard.flows import blocked_on_a_missing_button
 from tests.site.server import FixtureSite
 
@@ -38,6 +38,12 @@ def test_two_approvals_are_counted_on_the_card_and_the_second_resumes_the_run(
     run = alice.start_run(two_person_payment(site), goal="Pay the deposit", wait=30)
     assert run["status"] == "awaiting_approval", run
 
+    phone = new_context(**PHONE).new_page()
+    sign_in(phone, erin)
+    wait_live(phone)
+    phone_card = phone.locator("article.item", has_text="Pay the deposit")
+    expect(phone_card.locator(".votes")).to_contain_text("0 of 2 approvals given")
+
     desk = new_context(viewport={"width": 1366, "height": 900}).new_page()
     sign_in(desk, dave)
     card = desk.locator("article.item", has_text="Pay the deposit")
@@ -54,10 +60,10 @@ def test_two_approvals_are_counted_on_the_card_and_the_second_resumes_the_run(
     card.get_by_role("button", name="Approve").click()  # dave again: refused, with the reason
     expect(desk.locator("#notices .notice-error")).to_contain_text("the same person cannot give two of them")
 
-    phone = new_context(**PHONE).new_page()
-    sign_in(phone, erin)
-    phone_card = phone.locator("article.item", has_text="Pay the deposit")
-    expect(phone_card.locator(".votes")).to_contain_text("1 of 2 approvals given (dave)")
+    # Erin's inbox heard of dave's approval without a reload.
+    expect(phone_card.locator(".votes")).to_contain_text(
+        "1 of 2 approvals given (dave)", timeout=LIVE_TIMEOUT_MS
+    )
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the phone inbox scrolls sideways ({width}px)"
     shoot(phone, "inbox-one-of-two-approvals-phone", full_page=False)
