@@ -127,3 +127,66 @@ def test_the_stored_word_follows_the_pause_not_the_status():
     assert decision_word(trigger="ambiguity", kind="choice", approve=True, choice="fail") == "chosen"
     assert decision_word(trigger="mfa", kind="input", approve=True) == "answered"
     assert decision_word(trigger="approval", kind="approval", approve=True) == "approved"
+
+
+# -- pauses decided before the word existed ------------------------------------------------------------
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_gives_past_decisions_their_words_and_each_approval_its_record() -> None:
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    def migrate(targets: list[tuple[str, str]]) -> Any:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(targets)
+        return MigrationExecutor(connection).loader.project_state(targets).apps
+
+    old = migrate(
+        [
+            ("approvals", "0007_approval_boxes"),
+            ("tenants", "0009_tenant_agent"),
+            ("runs", "0011_run_plan_step_planned"),
+        ]
+    )
+    try:
+        user = old.get_model("auth", "User").objects.create(username="olduser")
+        tenant = old.get_model("tenants", "Tenant").objects.create(slug="legacy", name="Legacy")
+        run = old.get_model("runs", "Run").objects.create(tenant=tenant, program=[])
+        OldApproval = old.get_model("approvals", "Approval")
+        cases = {
+            "fail": ("blocked", "choice", "approved", "fail"),
+            "chosen": ("ambiguity", "choice", "approved", "Savings"),
+            "answered": ("mfa", "input", "approved", ""),
+            "approved": ("approval", "approval", "approved", ""),
+            "rejected": ("approval", "approval", "rejected", ""),
+            "expired": ("approval", "approval", "expired", ""),
+        }
+        ids = {}
+        for word, (trigger, kind, status, choice) in cases.items():
+            ids[word] = OldApproval.objects.create(
+                tenant=tenant,
+                run=run,
+                step_index=1,
+                action="click",
+                trigger=trigger,
+                kind=kind,
+                status=status,
+                choice=choice,
+                decided_by=user if status != "expired" else None,
+                decided_at=timezone.now(),
+                channel="api",
+                expires_at=timezone.now(),
+            ).pk
+
+        new = migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+        Approval_ = new.get_model("approvals", "Approval")
+        assert {word: Approval_.objects.get(pk=pk).decision for word, pk in ids.items()} == {
+            word: word for word in cases
+        }
+        votes = new.get_model("approvals", "ApprovalVote").objects.values_list("approval_id", flat=True)
+        assert sorted(map(str, votes)) == sorted(
+            str(ids[w]) for w in ("fail", "chosen", "answered", "approved")
+        )
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
