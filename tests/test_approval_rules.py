@@ -105,6 +105,11 @@ def test_someone_outside_the_approvers_gets_403_with_a_sentence(alice, dave, eri
         assert refused.json()["error"] == "not_an_approver"
         assert refused.json()["detail"] == "only dave, erin may decide this pause; frank is not one of them"
     assert not ApprovalVote.objects.exists()
+    browser = Client()
+    browser.force_login(frank.user)
+    inbox = browser.get("/inbox/").content.decode()
+    assert "Only dave, erin may decide this pause." in inbox
+    assert 'value="approve"' not in inbox  # no button that could only be refused
 
 
 def test_one_rejection_ends_the_run_whatever_was_approved_before(alice, dave, erin):
