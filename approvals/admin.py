@@ -13,11 +13,12 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from twin_site.admin_site import AuditedTenantFilter, ReadOnlyAudit, audited_tenant_ids, run_filtered
 
 from .models import Approval, ApprovalStatus
+from .rules import describe_group
 
 CSV_COLUMNS = [
     ("decided_at", "decided at (UTC)"),
@@ -28,6 +29,7 @@ CSV_COLUMNS = [
     ("trigger", "trigger"),
     ("kind", "kind"),
     ("decision", "decision"),
+    ("approvals", "approved by (pauses that needed several)"),
     ("choice", "choice"),
     ("input", "input"),
     ("decided_by", "decided by"),
@@ -97,7 +99,7 @@ class ApprovalAdmin(ReadOnlyAudit, admin.ModelAdmin):
         "run_link",
         "step",
         "trigger",
-        "status",
+        "decision_shown",
         "decided_by",
         "channel",
         "decided_at",
@@ -105,6 +107,7 @@ class ApprovalAdmin(ReadOnlyAudit, admin.ModelAdmin):
     list_filter = [
         AuditedTenantFilter,
         "status",
+        "decision",
         "trigger",
         DecidedByFilter,
         "channel",
@@ -129,6 +132,8 @@ class ApprovalAdmin(ReadOnlyAudit, admin.ModelAdmin):
                     "status",
                     "created_at",
                     "expires_at",
+                    "rule",
+                    "escalated_at",
                 ]
             },
         ),
@@ -151,6 +156,8 @@ class ApprovalAdmin(ReadOnlyAudit, admin.ModelAdmin):
             "The decision",
             {
                 "fields": [
+                    "decision_shown",
+                    "votes_record",
                     "decider",
                     "api_token",
                     "channel",
@@ -166,6 +173,10 @@ class ApprovalAdmin(ReadOnlyAudit, admin.ModelAdmin):
         ),
     ]
     readonly_fields = (
+        "decision_shown",
+        "votes_record",
+        "rule",
+        "escalated_at",
         "run_link",
         "tenant_slug",
         "step",
@@ -203,6 +214,39 @@ class ApprovalAdmin(ReadOnlyAudit, admin.ModelAdmin):
             reverse("admin:runs_run_change", args=[approval.run_id]),
             approval.run.goal[:60] or approval.run_id,
         )
+
+    @admin.display(description="decision", ordering="decision")
+    def decision_shown(self, approval: Approval) -> str:
+        """In the pause's words: a blocked step answered "fail" reads "Fail the run", not Approved."""
+        return "Pending" if approval.status == ApprovalStatus.PENDING else approval.decision_label()
+
+    @admin.display(description="approvals given")
+    def votes_record(self, approval: Approval) -> str:
+        votes = list(approval.votes.select_related("user").order_by("at", "pk"))
+        if not votes:
+            return f"0 of {approval.required}"
+        return format_html_join(
+            "",
+            "<div>{} — {} via {}{}</div>",
+            (
+                (
+                    vote.user.get_username(),
+                    vote.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+                    vote.get_channel_display(),
+                    f" ({vote.token_name})" if vote.token_name else "",
+                )
+                for vote in votes
+            ),
+        )
+
+    @admin.display(description="rule")
+    def rule(self, approval: Approval) -> str:
+        plural = "" if approval.required == 1 else "s"
+        text = f"{approval.required} approval{plural} from {describe_group(approval.approvers)}"
+        if approval.escalate_at:
+            at = approval.escalate_at.astimezone(UTC)
+            text += f"; escalates to {describe_group(approval.escalate_to)} at {at:%Y-%m-%d %H:%M:%S} UTC"
+        return text
 
     @admin.display(description="decided by")
     def decider(self, approval: Approval) -> str:
@@ -316,7 +360,8 @@ class ApprovalAdmin(ReadOnlyAudit, admin.ModelAdmin):
                 "step": f"{a.step_index} of {a.step_count}",
                 "trigger": a.trigger,
                 "kind": a.kind,
-                "decision": a.status,
+                "decision": a.decision or a.status,
+                "approvals": ", ".join(a.voter_names) if a.required > 1 else "",
                 "choice": a.choice,
                 "input": input_summary(a),
                 "decided_by": a.decided_by.get_username() if a.decided_by else "",

@@ -1,16 +1,30 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from typing import Any
+
+from django.db.models import Prefetch, prefetch_related_objects
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from runs.serializers import ErrorSerializer, decision_url, screenshot_url
+from runs.serializers import ApprovalsCountSerializer, ErrorSerializer, decision_url, screenshot_url
 from tenants.access import access_for
 from twin_site.api import ApiError
 
-from .models import Approval, ApprovalStatus
+from .models import Approval, ApprovalStatus, ApprovalVote
+
+
+class ApprovalListSerializer(serializers.ListSerializer[Approval]):
+    """A page of approvals: their votes (who approved) in one query, not one an approval."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        items = list(data.all() if hasattr(data, "all") else data)
+        prefetch_related_objects(
+            items, Prefetch("votes", queryset=ApprovalVote.objects.select_related("user"))
+        )
+        return super().to_representation(items)
 
 
 class ApprovalSerializer(serializers.ModelSerializer[Approval]):
@@ -19,9 +33,13 @@ class ApprovalSerializer(serializers.ModelSerializer[Approval]):
     screenshot_url = serializers.SerializerMethodField()
     decision_url = serializers.SerializerMethodField()
     index = serializers.IntegerField(source="step_index")
+    approvals = serializers.SerializerMethodField()
+    approvers = serializers.SerializerMethodField()
+    escalate_to = serializers.SerializerMethodField()
 
     class Meta:
         model = Approval
+        list_serializer_class = ApprovalListSerializer
         fields = [
             "id",
             "run_id",
@@ -40,6 +58,12 @@ class ApprovalSerializer(serializers.ModelSerializer[Approval]):
             "screenshot_url",
             "decision_url",
             "status",
+            "decision",
+            "approvals",
+            "approvers",
+            "escalate_at",
+            "escalate_to",
+            "escalated_at",
             "created_at",
             "expires_at",
             "decided_at",
@@ -55,6 +79,22 @@ class ApprovalSerializer(serializers.ModelSerializer[Approval]):
 
     def get_decided_by(self, approval: Approval) -> str | None:
         return approval.decided_by.get_username() if approval.decided_by else None
+
+    @extend_schema_field(ApprovalsCountSerializer)
+    def get_approvals(self, approval: Approval) -> dict[str, Any]:
+        from .services import approvals_of
+
+        return approvals_of(approval)
+
+    @extend_schema_field(serializers.JSONField())
+    def get_approvers(self, approval: Approval) -> list[str] | str:
+        return approval.approvers if approval.approvers is not None else "role:approver"
+
+    @extend_schema_field(serializers.JSONField(allow_null=True))
+    def get_escalate_to(self, approval: Approval) -> list[str] | str | None:
+        if approval.escalate_at is None:
+            return None
+        return approval.escalate_to if approval.escalate_to is not None else "role:approver"
 
     def get_screenshot_url(self, approval: Approval) -> str | None:
         return screenshot_url(approval, self.context.get("request"))

@@ -4,6 +4,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
+from django.utils.functional import cached_property
 
 from runs.models import Run
 from tenants.models import Tenant
@@ -34,6 +36,36 @@ class ApprovalStatus(models.TextChoices):
     REJECTED = "rejected"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+
+
+class DecisionWord(models.TextChoices):
+    """What was decided, in the words of the pause (a blocked step's "fail" is not an approval)."""
+
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    ANSWERED = "answered", "Approved with an input"
+    CHOSEN = "chosen", "Chose an option"
+    RETRY = "retry", "Retry the step"
+    SKIP = "skip", "Skip the step"
+    FAIL = "fail", "Fail the run"
+    EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+BLOCKED_WORDS = {"retry": DecisionWord.RETRY, "skip": DecisionWord.SKIP, "fail": DecisionWord.FAIL}
+
+
+def decision_word(*, trigger: str, kind: str, approve: bool, choice: str = "") -> str:
+    """The word stored for a decision: a blocked pause's option is the decision itself."""
+    if not approve:
+        return DecisionWord.REJECTED
+    if trigger == "blocked" and choice in BLOCKED_WORDS:
+        return BLOCKED_WORDS[choice]
+    if kind == "input":
+        return DecisionWord.ANSWERED
+    if kind == "choice":
+        return DecisionWord.CHOSEN
+    return DecisionWord.APPROVED
 
 
 class Channel(models.TextChoices):
@@ -77,6 +109,17 @@ class Approval(models.Model):
     boxes = models.JSONField(null=True, blank=True, editable=False)
 
     status = models.CharField(max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
+    # What was decided, in the pause's own words (status says only approved/rejected/...).
+    decision = models.CharField(max_length=16, choices=DecisionWord.choices, blank=True)
+
+    # The rule (approvals.rules), fixed at the pause from the step's gate or the tenant's defaults.
+    # approvers / escalate_to: usernames, or null for every approver of the tenant.
+    approvers = models.JSONField(null=True, blank=True)
+    required = models.PositiveSmallIntegerField(default=1, help_text="Approvals needed to resume.")
+    approvals_given = models.PositiveSmallIntegerField(default=0)
+    escalate_at = models.DateTimeField(null=True, blank=True)
+    escalate_to = models.JSONField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
 
@@ -107,6 +150,11 @@ class Approval(models.Model):
             models.Index(fields=["tenant", "status", "-created_at"], name="approval_tenant_status"),
             models.Index(fields=["status", "expires_at"], name="approval_expiry"),
             models.Index(fields=["run", "step_index"], name="approval_run_step"),
+            models.Index(
+                fields=["escalate_at"],
+                name="approval_escalation_due",
+                condition=models.Q(status="pending", escalated_at__isnull=True, escalate_at__isnull=False),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -116,3 +164,65 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trigger} at step {self.step_index} ({self.status})"
+
+    @cached_property
+    def voter_names(self) -> list[str]:
+        """Who has approved so far (a pause that needs several approvals), in order."""
+        if not self.approvals_given:
+            return []
+        return [vote.user.get_username() for vote in self.votes.select_related("user").order_by("at", "pk")]
+
+    @property
+    def approvals_missing(self) -> int:
+        return max(self.required - self.approvals_given, 0)
+
+    def decision_sentence(self) -> str:
+        """The decision as a person would say it after "You decided:" ("fail the run at step 2
+        of “Pay”."), never "approved (fail)"."""
+        goal = self.run.goal or "(no goal)"
+        goal = goal if len(goal) <= 60 else goal[:59] + "…"
+        step = f"step {self.step_index} of “{goal}”"
+        word = self.decision or self.status
+        sentences: dict[str, str] = {
+            DecisionWord.APPROVED: f"approved {step}.",
+            DecisionWord.REJECTED: f"rejected {step}.",
+            DecisionWord.ANSWERED: f"approved {step} with an input.",
+            DecisionWord.CHOSEN: f"chose “{self.choice}” at {step}.",
+            DecisionWord.RETRY: f"retry {step}.",
+            DecisionWord.SKIP: f"skip {step}.",
+            DecisionWord.FAIL: f"fail the run at {step}.",
+            DecisionWord.EXPIRED: f"nobody decided {step} in time: it expired.",
+            DecisionWord.CANCELLED: f"the run was cancelled at {step}.",
+        }
+        return sentences.get(word, f"{word} {step}.")
+
+    def decision_label(self) -> str:
+        """The decision as a short heading ("Fail the run", "Chose “Savings”", "Approved")."""
+        if self.decision == DecisionWord.CHOSEN:
+            return f"Chose “{self.choice}”"
+        if self.decision:
+            return str(self.get_decision_display())
+        return str(self.get_status_display()).capitalize()
+
+
+class ApprovalVote(models.Model):
+    """One person's approval of a pause: a pause that needs N has N of these when it resumes."""
+
+    approval = models.ForeignKey(Approval, on_delete=models.CASCADE, related_name="votes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    token_name = models.CharField(max_length=100, blank=True)
+    note = models.TextField(blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        constraints = [
+            # Four eyes, extended: the same person cannot give two of the N approvals.
+            models.UniqueConstraint(fields=["approval", "user"], name="one_vote_per_person"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} approved {self.approval_id}"

@@ -47,6 +47,69 @@ def notify_on_event(run: Any, event_type: str, data: dict[str, Any]) -> None:
     transaction.on_commit(send)
 
 
+def escalation_people(approval: Approval) -> list[Any]:
+    """The active approvers of the pause's tenant that its escalation group names (every approver
+    for the role)."""
+    from django.contrib.auth import get_user_model
+
+    from tenants.models import Role
+
+    users = get_user_model().objects.filter(
+        is_active=True,
+        memberships__tenant_id=approval.tenant_id,
+        memberships__role=Role.APPROVER,
+    )
+    if approval.escalate_to is not None:
+        users = users.filter(username__in=approval.escalate_to)
+    return list(users.order_by("username"))
+
+
+def escalation_email_send(approval_id: str) -> int:
+    """Email the escalation group of a pause that still waits; how many addresses (0 if decided)."""
+    approval = Approval.objects.select_related("run", "tenant").filter(pk=approval_id).first()
+    if approval is None or approval.status != ApprovalStatus.PENDING:
+        return 0
+    recipients = sorted({user.email for user in escalation_people(approval) if user.email})
+    if approval.escalate_to is None:  # every approver: the tenant's approval addresses too
+        recipients = sorted(set(recipients) | set(approval.tenant.approval_email_list()))
+    if not recipients:
+        return 0
+    waited = int(((approval.escalated_at or approval.created_at) - approval.created_at).total_seconds())
+    context = {
+        "approval": approval,
+        "run": approval.run,
+        "escalated": True,
+        "waited": f"{waited // 60} min" if waited >= 120 else f"{waited} s",
+        "open_url": link_url(approval),
+        "approve_url": link_url(approval, "approve"),
+        "reject_url": link_url(approval, "reject"),
+    }
+    subject = f"[Twin] Still waiting: step {approval.step_index} of {approval.step_count} of " + (
+        approval.run.goal[:60] or "a run"
+    )
+    send_mail(
+        subject.replace("\n", " "),
+        render_to_string("approvals/email.txt", context),
+        settings.DEFAULT_FROM_EMAIL,
+        recipients,
+        html_message=render_to_string("approvals/email.html", context),
+    )
+    with transaction.atomic():
+        approval.run.refresh_from_db(fields=["status"])
+        record_event(
+            approval.run,
+            "approval.notified",
+            step_index=approval.step_index,
+            data={
+                "approval_id": str(approval.pk),
+                "channel": "email",
+                "recipients": len(recipients),
+                "escalation": True,
+            },
+        )
+    return len(recipients)
+
+
 def pause_email_send(approval_id: str) -> int:
     """Send the pause's email; how many addresses it went to (0 when decided meanwhile)."""
     approval = Approval.objects.select_related("run", "tenant").filter(pk=approval_id).first()

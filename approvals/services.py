@@ -22,11 +22,31 @@ from runs.states import run_transition, step_transition
 from twin_site import limits
 from vault.crypto import seal_text
 
-from .models import Approval, ApprovalStatus, Cause, Channel, GateKind
+from .models import (
+    Approval,
+    ApprovalStatus,
+    ApprovalVote,
+    Cause,
+    Channel,
+    DecisionWord,
+    GateKind,
+    decision_word,
+)
+from .rules import describe_group, may_decide
 
 
 class DecisionForbidden(PermissionError):
-    """The actor may not decide this pause (four eyes)."""
+    """The actor may not decide this pause: four eyes, or not one of the pause's approvers."""
+
+    def __init__(self, detail: str, code: str = "four_eyes") -> None:
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
+class AlreadyApproved(RunConflict):
+    """This person already gave one of the approvals the pause needs (409 ``already_approved``)."""
+
+    code = "already_approved"
 
 
 class PauseLocked(PermissionError):
@@ -149,9 +169,7 @@ def approval_decide(
     if run.status != RunStatus.AWAITING_APPROVAL or approval is None:
         run.refresh_from_db()  # a concurrent decision may have moved it: say what it is now
         raise RunConflict(run, f"the run is {run.status}, not awaiting approval")
-    started_by_actor = run.created_by_id is not None and run.created_by_id == getattr(actor, "pk", None)
-    if started_by_actor and run.tenant.four_eyes_applies():
-        raise DecisionForbidden("four eyes: someone other than the person who started this run must decide")
+    check_may_decide(approval, run, actor)
     # Every channel's note (the API's serializer, the dashboard's and a link's plain form field).
     if reason := limits.bounded_text(decision.note or "", limits.MAX_NOTE, multiline=True):
         raise AnswerInvalid("note_invalid", f"the note {reason}")
@@ -171,8 +189,12 @@ def approval_decide(
     now = timezone.now()
     client = client or Client()
     supplied = approval.kind == GateKind.INPUT and decision.approve
+    word = decision_word(
+        trigger=approval.trigger, kind=approval.kind, approve=decision.approve, choice=decision.choice or ""
+    )
     changes: dict[str, Any] = {
         "status": ApprovalStatus.APPROVED if decision.approve else ApprovalStatus.REJECTED,
+        "decision": word,
         "decided_by": actor if getattr(actor, "pk", None) else None,
         "decided_at": now,
         "channel": channel,
@@ -191,15 +213,22 @@ def approval_decide(
     }
     with transaction.atomic():
         lock_run(run.pk)  # the run before its pause, as every writer of a run does
+        given = 0
+        if decision.approve:
+            given = _give_approval(run, approval, decision, actor, channel, token_name, client)
+            if given < approval.required:
+                return run  # still awaiting the other approvals
         if not Approval.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(**changes):
             run.refresh_from_db()
             raise RunConflict(run, "this pause was already decided")
         data: dict[str, Any] = {
             "approval_id": str(approval.pk),
-            "decision": changes["status"],
+            "decision": word,
             "channel": channel,
             "trigger": approval.trigger,
         }
+        if approval.required > 1:
+            data["approvals"] = {"required": approval.required, "given": given}
         if approval.choice or changes["choice"]:
             data["choice"] = changes["choice"]
         # For the trail only (events.PRIVATE_KEYS are not sent to live pages or webhooks).
@@ -265,6 +294,96 @@ def approval_decide(
     return run
 
 
+def check_may_decide(approval: Approval, run: Run, actor: Any) -> None:
+    """Four eyes (the run's starter, when it applies) and the pause's approvers, for every channel."""
+    started_by_actor = run.created_by_id is not None and run.created_by_id == getattr(actor, "pk", None)
+    if started_by_actor and run.tenant.four_eyes_applies():
+        raise DecisionForbidden("four eyes: someone other than the person who started this run must decide")
+    if not may_decide(approval, actor):
+        raise DecisionForbidden(
+            f"only {describe_group(approval.approvers)} may decide this pause; "
+            f"{getattr(actor, 'get_username', lambda: 'you')()} is not one of them",
+            code="not_an_approver",
+        )
+
+
+def approvals_of(approval: Approval) -> dict[str, Any]:
+    """``{"required", "given", "by"}``: how many approvals the pause needs, has, and from whom."""
+    if approval.approvals_given == 0:
+        return {"required": approval.required, "given": 0, "by": []}
+    if "votes" in getattr(approval, "_prefetched_objects_cache", {}):
+        by = [vote.user.get_username() for vote in approval.votes.all()]
+        return {"required": approval.required, "given": approval.approvals_given, "by": by}
+    by = list(
+        ApprovalVote.objects.filter(approval=approval)
+        .order_by("at", "pk")
+        .values_list("user__username", flat=True)
+    )
+    return {"required": approval.required, "given": approval.approvals_given, "by": by}
+
+
+def _give_approval(
+    run: Run,
+    approval: Approval,
+    decision: Decision,
+    actor: Any,
+    channel: str,
+    token_name: str,
+    client: Client,
+) -> int:
+    """Record one person's approval (in the caller's transaction, the run locked); how many the
+    pause has now. The same person twice is AlreadyApproved; a pause decided meanwhile, RunConflict."""
+    given = (
+        Approval.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING)
+        .values_list("approvals_given", flat=True)
+        .first()
+    )
+    if given is None:
+        run.refresh_from_db()
+        raise RunConflict(run, "this pause was already decided")
+    if getattr(actor, "pk", None) is None:
+        return given + 1  # no person to record (a system decision): it counts once
+    if ApprovalVote.objects.filter(approval=approval, user=actor).exists():
+        raise AlreadyApproved(
+            run,
+            f"{actor.get_username()} already approved this pause ({given} of {approval.required} "
+            "approvals given): the same person cannot give two of them",
+        )
+    ApprovalVote.objects.create(
+        approval=approval,
+        user=actor,
+        channel=channel,
+        token_name=token_name,
+        note=decision.note or "",
+        ip=client.ip,
+        user_agent=client.user_agent,
+    )
+    # The run is locked, so this read-and-increment has no rival; the condition is a second guard.
+    Approval.objects.filter(pk=approval.pk, approvals_given=given).update(approvals_given=given + 1)
+    given += 1
+    approval.approvals_given = given
+    if approval.required > 1:
+        record_event(
+            run,
+            "approval.given",
+            step_index=approval.step_index,
+            actor=actor,
+            data={
+                "approval_id": str(approval.pk),
+                "given": given,
+                "required": approval.required,
+                "by": actor.get_username(),
+                "channel": channel,
+                "token_name": token_name,
+                "note": decision.note or "",
+                "ip": client.ip,
+                "user_agent": client.user_agent,
+                "seen": seen(approval),
+            },
+        )
+    return given
+
+
 def _count_wrong_input(run: Run, approval: Approval, exc: AnswerInvalid) -> None:
     """A wrong one-time code is recorded; too many in a row lock the pause for a while."""
     with transaction.atomic():
@@ -310,7 +429,10 @@ def approval_expire(*, approval: Approval) -> bool:
     with transaction.atomic():
         lock_run(run.pk)
         if not Approval.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(
-            status=ApprovalStatus.EXPIRED, decided_at=timezone.now(), channel=Channel.SYSTEM
+            status=ApprovalStatus.EXPIRED,
+            decision=DecisionWord.EXPIRED,
+            decided_at=timezone.now(),
+            channel=Channel.SYSTEM,
         ):
             return False
         context = (run.host, run.browser_context_id)
@@ -349,14 +471,66 @@ def expire_overdue(*, now: Any = None, limit: int = 500) -> int:
     return count
 
 
+def approval_escalate(*, approval: Approval) -> bool:
+    """Tell the pause's escalation group that it still waits (once); False when decided first or
+    already escalated."""
+    run = approval.run
+    now = timezone.now()
+    with transaction.atomic():
+        lock_run(run.pk)
+        if not Approval.objects.filter(
+            pk=approval.pk, status=ApprovalStatus.PENDING, escalated_at__isnull=True
+        ).update(escalated_at=now):
+            return False
+        run.refresh_from_db(fields=["status"])
+        record_event(
+            run,
+            "approval.escalated",
+            step_index=approval.step_index,
+            data={
+                "approval_id": str(approval.pk),
+                "escalate_to": approval.escalate_to if approval.escalate_to is not None else "role:approver",
+                "waited_s": int((now - approval.created_at).total_seconds()),
+                "approvals": {"required": approval.required, "given": approval.approvals_given},
+            },
+        )
+        approval_id = str(approval.pk)
+
+        def send() -> None:
+            from .tasks import escalation_email_task
+
+            try:
+                escalation_email_task.apply_async(args=(approval_id,), queue="webhooks")
+            except Exception:  # Redis is transport: the event and its webhook are recorded anyway
+                return
+
+        transaction.on_commit(send)
+    return True
+
+
+def escalate_overdue(*, now: Any = None, limit: int = 500) -> int:
+    due = Approval.objects.filter(
+        status=ApprovalStatus.PENDING, escalated_at__isnull=True, escalate_at__lte=now or timezone.now()
+    )
+    count = 0
+    for approval in due.select_related("run").order_by("escalate_at")[:limit]:
+        count += approval_escalate(approval=approval)
+    return count
+
+
 __all__ = [
+    "AlreadyApproved",
     "AnswerInvalid",
     "Cause",
     "Client",
     "Decision",
     "PauseLocked",
     "approval_decide",
+    "approval_escalate",
     "approval_expire",
+    "approvals_of",
+    "check_may_decide",
+    "escalate_overdue",
     "expire_overdue",
     "record_event",
 ]

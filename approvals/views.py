@@ -25,6 +25,7 @@ from tenants.web import dashboard_view, web_access
 from .links import LinkExpired, LinkInvalid, approval_for_link
 from .models import Approval, ApprovalStatus, Channel, Trigger
 from .services import (
+    AlreadyApproved,
     AnswerInvalid,
     Client,
     Decision,
@@ -141,6 +142,8 @@ def decide(request: HttpRequest, approval_id: str) -> HttpResponse:
         return _item(request, approval, error=exc.detail)
     except (DecisionForbidden, PauseLocked) as exc:
         return _item(request, approval, error=str(exc))
+    except AlreadyApproved as exc:
+        return _item(request, approval, error=exc.detail)
     except RunConflict as exc:
         # Someone else decided first: show who, not an error page.
         approval.refresh_from_db()
@@ -215,8 +218,13 @@ def decision_link(request: HttpRequest, token: str) -> HttpResponse:
                 )
             except (AnswerInvalid, DecisionForbidden, PauseLocked) as exc:
                 context["error"] = getattr(exc, "detail", None) or str(exc)
+            except AlreadyApproved as exc:
+                context["error"] = exc.detail
             except RunConflict:
                 pass  # decided meanwhile: the page says by whom
             approval.refresh_from_db()
             context["just_decided"] = approval.decided_by_id == request.user.pk
+            # A pause that needs several approvals still waits after this one: say how many more.
+            still_pending = approval.status == ApprovalStatus.PENDING
+            context["just_voted"] = still_pending and request.user.get_username() in approval.voter_names
     return render(request, "approvals/link.html", context, status=400 if context.get("error") else 200)

@@ -26,6 +26,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from approvals.models import Approval, ApprovalStatus
+from approvals.rules import rule_for
 from runs.events import record_event
 from runs.models import Run, RunStatus, Step, StepStatus
 from runs.program import REPEATABLE_ACTIONS, SINGLE_TARGET_ACTIONS, describe, gate_of, render, templates_in
@@ -1027,6 +1028,7 @@ class Execution(Planning):
                 screenshot_sha256=hashlib.sha256(shot).hexdigest() if shot else "",
                 page_state=page_state,
                 expires_at=timezone.now() + timedelta(seconds=pause.expires_in),
+                **rule_for(run, step, pause),  # who decides, how many approvals, escalation
             )
             step_transition(
                 run,

@@ -146,7 +146,7 @@ class RunAdmin(ReadOnlyAudit, admin.ModelAdmin):
                 else "no screenshot"
             )
             decided = (
-                f"{a.get_status_display()} by {a.decided_by.get_username() if a.decided_by else '—'}"
+                f"{a.decision_label()} by {a.decided_by.get_username() if a.decided_by else '—'}"
                 f" ({a.get_channel_display() or '—'}), {a.decided_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
                 if a.decided_at
                 else a.get_status_display()

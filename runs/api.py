@@ -80,7 +80,8 @@ def problems_error(code: str, what_has: str, problems: list[Any]) -> ApiError:
 
 
 def conflict(exc: RunConflict) -> ApiError:
-    return ApiError("conflict", exc.detail, http_status=409, status=exc.run.status)
+    # AlreadyApproved (approvals.services) says "already_approved": the same person, twice.
+    return ApiError(getattr(exc, "code", "conflict"), exc.detail, http_status=409, status=exc.run.status)
 
 
 class RunsView(APIView):
@@ -283,7 +284,7 @@ class ApproveView(APIView):
         except RunConflict as exc:
             raise conflict(exc) from None
         except DecisionForbidden as exc:
-            raise ApiError("four_eyes", str(exc), http_status=403) from None
+            raise ApiError(exc.code, exc.detail, http_status=403) from None
         except AnswerInvalid as exc:
             raise ApiError(exc.code, exc.detail) from None
         except PauseLocked as exc:
@@ -316,7 +317,7 @@ class RejectView(APIView):
         except RunConflict as exc:
             raise conflict(exc) from None
         except DecisionForbidden as exc:
-            raise ApiError("four_eyes", str(exc), http_status=403) from None
+            raise ApiError(exc.code, exc.detail, http_status=403) from None
         except AnswerInvalid as exc:
             raise ApiError(exc.code, exc.detail) from None
         return run_response(run, request)

@@ -11,6 +11,7 @@ from typing import Any
 
 import re2
 
+from approvals.rules import RULE_FIELDS, gate_rule_problems
 from engine.netguard import Policy, UrlRefused, check_url, host_policy
 from twin_site import limits
 from twin_site.limits import bounded_text
@@ -161,8 +162,14 @@ def validate_program(
     secret_names: Iterable[str] | None = None,
     resolve_hosts: bool = True,
     internal: bool = False,
+    approver_names: Iterable[str] | None = None,
+    starter: str | None = None,
 ) -> list[Problem]:
-    """Every problem of the program, so a user can fix them all at once; empty when valid."""
+    """Every problem of the program, so a user can fix them all at once; empty when valid.
+
+    ``approver_names``, when given, are the usernames of the tenant's approvers: a gate's
+    ``approvers`` and ``escalate_to`` may name only them; ``starter`` (the run's starter when four
+    eyes applies) gives none of a gate's ``required`` approvals."""
     problems: list[Problem] = []
     if not isinstance(steps, list) or not steps:
         return [Problem(None, "steps", "must be a non-empty list of steps")]
@@ -220,7 +227,7 @@ def validate_program(
         gate = step.get("gate")
         gate_kind = None
         if gate is not None:
-            gate_kind = _validate_gate(gate, problem)
+            gate_kind = _validate_gate(gate, problem, approver_names, starter)
 
         for field in TEMPLATED_FIELDS:
             value = step.get(field)
@@ -282,7 +289,15 @@ def _validate_locator(
                 problem("locator", "{{" + expr + "}}: a locator can only name a parameter that was given")
 
 
-def _validate_gate(gate: Any, problem: Callable[[str, str], None]) -> str | None:
+GATE_FIELDS = {"kind", "prompt", "trigger", "pattern", "options", "expires_in", *RULE_FIELDS}
+
+
+def _validate_gate(
+    gate: Any,
+    problem: Callable[[str, str], None],
+    approver_names: Iterable[str] | None = None,
+    starter: str | None = None,
+) -> str | None:
     if not isinstance(gate, dict):
         problem("gate", "must be an object")
         return None
@@ -290,8 +305,8 @@ def _validate_gate(gate: Any, problem: Callable[[str, str], None]) -> str | None
     if kind not in GATE_KINDS:
         problem("gate.kind", f"must be one of {', '.join(GATE_KINDS)}")
         return None
-    for field in sorted(set(gate) - {"kind", "prompt", "trigger", "pattern", "options", "expires_in"}):
-        problem(f"gate.{field}", f"a gate does not take {field!r}")
+    for field in sorted(set(gate) - GATE_FIELDS):
+        problem(f"gate.{field}", f"a gate does not take {field!r}; it takes {', '.join(sorted(GATE_FIELDS))}")
     if "prompt" in gate and (reason := bounded_text(gate["prompt"], limits.MAX_PROMPT, multiline=True)):
         problem("gate.prompt", reason)
     if "trigger" in gate and gate["trigger"] not in TRIGGERS:
@@ -333,6 +348,9 @@ def _validate_gate(gate: Any, problem: Callable[[str, str], None]) -> str | None
             or not 0 < expires_in <= MAX_EXPIRES_IN
         ):
             problem("gate.expires_in", f"must be a whole number of seconds between 1 and {MAX_EXPIRES_IN}")
+    # Who decides, how many approvals, whom to tell when it waits (approvals.rules).
+    for field, message in gate_rule_problems(gate, approver_names=approver_names, starter=starter):
+        problem(field, message)
     return str(kind)
 
 

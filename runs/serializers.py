@@ -83,6 +83,13 @@ def screenshot_url(approval: Approval, request: Any) -> str | None:
     return request.build_absolute_uri(path) if request is not None else path
 
 
+class ApprovalsCountSerializer(serializers.Serializer[Any]):
+    # DRF's metaclass takes declared fields off the class, so this shadows Field.required only for mypy.
+    required = serializers.IntegerField()  # type: ignore[assignment]
+    given = serializers.IntegerField()
+    by = serializers.ListField(child=serializers.CharField())
+
+
 class PendingStepSerializer(serializers.Serializer[Approval]):
     index = serializers.IntegerField(source="step_index")
     action = serializers.CharField()
@@ -100,12 +107,28 @@ class PendingStepSerializer(serializers.Serializer[Approval]):
     decision_url = serializers.SerializerMethodField(
         help_text="A signed link to this pause for an email or chat: an approver signs in and decides."
     )
+    approvals = serializers.SerializerMethodField(
+        help_text="How many approvals the pause needs (the gate's required), has, and from whom."
+    )
+    approvers = serializers.SerializerMethodField(
+        help_text='Who may decide: usernames, or "role:approver" (every approver of the tenant).'
+    )
 
     def get_screenshot_url(self, approval: Approval) -> str | None:
         return screenshot_url(approval, self.context.get("request"))
 
     def get_decision_url(self, approval: Approval) -> str | None:
         return decision_url(approval, self.context.get("request"))
+
+    @extend_schema_field(ApprovalsCountSerializer)
+    def get_approvals(self, approval: Approval) -> dict[str, Any]:
+        from approvals.services import approvals_of
+
+        return approvals_of(approval)
+
+    @extend_schema_field(serializers.JSONField())
+    def get_approvers(self, approval: Approval) -> list[str] | str:
+        return approval.approvers if approval.approvers is not None else "role:approver"
 
 
 class CostSerializer(serializers.Serializer[Any]):

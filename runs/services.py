@@ -6,9 +6,9 @@ from typing import Any
 
 from django.db import transaction
 
-from approvals.models import Approval, ApprovalStatus
+from approvals.models import Approval, ApprovalStatus, DecisionWord
 from engine.netguard import UrlRefused, check_url
-from tenants.models import Tenant
+from tenants.models import Role, Tenant
 from vault.selectors import secret_names
 
 from .events import record_event
@@ -33,6 +33,15 @@ class RunConflict(Exception):
         self.detail = detail
 
 
+def approver_names(tenant: Tenant) -> list[str]:
+    """The usernames a gate's ``approvers`` / ``escalate_to`` may name (approvals.rules)."""
+    return list(
+        tenant.memberships.filter(role=Role.APPROVER, user__is_active=True).values_list(
+            "user__username", flat=True
+        )
+    )
+
+
 def run_create(
     *,
     tenant: Tenant,
@@ -49,7 +58,13 @@ def run_create(
     """Validate the program up front (every problem at once), store the run, queue it."""
     problems = validate_run_fields(goal=goal, url=url, params=params)
     known_params = params if isinstance(params, dict) else None
-    problems += validate_program(steps, params=known_params, secret_names=secret_names(tenant_id=tenant.pk))
+    problems += validate_program(
+        steps,
+        params=known_params,
+        secret_names=secret_names(tenant_id=tenant.pk),
+        approver_names=approver_names(tenant),
+        starter=created_by.get_username() if created_by is not None and tenant.four_eyes_applies() else None,
+    )
     if url and not any(p.step is None and p.field == "url" for p in problems):
         try:
             check_url(url)
@@ -167,7 +182,7 @@ def run_cancel(*, run: Run, actor: Any) -> Run:
             run.refresh_from_db()
             raise RunConflict(run, f"the run is {run.status} and can no longer be cancelled")
         Approval.objects.filter(run=run, status=ApprovalStatus.PENDING).update(
-            status=ApprovalStatus.CANCELLED
+            status=ApprovalStatus.CANCELLED, decision=DecisionWord.CANCELLED
         )
         # Like a rejected or expired pause: the step that waited for a human will never happen.
         paused = Step.objects.filter(run=run, status=StepStatus.AWAITING_APPROVAL)

@@ -9,6 +9,9 @@ from .models import ApiToken, FourEyes, Membership, Tenant
 PRICE_FIELDS = ["currency", "price_browser_minute", "price_per_1k_tokens"]
 # Where the agent sends page snapshots (its model endpoint) is a superuser's call too.
 MODEL_FIELDS = ["llm_base_url", "llm_model", "llm_key_secret", "agent_vision"]
+# Who decides every pause of the tenant, how many approvals it needs, whom to tell when it waits
+# (approvals.rules): like four eyes, an approval control that only a superuser loosens.
+RULE_FIELDS = ["default_approvers", "default_required", "default_escalate_after", "default_escalate_to"]
 
 
 class MembershipInline(admin.TabularInline):
@@ -52,6 +55,7 @@ class TenantAdmin(admin.ModelAdmin):
             # What the tenant's runs cost (runs.cost) is a superuser's call too.
             fields.extend(PRICE_FIELDS)
             fields.extend(MODEL_FIELDS)
+            fields.extend(RULE_FIELDS)
         return fields
 
 

@@ -37,6 +37,26 @@ class Tenant(models.Model):
         blank=True,
         help_text="Addresses (one per line) that get an email with decision links when a run pauses.",
     )
+    # The approval rule of a pause whose gate says nothing (approvals.rules; docs/api.md "Approval rules").
+    default_approvers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Who may decide pauses: a list of usernames (["alice", "bob"]), or "role:approver" '
+        "(every approver of the tenant). Empty: every approver.",
+    )
+    default_required = models.PositiveSmallIntegerField(
+        default=1, help_text="Approvals an approval pause needs before the run resumes."
+    )
+    default_escalate_after = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Seconds after a pause with no decision to notify the escalation group (empty: never).",
+    )
+    default_escalate_to = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Whom to notify then: usernames, or "role:approver". Empty: every approver.',
+    )
     require_two_factor = models.BooleanField(
         default=False,
         help_text=(
@@ -134,6 +154,13 @@ class Tenant(models.Model):
                 except SecretError as exc:
                     errors.setdefault("agent_approval_origins", []).append(f"{origin!r}: {exc}")
             self.agent_approval_origins = normalized
+        from approvals.rules import tenant_rule_problems
+
+        # An emptied JSON box in admin is None: the rule's "every approver" is the empty list.
+        self.default_approvers = self.default_approvers or []
+        self.default_escalate_to = self.default_escalate_to or []
+        for field, message in tenant_rule_problems(self):
+            errors.setdefault(field, []).append(message)
         if self.llm_base_url and not self.llm_base_url.startswith(("http://", "https://")):
             errors["llm_base_url"] = ["an http(s) URL, the API root (e.g. https://api.openai.com/v1)"]
         if self.llm_base_url and not self.llm_model:

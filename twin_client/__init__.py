@@ -6,11 +6,13 @@ run = twin.agents.run(goal=goal, url=url)                # the agent plans it; w
 run = twin.agents.run(goal=goal, url=url, steps=steps)   # or your own step program
 if run.status == "awaiting_approval":
     run = twin.runs.approve(run.id, input=otp)
+# A gate with "required": 2 stays paused after the first approval: run.approvals says how many.
 """
 
 from . import webhooks
 from .client import AsyncTwin, Twin
 from .errors import (
+    AlreadyApproved,
     Conflict,
     ConflictError,
     Forbidden,
@@ -22,6 +24,7 @@ from .errors import (
 )
 from .models import (
     Approval,
+    Approvals,
     PendingStep,
     PlannedStep,
     Run,
@@ -41,7 +44,9 @@ from .models import (
 from .webhooks import WebhookVerificationError
 
 __all__ = [
+    "AlreadyApproved",
     "Approval",
+    "Approvals",
     "AsyncTwin",
     "Conflict",
     "ConflictError",

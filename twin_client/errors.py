@@ -47,6 +47,11 @@ class Conflict(TwinError):
 ConflictError = Conflict  # the same class, by the name other clients use
 
 
+class AlreadyApproved(Conflict):
+    """409 ``already_approved``: you already gave one of the approvals this pause needs; the
+    same person cannot give two of them (the run still waits for someone else)."""
+
+
 class RateLimited(TwinError):
     """429: too many tries; ``retry_after`` seconds to wait."""
 
@@ -69,6 +74,8 @@ def error_for(status: int, body: Any, headers: Any) -> TwinError:
         return Forbidden(status, code, detail, data)
     if status == 404:
         return NotFound(status, code, detail, data)
+    if status == 409 and code == "already_approved":
+        return AlreadyApproved(status, code, detail, data, run_status=headers.get("X-Twin-Status", ""))
     if status == 409:
         return Conflict(status, code, detail, data, run_status=headers.get("X-Twin-Status", ""))
     if status == 429:

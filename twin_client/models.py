@@ -74,6 +74,33 @@ class Step:
         )
 
 
+@dataclass(frozen=True)
+class Approvals:
+    """How many approvals a pause needs (its gate's ``required``), has so far, and from whom.
+
+    With ``required`` > 1 an approve that is not the last leaves the run ``awaiting_approval``;
+    the same person approving again is a ``Conflict`` (``AlreadyApproved``)."""
+
+    required: int = 1
+    given: int = 0
+    by: list[str] = field(default_factory=list)
+
+    @property
+    def missing(self) -> int:
+        return max(self.required - self.given, 0)
+
+    @classmethod
+    def from_api(cls, data: Any) -> Approvals:
+        if not isinstance(data, dict):
+            return cls()
+        by = data.get("by")
+        return cls(
+            required=_int(data.get("required")) or 1,
+            given=_int(data.get("given")) or 0,
+            by=[str(name) for name in by] if isinstance(by, list) else [],
+        )
+
+
 @dataclass
 class PendingStep:
     """The step a paused run waits at, and what the person deciding is shown."""
@@ -90,6 +117,10 @@ class PendingStep:
     decision_url: str | None = None
     pattern: str = ""
     expires_at: str | None = None
+    # Required / given / by; an older server says nothing: one approval, none given yet.
+    approvals: Approvals = field(default_factory=Approvals)
+    # Who may decide: usernames, or "role:approver" (every approver of the tenant).
+    approvers: list[str] | str = "role:approver"
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -107,8 +138,16 @@ class PendingStep:
             decision_url=data.get("decision_url"),
             pattern=data.get("pattern", "") or "",
             expires_at=data.get("expires_at"),
+            approvals=Approvals.from_api(data.get("approvals")),
+            approvers=_approvers(data.get("approvers")),
             raw=data,
         )
+
+
+def _approvers(value: Any) -> list[str] | str:
+    if isinstance(value, list):
+        return [str(name) for name in value]
+    return value if isinstance(value, str) and value else "role:approver"
 
 
 def _float(value: Any) -> float | None:
@@ -205,6 +244,11 @@ class Run:
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def approvals(self) -> Approvals | None:
+        """The pending pause's approvals (required, given, by); None unless the run is paused."""
+        return self.pending_step.approvals if self.pending_step is not None else None
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Run:
@@ -446,6 +490,10 @@ class Approval:
     prompt: str
     decided_by: str | None = None
     channel: str = ""
+    # In the pause's own words: approved, rejected, answered, chosen, retry, skip, fail, expired,
+    # cancelled ("" while pending, or from an older server).
+    decision: str = ""
+    approvals: Approvals = field(default_factory=Approvals)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -460,6 +508,8 @@ class Approval:
             prompt=data.get("prompt", ""),
             decided_by=data.get("decided_by"),
             channel=data.get("channel", "") or "",
+            decision=data.get("decision", "") or "",
+            approvals=Approvals.from_api(data.get("approvals")),
             raw=data,
         )
 

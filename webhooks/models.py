@@ -11,7 +11,8 @@ from runs.models import Run
 from tenants.models import Tenant
 
 # The contract's events (the run entering each status), then skill events (a replay saved by a
-# fallback locator; a run compiled into a skill version); an endpoint subscribes to some or all.
+# fallback locator; a run compiled into a skill version), then a pause that waited past its
+# escalate_after (approvals.rules); an endpoint subscribes to some or all.
 EVENT_TYPES = (
     "run.awaiting_approval",
     "run.resumed",
@@ -22,9 +23,10 @@ EVENT_TYPES = (
     "run.expired",
     "step.healed",
     "skill.compiled",
+    "approval.escalated",
 )
 # Events whose own data goes into the message too (``data.event``), beside the run.
-DETAILED_EVENTS = frozenset({"step.healed", "skill.compiled"})
+DETAILED_EVENTS = frozenset({"step.healed", "skill.compiled", "approval.escalated"})
 
 
 class Endpoint(models.Model):

@@ -3,7 +3,7 @@
 (function () {
   "use strict";
   var INBOX_EVENTS = ["run.awaiting_approval", "run.resumed", "run.rejected", "run.cancelled",
-    "run.expired", "run.failed", "run.completed", "approval.decided"];
+    "run.expired", "run.failed", "run.completed", "approval.decided", "approval.given"];
   // How often each kind of page fragment may refetch, in ms.
   var PACE = { "twin:inbox": 300, "twin:run": 1000 };
   var RUN_PACE = 150;

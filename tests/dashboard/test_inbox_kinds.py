@@ -94,7 +94,7 @@ def test_the_inbox_shows_each_kind_of_pause_with_its_own_controls(
     blocked.get_by_role("radio", name="Fail the run").check()
     ambiguity.get_by_role("radio").first.check()
     ambiguity.get_by_role("button", name="Choose and resume").click()
-    expect(page.locator("#notices")).to_contain_text("You decided: approved")
+    expect(page.locator("#notices")).to_contain_text("You decided: chose")
     expect(items).to_have_count(4, timeout=LIVE_TIMEOUT_MS)
     expect(blocked.get_by_role("radio", name="Fail the run")).to_be_checked()
     blocked.get_by_role("button", name="Go on").click()

@@ -58,5 +58,5 @@ def test_a_pause_arrives_without_reload_a_wrong_code_keeps_it_and_the_right_one_
     status = page.locator(".page-head .badge").first
     expect(status).to_have_text("completed", timeout=LIVE_TIMEOUT_MS)
     expect(page.locator(f"#step-{OTP_STEPS}")).to_contain_text("done")
-    expect(page.locator("table.pauses")).to_contain_text("Approved by alice")
+    expect(page.locator("table.pauses")).to_contain_text("Approved with an input by alice")
     assert site.count("otp_ok") == 1
