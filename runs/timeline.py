@@ -412,6 +412,10 @@ def _takeover_started(data: dict[str, Any], event: Event, ctx: Context) -> str:
     return f"{_who(event.actor)} took over the page"
 
 
+def _takeover_input(data: dict[str, Any], event: Event, ctx: Context) -> str:
+    return f"{_who(event.actor)} took over: {inputs_summary([data])}"
+
+
 def _takeover_ended(data: dict[str, Any], event: Event, ctx: Context) -> str:
     inputs = _int(data.get("inputs"))
     reason = quote(data.get("reason"), 60)
@@ -479,6 +483,7 @@ WORDS: dict[str, Words] = {
     "approval.locked": _locked,
     "approval.notified": _notified,
     "takeover.started": _takeover_started,
+    "takeover.input": _takeover_input,  # a lone one; timeline() groups consecutive ones
     "takeover.ended": _takeover_ended,
     "video.ready": _video_ready,
     "media.purged": _purged,
