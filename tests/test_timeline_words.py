@@ -201,7 +201,7 @@ def test_data_of_an_unexpected_shape_never_breaks_a_sentence() -> None:
 
 
 def test_take_over_inputs_are_counted_in_words() -> None:
-    inputs = [
+    inputs: list[dict[str, Any]] = [
         {"kind": "mouse.press", "button": "left", "clicks": 1},
         {"kind": "mouse.release"},
         {"kind": "text", "length": 6},
