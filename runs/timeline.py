@@ -271,7 +271,7 @@ def _step_finished(data: dict[str, Any], event: Event, ctx: Context) -> tuple[st
         why = " (rejected)" if data.get("rejected") else ""
         return f"{step} skipped{why}", ""
     if status == "queued":
-        return f"{step} will run again", ""
+        return f"{step} queued to go ahead", ""
     return f"{step} {status or 'changed'}".replace("_", " "), ""
 
 
@@ -541,7 +541,9 @@ def inputs_summary(datas: Iterable[dict[str, Any]]) -> str:
 
 def _detail(event: Event) -> Detail:
     data = public_data(event.data if isinstance(event.data, dict) else {})
-    text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False, default=str) if data else ""
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str) if data else ""
+    if len(text) > 100:  # more than a line: a key a line
+        text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False, default=str)
     if len(text) > DETAIL_CHARS:
         text = text[:DETAIL_CHARS] + "\n… (cut)"
     return Detail(type=event.type, at=event.at, data=text)
