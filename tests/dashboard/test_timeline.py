@@ -15,12 +15,13 @@ from tests.site.server import FixtureSite
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
 PROMPT = "Pay $42.00 <b>now</b>?"
+GATE = {"kind": "approval", "prompt": PROMPT}
 
 
 def pay(site: FixtureSite) -> list[dict[str, object]]:
     return [
         {"action": "goto", "url": site.url("/pay"), "label": "Open the payment page"},
-        {"action": "click", "selector": "#pay", "label": "Pay", "gate": {"kind": "approval", "prompt": PROMPT}},
+        {"action": "click", "selector": "#pay", "label": "Pay", "gate": GATE},
         {"action": "assert_text", "text": "Payment complete"},
     ]
 
