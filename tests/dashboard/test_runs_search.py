@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Dialog, Page, expect
 
 from approvals.models import Approval, ApprovalStatus
 from runs.models import Run, RunStatus
@@ -182,7 +182,12 @@ def test_a_hostile_or_huge_search_is_shown_as_text_and_cut_to_size(page: Page, a
     make_run(alice, "Pay the invoice")
     sign_in(page, alice)
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def refuse(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", refuse)
     hostile = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
     page.goto("/runs/")
     page.get_by_role("searchbox", name="Search").fill(hostile)
