@@ -173,8 +173,11 @@ def test_the_runs_list_filters_by_skill_and_by_what_a_run_paused_for(
     sign_in(phone, alice)
     phone.goto("/runs/?q=sign&trigger=mfa")
     expect(phone.locator("table.runs tbody tr")).to_have_count(2)
-    filters = phone.locator("#runs-filters")
-    assert phone.evaluate("e => e.getBoundingClientRect().right", filters.element_handle()) <= PHONE["width"]
+    # The filters fit the phone's width (a select's longest option does not widen the page).
+    widest = phone.evaluate(
+        "Math.max(...[...document.querySelectorAll('#runs-filters *')].map(e => e.getBoundingClientRect().right))"
+    )
+    assert widest <= PHONE["width"]
     shoot(phone, "runs-filters-phone")
 
 
