@@ -175,7 +175,8 @@ def test_the_runs_list_filters_by_skill_and_by_what_a_run_paused_for(
     expect(phone.locator("table.runs tbody tr")).to_have_count(2)
     # The filters fit the phone's width (a select's longest option does not widen the page).
     widest = phone.evaluate(
-        "Math.max(...[...document.querySelectorAll('#runs-filters *')].map(e => e.getBoundingClientRect().right))"
+        "Math.max(...[...document.querySelectorAll('#runs-filters *')]"
+        ".map(e => e.getBoundingClientRect().right))"
     )
     assert widest <= PHONE["width"]
     shoot(phone, "runs-filters-phone")
@@ -212,3 +213,15 @@ def test_a_tenant_with_no_runs_is_told_to_start_one(page: Page, olga: Person) ->
     expect(page.locator("td.empty")).to_have_text("No runs yet. Start one.")
     page.goto("/runs/?status=failed")  # no runs at all: filtering changes nothing to say
     expect(page.locator("td.empty")).to_have_text("No runs yet. Start one.")
+
+
+def test_the_skills_list_says_when_its_only_skills_are_hidden_as_archived(page: Page, alice: Person) -> None:
+    version = make_skill(alice, "old-report", "Old report")
+    Skill.objects.filter(pk=version.skill_id).update(archived_at=timezone.now())
+    sign_in(page, alice)
+    page.goto("/skills/")
+    empty = page.locator("td.empty")
+    expect(empty).to_contain_text("No active skills.")
+    empty.get_by_role("link", name="show archived skills").click()
+    expect(page.locator("table.skills tbody tr")).to_have_count(1)
+    expect(page.locator("table.skills")).to_contain_text("Old report")
