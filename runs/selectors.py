@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,20 +128,16 @@ def trigger_label(trigger: str) -> str:
     return f"paused for {what}" if what else ""
 
 
-def _id_prefix(text: str) -> str:
-    """The start of a run id as the database spells it (hyphenated), or "" if it cannot be one."""
+def _id_range(text: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """The ids that start with ``text`` (dashes or not) as a range of the primary key, or None.
+
+    A range, not ``LIKE 'prefix%'`` on the id cast to text: the key's index answers it, and it
+    means the same on PostgreSQL (uuid) and SQLite (32 hex characters).
+    """
     hexes = text.lower().replace("-", "")
     if not _ID_PREFIX.fullmatch(hexes):
-        return ""
-    cuts = (8, 12, 16, 20)
-    parts, start = [], 0
-    for cut in cuts:
-        if len(hexes) <= cut:
-            break
-        parts.append(hexes[start:cut])
-        start = cut
-    parts.append(hexes[start:])
-    return "-".join(parts)
+        return None
+    return uuid.UUID(hexes.ljust(32, "0")), uuid.UUID(hexes.ljust(32, "f"))
 
 
 def filter_runs(runs: QuerySet[Run], filters: RunFilters) -> QuerySet[Run]:
@@ -154,9 +151,9 @@ def filter_runs(runs: QuerySet[Run], filters: RunFilters) -> QuerySet[Run]:
         runs = runs.filter(status=filters.status)
     if filters.q:
         match = Q(goal__icontains=filters.q) | Q(url__icontains=filters.q)
-        prefix = _id_prefix(filters.q)
-        if prefix:
-            match |= Q(id__startswith=prefix)
+        ids = _id_range(filters.q)
+        if ids is not None:
+            match |= Q(id__range=ids)
         runs = runs.filter(match)
     if filters.skill:
         runs = runs.filter(skill_version__skill__slug=filters.skill)
