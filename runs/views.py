@@ -148,6 +148,7 @@ def _detail_context(request: HttpRequest, pk: str) -> dict[str, Any]:
         "approvals": approvals,
         "pending": pending,
         "summary": (run.plan or {}).get("summary", "") if run.planner == "model" else "",
+        "events_shown": EVENTS,
         # Newest first, in words (runs.timeline); take-over inputs grouped.
         "timeline": timeline(
             list(run.events.select_related("actor").order_by("-id")[:EVENTS]),

@@ -133,3 +133,30 @@ def test_a_blocked_step_that_was_failed_reads_as_failed_not_approved(
     assert not any("approved" in text for text in timeline_texts(page))
     expect(timeline).to_contain_text("Step 2 failed")
     expect(page.locator("ol.timeline li.tl-bad").filter(has_text=f"Failed: {error[:40]}")).to_have_count(1)
+
+
+def test_a_long_take_over_is_one_line_and_the_page_says_how_many_events_it_leaves_out(
+    page: Page, alice: Person
+) -> None:
+    run = Run.objects.create(
+        tenant=alice.tenant,
+        created_by=alice.user,
+        goal="Fix the address by hand",
+        url="https://shop.example/",
+        program=[{"action": "goto", "url": "https://shop.example/"}],
+        step_total=1,
+        current_step=1,
+        status="awaiting_approval",
+    )
+    for _ in range(210):
+        takeover_input(run_id=str(run.pk), user=alice.user, data={"kind": "key", "key": "(character)"})
+
+    sign_in(page, alice)
+    page.goto(f"/runs/{run.pk}/")
+    expect(page.locator("#events-h + .head-note")).to_contain_text("The latest 200 of 210 events are shown")
+    line = page.locator("ol.timeline li")
+    expect(line).to_have_count(1)
+    expect(line).to_contain_text("alice took over: typed 200 characters")
+    line.locator("summary").click()
+    expect(line.locator(".tl-event")).to_have_count(50)
+    expect(line).to_contain_text("and 150 more inputs")
