@@ -561,14 +561,32 @@ def as_event(row: Any) -> Event:
     )
 
 
+# A decision is recorded just after the transition it causes (in one transaction): it is read first.
+DECIDES = {"approval.decided"}
+CAUSED = {"run.resumed", "run.rejected"}
+
+
+def _decision_first(events: list[Event]) -> list[Event]:
+    """``events`` with each decision told before the resume or rejection it caused."""
+    newest_first = len(events) > 1 and (events[0].id or 0) > (events[-1].id or 0)
+    ordered = list(reversed(events)) if newest_first else list(events)
+    for i in range(len(ordered) - 1):
+        cause, decision = ordered[i], ordered[i + 1]
+        if cause.type in CAUSED and decision.type in DECIDES and cause.step_index == decision.step_index:
+            ordered[i], ordered[i + 1] = decision, cause
+    return list(reversed(ordered)) if newest_first else ordered
+
+
 def timeline(events: Sequence[Any], ctx: Context | None = None) -> list[Entry]:
-    """The entries for ``events`` (RunEvent rows or :class:`Event`), in the order given.
+    """The entries for ``events`` (RunEvent rows or :class:`Event`), in the order given
+    (oldest or newest first), a decision before the resume it caused.
 
     Consecutive ``takeover.input`` events of one person (in either order) become one entry.
     """
     ctx = ctx or Context()
     entries: list[Entry] = []
     group: list[Event] = []
+    events = _decision_first([row if isinstance(row, Event) else as_event(row) for row in events])
 
     def close_group() -> None:
         if not group:
@@ -591,8 +609,7 @@ def timeline(events: Sequence[Any], ctx: Context | None = None) -> list[Entry]:
         )
         group.clear()
 
-    for row in events:
-        event = row if isinstance(row, Event) else as_event(row)
+    for event in events:
         if event.type == "takeover.input":
             if group and group[0].actor != event.actor:
                 close_group()

@@ -254,3 +254,16 @@ def test_details_show_the_public_data_only_and_bounded() -> None:
     assert "10.0.0.1" not in data and "Firefox" not in data and '"seen"' not in data
     assert len(data) < 4100 and data.endswith("(cut)")
     assert entry.details[0].type == "approval.decided"
+
+
+def test_a_decision_is_told_before_the_resume_it_caused_in_either_order() -> None:
+    rows = [
+        event("run.awaiting_approval", {"trigger": "approval"}, n=0),
+        event("run.resumed", {"from": "awaiting_approval"}, actor="alice", n=1),
+        event("approval.decided", {"decision": "approve", "channel": "dashboard"}, actor="alice", n=2),
+        event("step.finished", {"status": "queued"}, n=3),
+    ]
+    oldest_first = [entry.type for entry in timeline(rows)]
+    assert oldest_first == ["run.awaiting_approval", "approval.decided", "run.resumed", "step.finished"]
+    newest_first = [entry.type for entry in timeline(list(reversed(rows)))]
+    assert newest_first == list(reversed(oldest_first))
