@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ParseError
 
 from approvals.models import ApprovalStatus
-from skills.selectors import save_label
+from skills.selectors import save_label, skills_for_tenant
 from tenants.models import Role
 from tenants.web import dashboard_view
 from twin_site.limits import PayloadTooLarge, load_json
@@ -25,10 +25,24 @@ from twin_site.limits import PayloadTooLarge, load_json
 from .cost import amount_label, run_cost, seconds_label
 from .media import chapters_response, poster_response, video_response
 from .models import RunStatus
-from .selectors import get_run_for_tenant, ready_recording, run_list_for_tenant
+from .selectors import (
+    MAX_QUERY,
+    PAUSE_TRIGGERS,
+    WAITING,
+    RunFilters,
+    clean_query,
+    filter_runs,
+    get_run_for_tenant,
+    ready_recording,
+    run_list_for_tenant,
+    runs_for_tenant_exist,
+    trigger_label,
+)
 from .services import ProgramInvalid, RunConflict, run_cancel, run_create
+from .timeline import context_for, timeline
 
 PAGE = 50
+EVENTS = 200  # the run page's timeline shows the latest this many events
 
 
 @dashboard_view
@@ -37,15 +51,41 @@ def home(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(reverse("inbox" if access.membership.allows(Role.APPROVER) else "runs"))
 
 
+def _list_filters(request: HttpRequest, skills: dict[str, str]) -> RunFilters:
+    """The runs list's filters from the address; anything that is not a valid value is ignored."""
+    status = request.GET.get("status", "")
+    skill = request.GET.get("skill", "")
+    trigger = request.GET.get("trigger", "")
+    return RunFilters(
+        q=clean_query(request.GET.get("q", "")),
+        status=status if status in RunStatus.values else "",
+        skill=skill if skill in skills else "",
+        trigger=trigger if trigger_label(trigger) else "",
+    )
+
+
+def _filters_said(filters: RunFilters, skills: dict[str, str]) -> str:
+    """An empty list's sentence: No runs match “invoice” with status failed, of skill Pay invoices."""
+    parts = []
+    if filters.status:
+        parts.append(f"with status {RunStatus(filters.status).label.lower()}")
+    if filters.skill:
+        parts.append(f"of skill {skills[filters.skill]}")
+    if filters.trigger:
+        parts.append(trigger_label(filters.trigger))
+    said = ", ".join(parts)
+    if filters.q:
+        return f"No runs match “{filters.q}”" + (f" {said}" if said else "")
+    return f"No runs {said}"
+
+
 @dashboard_view
 def run_list(request: HttpRequest) -> HttpResponse:
     access = request.access  # type: ignore[attr-defined]
-    runs = run_list_for_tenant(access.tenant)
-    status = request.GET.get("status", "")
-    if status in RunStatus.values:
-        runs = runs.filter(status=status)
-    else:
-        status = ""
+    tenant_skills = skills_for_tenant(access.tenant, archived=True).only("slug", "name")
+    skills = {skill.slug: skill.name for skill in tenant_skills}
+    filters = _list_filters(request, skills)
+    runs = filter_runs(run_list_for_tenant(access.tenant), filters)
     before = parse_datetime(request.GET.get("before", "") or "")
     before_id = request.GET.get("before_id", "")
     if before is not None and before_id:
@@ -54,19 +94,30 @@ def run_list(request: HttpRequest) -> HttpResponse:
     for run in page[:PAGE]:
         cost = run_cost(run)
         run.cost_label = amount_label(cost["amount"], cost["currency"])  # type: ignore[attr-defined]
+    query = filters.query()
+    # An empty page says why: no run at all yet, or none that matches these filters.
+    any_runs = bool(page) or (filters.active and runs_for_tenant_exist(access.tenant))
     context = {
         "runs": page[:PAGE],
         "next_cursor": page[PAGE - 1] if len(page) > PAGE else None,
-        "status": status,
+        "filters": filters,
+        "status": filters.status,
         "statuses": RunStatus.choices,
+        "skills": sorted(skills.items(), key=lambda pair: pair[1].lower()),
+        "triggers": [(key, label) for key, label in PAUSE_TRIGGERS.items()],
+        "waiting_prefix": WAITING,
+        "filters_said": _filters_said(filters, skills) if filters.active else "",
+        "any_runs": any_runs,
+        "filter_query": urlencode(query),
+        "max_query": MAX_QUERY,
         "paged": before is not None,
     }
     if not request.htmx:  # type: ignore[attr-defined]
         return render(request, "runs/list.html", context)
     response = render(request, "runs/list.html#list", context)
-    # The address shows the filter the list was rendered with, whichever request won the race
+    # The address shows the filters the list was rendered with, whichever request won the race
     # (a filter change, or a live refresh that replaced it in flight).
-    response["HX-Replace-Url"] = reverse("runs") + (f"?{urlencode({'status': status})}" if status else "")
+    response["HX-Replace-Url"] = reverse("runs") + (f"?{urlencode(query)}" if query else "")
     return response
 
 
@@ -98,7 +149,12 @@ def _detail_context(request: HttpRequest, pk: str) -> dict[str, Any]:
         "approvals": approvals,
         "pending": pending,
         "summary": (run.plan or {}).get("summary", "") if run.planner == "model" else "",
-        "events": list(run.events.select_related("actor").order_by("-id")[:200]),
+        "events_shown": EVENTS,
+        # Newest first, in words (runs.timeline); take-over inputs grouped.
+        "timeline": timeline(
+            list(run.events.select_related("actor").order_by("-id")[:EVENTS]),
+            context_for(run, steps, approvals),
+        ),
         "outputs": sorted(run.outputs.items()),
         # "Save as skill", or "Save the fix" for a replay a person repaired; "" when not completed.
         "save_label": save_label(run) if access.membership.allows(Role.OPERATOR) else "",
