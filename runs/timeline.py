@@ -376,11 +376,13 @@ def _given(data: dict[str, Any], event: Event, ctx: Context) -> tuple[str, str]:
 
 def _escalated(data: dict[str, Any], event: Event, ctx: Context) -> tuple[str, str]:
     text = f"No decision on {_step(event.step_index)} in time: escalated"
-    after = _int(data.get("after")) or _int(data.get("escalate_after")) or _int(data.get("seconds"))
+    after = _int(data.get("waited_s")) or _int(data.get("after")) or _int(data.get("escalate_after"))
     if after:
         text = f"No decision on {_step(event.step_index)} after {seconds_label(after)}: escalated"
-    to = data.get("to") or data.get("approvers") or data.get("group")
-    if isinstance(to, list) and to:
+    to = data.get("escalate_to") or data.get("to") or data.get("approvers")
+    if to == "role:approver":
+        text += " to every approver"
+    elif isinstance(to, list) and to:
         text += " to " + ", ".join(quote(name, 40) for name in to[:5]) + ("…" if len(to) > 5 else "")
     elif isinstance(to, str) and to:
         text += f" to {quote(to, 60)}"

@@ -148,6 +148,9 @@ def test_one_of_several_approvals_and_an_escalation_are_worded() -> None:
         "escalated to carol, erin"
     )
     assert said("approval.escalated", {}) == "No decision on step 3 in time: escalated"
+    # As approvals.services records it.
+    recorded = said("approval.escalated", {"waited_s": 120, "escalate_to": "role:approver"})
+    assert recorded == "No decision on step 3 after 2 min: escalated to every approver"
 
 
 def test_a_resume_says_how_the_page_came_back() -> None:
