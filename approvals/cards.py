@@ -54,7 +54,7 @@ def value_words(value: Any, *, trigger: str = "") -> str:
         return name(exprs[0])
     if exprs:
         # Mixed text and templates: the literal parts quoted, each template by its name.
-        shown = TEMPLATE_RE.sub(lambda m: "‹" + name(m.group(1).strip()) + "›", text)
+        shown = TEMPLATE_RE.sub(lambda m: "[" + name(m.group(1).strip()) + "]", text)
         return repr(_cut(shown))
     return repr(_cut(text))
 
@@ -138,6 +138,12 @@ def _number(value: Any) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def box_of_raw(raw: Any) -> bool:
+    """Whether a captured box is one (numbers, not empty)."""
+    keys = ("x", "y", "width", "height")
+    return isinstance(raw, dict) and all(_number(raw.get(key)) is not None for key in keys)
 
 
 def clip_box(raw: Any, width: float, height: float, number: int = 0) -> Box | None:
@@ -232,7 +238,7 @@ def _blocked_options(item: Any) -> list[Option]:
     index, count = item.step_index, item.step_count
     after = f"go on with step {index + 1}" if index < count else "finish the run"
     why = {
-        "retry": f"Do step {index} again on the page as it is now (fix the page first, e.g. in the live view).",
+        "retry": f"Do step {index} again on the page as it is now (fix the page first in the live view).",
         "skip": f"Leave step {index} undone and {after}.",
         "fail": "End the run now as failed; nothing more happens on the page.",
     }
@@ -281,7 +287,7 @@ def card_for(item: Any) -> Card:
         lead, action = "Submitting will", words
     elif item.kind == "choice":
         count = len(item.options or [])
-        if trigger == "ambiguity":
+        if item.cause == "ambiguity":
             title = "Ambiguity — which element?"
             lead = "Choosing will"
             role, name = _element(step or {}, element)
@@ -290,8 +296,15 @@ def card_for(item: Any) -> Card:
             action = f"Choose one of {count} {plural}, then {verb} the one you choose"
         else:
             title, lead, action = "Choice needed", "Choosing will", words
+        # An option is numbered when its element is outlined on the screenshot (same number).
+        raw = boxes.get("candidates") if isinstance(boxes.get("candidates"), list) else []
+        outlined = shot_of(boxes) if item.screenshot else None
         options = [
-            Option(str(option), _cut(option, 200), number=i if trigger == "ambiguity" else 0)
+            Option(
+                str(option),
+                _cut(option, 200),
+                number=i if outlined and i <= len(raw) and box_of_raw(raw[i - 1]) else 0,
+            )
             for i, option in enumerate(item.options or [], start=1)
         ]
     else:
