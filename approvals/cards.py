@@ -297,7 +297,8 @@ def card_for(item: Any) -> Card:
         else:
             title, lead, action = "Choice needed", "Choosing will", words
         # An option is numbered when its element is outlined on the screenshot (same number).
-        raw = boxes.get("candidates") if isinstance(boxes.get("candidates"), list) else []
+        found = boxes.get("candidates")
+        raw: list[Any] = found if isinstance(found, list) else []
         outlined = shot_of(boxes) if item.screenshot else None
         options = [
             Option(
