@@ -70,8 +70,6 @@ def _element(step: dict[str, Any], element: dict[str, Any] | None) -> tuple[str,
 def _target(step: dict[str, Any], role: str, name: str) -> str:
     if role or name:
         return action_words("click", role=role, name=name).removeprefix("Click ")
-    if step.get("label"):
-        return repr(_cut(step["label"]))
     selector = str(step.get("selector") or "")
     if TEMPLATE_RE.search(selector):
         return "the element " + value_words(selector)
@@ -112,9 +110,10 @@ def step_words(step: Any, *, element: dict[str, Any] | None = None, trigger: str
         words = "Finish the run"
     else:
         words = _cut(action, 30) or "(unknown step)"
-    label = str(step.get("label") or "")
-    if label and role == "" and name == "" and repr(_cut(label)) != what:
-        words += f" ({_cut(label)})"
+    label = _cut(step.get("label"))
+    if label and not (role or name) and label.lower() != words.lower():
+        # The program's own name for the step first; the element as the selector says.
+        words = f"{label}: {words[:1].lower()}{words[1:]}"
     return _cut(words, MAX_WORDS)
 
 
@@ -169,8 +168,10 @@ class Shot:
 
     @property
     def tag(self) -> int:
-        """A number tag's side: a fixed share of the picture, readable at the card's size."""
-        return max(16, round(self.width / 28))
+        """A number tag's side: about the height of the smallest outlined element, so that the tags
+        of elements in neighbouring rows do not cover each other, within a share of the picture."""
+        smallest = min((box.height for box in self.drawn), default=self.width / 48)
+        return round(max(14.0, min(smallest + 2, self.width / 48)))
 
     @property
     def tag_text_x(self) -> float:
@@ -207,10 +208,13 @@ def shot_of(boxes: Any) -> Shot | None:
         for number, candidate in enumerate(raw[:MAX_BOXES], start=1):
             box = clip_box(candidate, width, height, number)
             if box is not None:
-                tag = shot.tag
-                box.tag_x = round(min(box.x, width - tag), 1)
-                box.tag_y = round(box.y - tag if box.y >= tag else min(box.y, height - tag), 1)
                 shot.candidates.append(box)
+        # Each number beside its element: on the right, else on the left, level with its middle.
+        tag = shot.tag
+        for box in shot.drawn:
+            right = box.x + box.width + 2
+            box.tag_x = round(right if right + tag <= width else max(box.x - tag - 2, 0), 1)
+            box.tag_y = round(min(max(box.y + (box.height - tag) / 2, 0), height - tag), 1)
     return shot
 
 

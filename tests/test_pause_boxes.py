@@ -149,7 +149,7 @@ def test_values_read_as_names_never_as_what_they_resolve_to():
         == "Open shop.example/checkout"
     )
     secret = {"action": "fill", "selector": "#pin", "value": "{{secrets.PIN}}", "label": "PIN"}
-    assert step_words(secret) == "Type the secret PIN into 'PIN'"
+    assert step_words(secret) == "PIN: type the secret PIN into the element '#pin'"
     assert step_words({"action": "assert_text", "text": "Payment complete"}) == (
         "Check that the page shows 'Payment complete'"
     )
