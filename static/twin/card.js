@@ -4,8 +4,9 @@
 // Policy allows no style attribute). Delegated from the document: cards come and go with htmx.
 (function () {
   "use strict";
-  var LEVELS = ["fit", "z150", "z200", "z300"];
-  var NAMES = { fit: "Fit", z150: "150%", z200: "200%", z300: "300%" };
+  // "fit" shows the whole picture; the others are its own size (the page's CSS pixels) and more.
+  var LEVELS = ["fit", "z100", "z150", "z200"];
+  var NAMES = { z100: "100%", z150: "150%", z200: "200%" };
   var dialog = null;
   var opener = null;
   var level = 0;
@@ -24,9 +25,19 @@
     var stage = dialog.querySelector(".lightbox-stage");
     LEVELS.forEach(function (name) { stage.classList.remove("zoom-" + name); });
     stage.classList.add("zoom-" + LEVELS[level]);
-    dialog.querySelector(".lightbox-level").textContent = NAMES[LEVELS[level]];
+    var shown = NAMES[LEVELS[level]];
+    if (!shown) {
+      var img = stage.querySelector("img");
+      var natural = img ? Number(img.getAttribute("width")) || img.naturalWidth : 0;
+      shown = natural ? Math.round(100 * img.getBoundingClientRect().width / natural) + "%" : "";
+      shown = "Fit" + (shown ? " (" + shown + ")" : "");
+    }
+    dialog.querySelector(".lightbox-level").textContent = shown;
     dialog.querySelector(".zoom-out").disabled = level === 0;
+    dialog.querySelector(".zoom-fit").disabled = level === 0;
     dialog.querySelector(".zoom-in").disabled = level === LEVELS.length - 1;
+    // A button that just disabled itself would drop the focus out of the dialog.
+    if (document.activeElement && document.activeElement.disabled) { stage.focus(); }
   }
 
   function build() {
@@ -104,8 +115,9 @@
     dialog.querySelector(".lightbox-caption").textContent =
       (caption ? caption.textContent.replace(/\s+/g, " ").replace("Select the picture to enlarge it.", "").trim() + " " : "") +
       "Keys: + and − zoom, 0 fits, Esc closes.";
-    setLevel(0);
     dialog.showModal();
+    setLevel(0);
+    if (img && !img.complete) { img.addEventListener("load", function () { setLevel(level); }, { once: true }); }
     dialog.querySelector(".zoom-in").focus();
   }
 
