@@ -10,6 +10,8 @@ A step's value is never shown resolved: ``{{secrets.X}}`` reads "the secret X", 
 from __future__ import annotations
 
 import math
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -253,23 +255,40 @@ def _blocked_options(item: Any) -> list[Option]:
     ]
 
 
-def _program_slice(item: Any) -> list[Any]:
-    """The steps from the paused one to NEXT_STEPS after it (without loading a deferred program)."""
-    run = item.run
-    start = max(int(item.step_index) - 1, 0)
-    if "program" not in run.get_deferred_fields():
-        program = run.program if isinstance(run.program, list) else []
-        return list(program[start : start + NEXT_STEPS + 1])
+def with_card_steps(items: Iterable[Any]) -> None:
+    """Give each pause ``card_steps``: its step and up to NEXT_STEPS after it, from the program.
+
+    A list whose runs were loaded without their programs (the inbox defers them: kilobytes a run)
+    reads only those steps, one query per distinct step index among the items, not one a card.
+    """
     from runs.models import Run
 
+    waiting: dict[int, list[Any]] = defaultdict(list)
+    for item in items:
+        if hasattr(item, "card_steps"):
+            continue
+        start = max(int(item.step_index) - 1, 0)
+        if "program" not in item.run.get_deferred_fields():
+            program = item.run.program if isinstance(item.run.program, list) else []
+            item.card_steps = list(program[start : start + NEXT_STEPS + 1])
+        else:
+            waiting[start].append(item)
     names = [f"s{i}" for i in range(NEXT_STEPS + 1)]
-    row = (
-        Run.objects.filter(pk=run.pk)
-        .annotate(**{name: KeyTransform(str(start + i), "program") for i, name in enumerate(names)})
-        .values(*names)
-        .first()
-    ) or {}
-    return [row[name] for name in names if row.get(name) is not None]
+    for start, group in waiting.items():
+        rows = (
+            Run.objects.filter(pk__in={item.run_id for item in group})
+            .annotate(**{name: KeyTransform(str(start + i), "program") for i, name in enumerate(names)})
+            .values("pk", *names)
+        )
+        found = {row["pk"]: [row[name] for name in names if row[name] is not None] for row in rows}
+        for item in group:
+            item.card_steps = found.get(item.run_id, [])
+
+
+def _program_slice(item: Any) -> list[Any]:
+    if not hasattr(item, "card_steps"):
+        with_card_steps([item])
+    return list(item.card_steps)
 
 
 def card_for(item: Any) -> Card:

@@ -153,3 +153,37 @@ def test_values_read_as_names_never_as_what_they_resolve_to():
     assert step_words({"action": "assert_text", "text": "Payment complete"}) == (
         "Check that the page shows 'Payment complete'"
     )
+
+
+def test_a_list_of_cards_reads_only_the_steps_it_shows_in_few_queries(alice, django_assert_max_num_queries):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from approvals.cards import card_for, with_card_steps
+    from runs.models import Run
+
+    program = [{"action": "goto", "url": "https://shop.example/"}] + [
+        {"action": "click", "selector": f"#b{i}", "label": f"Button {i}"} for i in range(1, 40)
+    ]
+    for n in range(12):
+        run = Run.objects.create(tenant=alice.tenant, goal=f"run {n}", program=program, step_total=len(program))
+        Approval.objects.create(
+            tenant=alice.tenant,
+            run=run,
+            step_index=2 + n % 3,
+            step_count=len(program),
+            action="click",
+            trigger="approval",
+            kind="approval",
+            expires_at=timezone.now() + timedelta(hours=1),
+        )
+    items = list(Approval.objects.select_related("run").defer("run__program").order_by("created_at"))
+
+    with django_assert_max_num_queries(3):  # one a distinct step index, not one a card
+        with_card_steps(items)
+        cards = [card_for(item) for item in items]
+
+    assert cards[0].action == "Button 1: click the element '#b1'"
+    assert [n for n, _ in cards[0].next_steps] == [3, 4, 5]
+    assert cards[2].next_steps[-1] == (7, "Button 6: click the element '#b6'")
