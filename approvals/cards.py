@@ -61,9 +61,9 @@ def value_words(value: Any, *, trigger: str = "") -> str:
     return repr(_cut(text))
 
 
-def _element(step: dict[str, Any], element: dict[str, Any] | None) -> tuple[str, str]:
+def _element(step: dict[str, Any], *elements: Any) -> tuple[str, str]:
     """The role and accessible name of the step's element: seen at the pause, else recorded."""
-    for source in (element, step.get("locator")):
+    for source in (*elements, step.get("locator")):
         if isinstance(source, dict) and (source.get("name") or source.get("role")):
             return _cut(source.get("role"), 30), _cut(source.get("name"))
     return "", ""
@@ -75,15 +75,15 @@ def _target(step: dict[str, Any], role: str, name: str) -> str:
     selector = str(step.get("selector") or "")
     if TEMPLATE_RE.search(selector):
         return "the element " + value_words(selector)
-    return f"the element {_cut(selector)!r}" if selector else "the page"
+    return f"the element {_cut(selector)!r}" if selector else "an element"
 
 
-def step_words(step: Any, *, element: dict[str, Any] | None = None, trigger: str = "") -> str:
+def step_words(step: Any, *, element: Any = None, trigger: str = "", planned: Any = None) -> str:
     """One step as a person reads it: ``Click button 'Pay $42.00'``, ``Type the secret PIN into …``."""
     if not isinstance(step, dict):
         return "(unknown step)"
     action = str(step.get("action") or "")
-    role, name = _element(step, element)
+    role, name = _element(step, element, planned.get("element") if isinstance(planned, dict) else None)
     what = _target(step, role, name)
     if action == "goto":
         url = str(step.get("url") or "")
@@ -113,7 +113,12 @@ def step_words(step: Any, *, element: dict[str, Any] | None = None, trigger: str
     else:
         words = _cut(action, 30) or "(unknown step)"
     label = _cut(step.get("label"))
-    if label and not (role or name) and label.lower() != words.lower():
+    if (
+        label
+        and not (role or name)
+        and action not in {"ask", "plan", "done"}
+        and label.lower() != words.lower()
+    ):
         # The program's own name for the step first; the element as the selector says.
         words = f"{label}: {words[:1].lower()}{words[1:]}"
     return _cut(words, MAX_WORDS)
@@ -238,6 +243,7 @@ class Card:
     reject_why: str
     shot: Shot | None
     step: dict[str, Any] | None
+    repeats_prompt: bool = False  # the prompt says it already (a step the agent planned)
 
 
 def _blocked_options(item: Any) -> list[Option]:
@@ -293,11 +299,19 @@ def _program_slice(item: Any) -> list[Any]:
 
 def card_for(item: Any) -> Card:
     steps = _program_slice(item)
+
     step = steps[0] if steps and isinstance(steps[0], dict) else None
     boxes = item.boxes if isinstance(item.boxes, dict) else {}
     element = boxes.get("element") if isinstance(boxes.get("element"), dict) else None
     trigger = item.trigger
-    words = step_words(step, element=element, trigger=trigger) if step else _cut(item.prompt, MAX_WORDS)
+    from runs.templatetags.twin import planned_step
+
+    planned = planned_step(item)
+    words = (
+        step_words(step, element=element, trigger=trigger, planned=planned)
+        if step
+        else _cut(item.prompt, MAX_WORDS)
+    )
     options: list[Option] = []
     reject_why = "Reject: the step is not done and the run ends as rejected."
     if trigger == "blocked":
@@ -313,7 +327,7 @@ def card_for(item: Any) -> Card:
         if item.cause == "ambiguity":
             title = "Ambiguity — which element?"
             lead = "Choosing will"
-            role, name = _element(step or {}, element)
+            role, name = _element(step or {}, element, planned.get("element") if planned else None)
             plural = f"{role or 'element'}s" + (f" {name!r}" if name else "")
             verb = VERBS.get(str((step or {}).get("action")), "act on")
             action = f"Choose one of {count} {plural}, then {verb} the one you choose"
@@ -333,11 +347,13 @@ def card_for(item: Any) -> Card:
         ]
     else:
         title, lead, action = "Approval needed", "Approving will", words
-    next_steps = [
-        (item.step_index + offset, step_words(later))
-        for offset, later in enumerate(steps[1:], start=1)
-        if isinstance(later, dict)
-    ]
+    next_steps: list[tuple[int, str]] = []
+    for offset, later in enumerate(steps[1:], start=1):
+        if not isinstance(later, dict):
+            break
+        next_steps.append((item.step_index + offset, step_words(later)))
+        if later.get("action") in {"plan", "done"}:
+            break  # what the agent does after it is not known yet
     return Card(
         title=title,
         lead=lead,
@@ -345,6 +361,7 @@ def card_for(item: Any) -> Card:
         next_steps=next_steps,
         options=options,
         reject_why=reject_why,
+        repeats_prompt=bool(action) and str(item.prompt or "").lower().startswith(action.lower()),
         shot=shot_of(item.boxes) if item.screenshot else None,
         step=step,
     )

@@ -9,6 +9,7 @@
   var NAMES = { z100: "100%", z150: "150%", z200: "200%" };
   var dialog = null;
   var opener = null;
+  var openerCard = "";
   var level = 0;
 
   function button(text, label, onClick) {
@@ -89,7 +90,12 @@
       stage.textContent = "";
       var back = opener;
       opener = null;
-      if (back && document.contains(back)) { back.focus(); }
+      // A live refresh may have redrawn the card meanwhile: its new picture link takes the focus.
+      if (back && !document.contains(back) && openerCard) {
+        var card = document.getElementById(openerCard);
+        back = card && card.querySelector("a.shot-open");
+      }
+      if (back) { back.focus(); }
     });
     document.body.appendChild(dialog);
   }
@@ -98,6 +104,8 @@
     if (!dialog) { build(); }
     if (dialog.open) { dialog.close(); }
     opener = link;
+    var article = link.closest("article.item");
+    openerCard = article ? article.id : "";
     var figure = link.closest("figure");
     var frame = link.querySelector(".shot-frame");
     var stage = dialog.querySelector(".lightbox-stage");
