@@ -18,7 +18,7 @@ from typing import Any
 from django.db.models.fields.json import KeyTransform
 
 from engine.planner import action_words, page_place
-from runs.program import TEMPLATE_RE
+from runs.program import ELEMENT_ACTIONS, TEMPLATE_RE
 
 NEXT_STEPS = 3
 MAX_WORDS = 160  # one step in words
@@ -354,6 +354,11 @@ def card_for(item: Any) -> Card:
         next_steps.append((item.step_index + offset, step_words(later)))
         if later.get("action") in {"plan", "done"}:
             break  # what the agent does after it is not known yet
+    prompt = str(item.prompt or "").lower()
+    # The agent's prompt already says the action (in the same words, from the element it chose);
+    # when the program names no element at all the prompt says more than the card could.
+    unnamed = isinstance(step, dict) and not step.get("selector") and step.get("action") in ELEMENT_ACTIONS
+    repeats = bool(action) and (prompt.startswith(action.lower()) or (planned is not None and unnamed))
     return Card(
         title=title,
         lead=lead,
@@ -361,7 +366,7 @@ def card_for(item: Any) -> Card:
         next_steps=next_steps,
         options=options,
         reject_why=reject_why,
-        repeats_prompt=bool(action) and str(item.prompt or "").lower().startswith(action.lower()),
+        repeats_prompt=repeats,
         shot=shot_of(item.boxes) if item.screenshot else None,
         step=step,
     )
