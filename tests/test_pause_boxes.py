@@ -167,7 +167,9 @@ def test_a_list_of_cards_reads_only_the_steps_it_shows_in_few_queries(alice, dja
         {"action": "click", "selector": f"#b{i}", "label": f"Button {i}"} for i in range(1, 40)
     ]
     for n in range(12):
-        run = Run.objects.create(tenant=alice.tenant, goal=f"run {n}", program=program, step_total=len(program))
+        run = Run.objects.create(
+            tenant=alice.tenant, goal=f"run {n}", program=program, step_total=len(program)
+        )
         Approval.objects.create(
             tenant=alice.tenant,
             run=run,
