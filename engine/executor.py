@@ -997,6 +997,20 @@ class Execution(Planning):
             page_title = self.scrub(page.title())[:500]
             page_text = visible_text(self.scrub(page.evaluate(PAGE_TEXT_JS)))
             shot = page.screenshot(type="jpeg", quality=75, timeout=10_000)
+        boxes = None
+        with contextlib.suppress(Exception):
+            # Where the step's element (or each option's) is on that screenshot (engine.boxes).
+            from .boxes import capture_boxes
+
+            boxes = capture_boxes(
+                page,
+                step,
+                cause=pause.cause,
+                candidates=pause.candidates,
+                options=pause.options,
+                param=self.param_value,
+                scrub=self.scrub,
+            )
         self.checkpoint(run.checkpoint_step)
         self.stop_recording(final=shot)  # paused time is not recorded: the next segment starts at the resume
         approval_id = uuid.uuid4()
@@ -1027,6 +1041,7 @@ class Execution(Planning):
                 screenshot=screenshot_path,
                 screenshot_sha256=hashlib.sha256(shot).hexdigest() if shot else "",
                 page_state=page_state,
+                boxes=boxes,
                 expires_at=timezone.now() + timedelta(seconds=pause.expires_in),
                 **rule_for(run, step, pause),  # who decides, how many approvals, escalation
             )

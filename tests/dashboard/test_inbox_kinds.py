@@ -56,7 +56,7 @@ def test_the_inbox_shows_each_kind_of_pause_with_its_own_controls(
     expect(ambiguity.locator(".badge.trigger")).to_have_text("Ambiguity")
     expect(ambiguity.get_by_role("radio")).to_have_count(2)
     blocked = items.filter(has_text="Submit the flaky form")
-    expect(blocked.locator(".badge.trigger")).to_have_text("Blocked")
+    expect(blocked.locator(".badge.trigger")).to_have_text("Blocked — needs a decision")
     for option in ("Retry the step", "Skip the step", "Fail the run"):
         expect(blocked.get_by_role("radio", name=option)).to_be_visible()
     choice = items.filter(has_text="Choose the paying account")
