@@ -85,7 +85,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='approval',
             name='decision',
-            field=models.CharField(blank=True, choices=[('approved', 'Approved'), ('rejected', 'Rejected'), ('answered', 'Answered (an input was given)'), ('chosen', 'Chose an option'), ('retry', 'Retry the step'), ('skip', 'Skip the step'), ('fail', 'Fail the run'), ('expired', 'Expired'), ('cancelled', 'Cancelled')], max_length=16),
+            field=models.CharField(blank=True, choices=[('approved', 'Approved'), ('rejected', 'Rejected'), ('answered', 'Approved with an input'), ('chosen', 'Chose an option'), ('retry', 'Retry the step'), ('skip', 'Skip the step'), ('fail', 'Fail the run'), ('expired', 'Expired'), ('cancelled', 'Cancelled')], max_length=16),
         ),
         migrations.AddField(
             model_name='approval',
