@@ -146,6 +146,8 @@
   function restoreFocus() {
     var back = returnTo;
     returnTo = null;
+    // A live refresh may have redrawn it meanwhile: the element of the same id, then.
+    if (back && !document.contains(back) && back.id) back = document.getElementById(back.id);
     if (back && document.contains(back) && back !== document.body) back.focus();
   }
 
@@ -258,8 +260,13 @@
   document.addEventListener("keydown", function (event) {
     if (!document.getElementById("inbox-list")) return;
     if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
-    if (document.querySelector("dialog[open]") || typing(event.target)) return;
+    if (document.querySelector("dialog[open]")) return;
     var card = currentCard();
+    if (typing(event.target)) {
+      // Esc leaves a card's field for the card, where the keys work again.
+      if (event.key === "Escape" && card) { focusCard(card); event.preventDefault(); }
+      return;
+    }
     switch (event.key) {
       case "j": move(1); break;
       case "k": move(-1); break;
