@@ -346,7 +346,7 @@
       screen.scrollTop = midY * canvas.clientHeight - screen.clientHeight / 2;
       zoomOut.disabled = fit.disabled = at === 0;
       zoomIn.disabled = at === ZOOMS.length - 1;
-      if (level) level.textContent = at === 0 ? "Fit" : Math.round(Number(ZOOMS[at]) * 100) + "%";
+      if (level) level.textContent = at === 0 ? "" : Math.round(Number(ZOOMS[at]) * 100) + "%";
     }
     function current() { return Math.max(0, ZOOMS.indexOf(screen.dataset.zoom || "1")); }
     zoomIn.addEventListener("click", function () { set(current() + 1); });

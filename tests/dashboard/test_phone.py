@@ -38,7 +38,7 @@ def a_tenant_with_something_on_every_page(alice: Person, site: FixtureSite) -> d
     add_version(skill, changed_steps=[2])
     finished_run(first, seconds=3, user=alice.user)
     endpoint, _ = endpoint_create(
-        tenant=alice.tenant, url="https://hooks.example.com/twin/a-rather-long-path/for-the-receiver", events=[]
+        tenant=alice.tenant, url="http://127.0.0.1:9/twin/a-rather-long-path/for-the-receiver/that-never-answers", events=[]
     )
     now = timezone.now()
     for n, status in enumerate([DeliveryStatus.DELIVERED, DeliveryStatus.FAILED], start=1):
@@ -197,9 +197,8 @@ def test_tables_become_cards_with_every_cell_labelled_on_a_phone(
         assert fits(page), f"{path}: {wider_than_the_screen(page)}"
     page.goto("/runs/")
     row = page.locator("table.runs tbody tr").first
-    assert row.evaluate("el => getComputedStyle(el).display") == "block"
-    label = row.locator("td").first.evaluate("el => getComputedStyle(el, '::before').content")
-    assert label == '"Status"'
+    expect(row).to_have_css("display", "block")  # a card, not a table row
+    wait_js(page, "getComputedStyle(document.querySelector('table.runs tbody td'), '::before').content === '\"Status\"'")
 
 
 def test_the_live_view_fits_a_phone_and_zooms_with_buttons(
@@ -228,6 +227,6 @@ def test_the_live_view_fits_a_phone_and_zooms_with_buttons(
     page.get_by_role("button", name="Zoom out").click()
     expect(page.locator("#live-zoom-level")).to_have_text("150%")
     page.get_by_role("button", name="Fit").click()
-    expect(page.locator("#live-zoom-level")).to_have_text("Fit")
+    expect(page.locator("#live-zoom-level")).to_have_text("")
     assert abs(canvas.bounding_box()["width"] - fit_width) < 1  # type: ignore[index]
     expect(page.get_by_role("button", name="Zoom out")).to_be_disabled()
