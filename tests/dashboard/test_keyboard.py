@@ -18,14 +18,16 @@ def focused(page: Page) -> str:
     """The id of the element with the focus ("" for <body>), or its tag and text."""
     return str(
         page.evaluate(
-            "() => { const el = document.activeElement;"
-            " return !el || el === document.body ? '' : (el.id || el.tagName + ':' + el.textContent.trim()); }"
+            "() => { const el = document.activeElement; return !el || el === document.body ? ''"
+            " : (el.id || el.tagName + ':' + el.textContent.trim()); }"
         )
     )
 
 
 def card_ids(page: Page) -> list[str]:
-    return [str(i) for i in page.locator("#inbox-list article.item").evaluate_all("els => els.map(e => e.id)")]
+    return [
+        str(i) for i in page.locator("#inbox-list article.item").evaluate_all("els => els.map(e => e.id)")
+    ]
 
 
 def wait_for_pauses(alice: Person, runs: list[dict[str, object]]) -> None:

@@ -1,5 +1,5 @@
-"""The dashboard on a phone (390 × 844): a one-row menu, tables as labelled cards, nothing wider
-than the screen, a live view that fits and zooms; and every page at 1366 × 900 as well."""
+"""The dashboard on a phone (390 by 844): a one-row menu, tables as labelled cards, nothing wider
+than the screen, a live view that fits and zooms; and every page at 1366 by 900 as well."""
 
 from __future__ import annotations
 
@@ -20,25 +20,39 @@ from webhooks.services import endpoint_create
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
 # Tables shown as cards on a phone: every cell names its column.
-CARD_TABLES = "table.runs, table.endpoints, table.deliveries, table.skills, table.params, table.pauses, table.attempts"
+CARD_TABLES = (
+    "table.runs, table.endpoints, table.deliveries, table.skills, table.params, table.pauses, table.attempts"
+)
 
 
 def a_tenant_with_something_on_every_page(alice: Person, site: FixtureSite) -> dict[str, str]:
     """A paused run, a finished one with its video, a skill with two versions, a webhook with messages."""
     done = alice.start_run(
         [
-            {"action": "goto", "url": site.url("/pay"), "label": "Open the payment page of the supplier portal"},
-            {"action": "assert_text", "text": "Confirm payment", "label": "Check that the page asks to confirm"},
+            {
+                "action": "goto",
+                "url": site.url("/pay"),
+                "label": "Open the payment page of the supplier portal",
+            },
+            {
+                "action": "assert_text",
+                "text": "Confirm payment",
+                "label": "Check that the page asks to confirm",
+            },
         ],
         goal="Check the payment page of a supplier with a rather long name, for the monthly report",
     )
-    paused = alice.start_run(pay_with_approval(site), goal="Pay the supplier $42.00 for the invoice of November")
+    paused = alice.start_run(
+        pay_with_approval(site), goal="Pay the supplier $42.00 for the invoice of November"
+    )
     skill = make_skill(alice.tenant, user=alice.user)
     first = add_version(skill)
     add_version(skill, changed_steps=[2])
     finished_run(first, seconds=3, user=alice.user)
     endpoint, _ = endpoint_create(
-        tenant=alice.tenant, url="http://127.0.0.1:9/twin/a-rather-long-path/for-the-receiver/that-never-answers", events=[]
+        tenant=alice.tenant,
+        url="http://127.0.0.1:9/twin/a-rather-long-path/for-the-receiver/that-never-answers",
+        events=[],
     )
     now = timezone.now()
     for n, status in enumerate([DeliveryStatus.DELIVERED, DeliveryStatus.FAILED], start=1):
@@ -57,13 +71,18 @@ def a_tenant_with_something_on_every_page(alice: Person, site: FixtureSite) -> d
                 started_at=now - timedelta(minutes=number),
                 duration_ms=120 * number,
                 status_code=200 if status == DeliveryStatus.DELIVERED else 502,
-                response_excerpt='{"ok": true, "note": "a response body long enough to wrap on a phone screen"}',
+                response_excerpt='{"ok": true, "note": "a body long enough to wrap on a phone screen"}',
                 error="" if status == DeliveryStatus.DELIVERED else "bad gateway",
                 ok=status == DeliveryStatus.DELIVERED,
             )
     assert alice.run(str(paused["id"]), wait=25)["status"] == "awaiting_approval"
     assert alice.run(str(done["id"]), wait=25)["status"] == "completed"
-    return {"paused": str(paused["id"]), "done": str(done["id"]), "webhook": str(endpoint.pk), "skill": skill.slug}
+    return {
+        "paused": str(paused["id"]),
+        "done": str(done["id"]),
+        "webhook": str(endpoint.pk),
+        "skill": skill.slug,
+    }
 
 
 def every_page(ids: dict[str, str]) -> list[tuple[str, str]]:
@@ -109,7 +128,8 @@ def wider_than_the_screen(page: Page) -> list[str]:
             """() => Array.from(document.querySelectorAll('body *'))
               .filter(el => el.getBoundingClientRect().right > window.innerWidth + 0.5)
               .filter(el => !el.closest('dialog:not([open]), .visually-hidden, .skip, thead'))
-              .slice(0, 8).map(el => el.tagName + '.' + el.className + ' ' + Math.round(el.getBoundingClientRect().right))"""
+              .slice(0, 8)
+              .map(el => `${el.tagName}.${el.className} ${Math.round(el.getBoundingClientRect().right)}`)"""
         )
     )
 
@@ -182,8 +202,14 @@ def test_tables_become_cards_with_every_cell_labelled_on_a_phone(
     ids = a_tenant_with_something_on_every_page(alice, site)
     page = new_context(viewport=PHONE, is_mobile=True, has_touch=True).new_page()
     sign_in_on(page, alice, "phone")
-    for path in ("/runs/", f"/runs/{ids['paused']}/", "/webhooks/", f"/webhooks/{ids['webhook']}/", "/skills/",
-                 f"/skills/{ids['skill']}/"):
+    for path in (
+        "/runs/",
+        f"/runs/{ids['paused']}/",
+        "/webhooks/",
+        f"/webhooks/{ids['webhook']}/",
+        "/skills/",
+        f"/skills/{ids['skill']}/",
+    ):
         page.goto(path)
         cells = page.locator(f":is({CARD_TABLES}) td:not(.empty)")
         assert cells.count() > 0, path
@@ -193,12 +219,21 @@ def test_tables_become_cards_with_every_cell_labelled_on_a_phone(
                  .map(td => td.textContent.trim().slice(0, 40))"""
         )
         assert unlabelled == [], f"{path}: {unlabelled}"
-        assert page.locator(f":is({CARD_TABLES}) thead").first.evaluate("el => el.getBoundingClientRect().height") <= 1
+        assert (
+            page.locator(f":is({CARD_TABLES}) thead").first.evaluate(
+                "el => el.getBoundingClientRect().height"
+            )
+            <= 1
+        )
         assert fits(page), f"{path}: {wider_than_the_screen(page)}"
     page.goto("/runs/")
     row = page.locator("table.runs tbody tr").first
     expect(row).to_have_css("display", "block")  # a card, not a table row
-    wait_js(page, "getComputedStyle(document.querySelector('table.runs tbody td'), '::before').content === '\"Status\"'")
+    wait_js(
+        page,
+        "getComputedStyle(document.querySelector('table.runs tbody td'), '::before').content"
+        " === '\"Status\"'",
+    )
 
 
 def test_the_live_view_fits_a_phone_and_zooms_with_buttons(
