@@ -108,9 +108,9 @@
     var near = neighbours(card);
     refreshing = { id: card.id, after: near.after, before: near.before, inInbox: true, failed: false };
   });
-  document.addEventListener("htmx:afterSettle", function (event) {
-    var target = event.detail && event.detail.target;
-    if (!refreshing || !target || (target.id !== "inbox-list" && !target.closest("#inbox-list"))) return;
+  // afterSwap, not afterSettle: it runs in the same task as the swap, so nothing sees the gap.
+  document.addEventListener("htmx:afterSwap", function () {
+    if (!refreshing) return;
     var record = refreshing;
     refreshing = null;
     if (document.activeElement && document.activeElement !== document.body) return; // htmx kept it

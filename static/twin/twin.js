@@ -100,6 +100,12 @@
       var p = document.createElement("p");
       p.className = "notice notice-error";
       p.textContent = text;
+      var dismiss = document.createElement("button");
+      dismiss.type = "button";
+      dismiss.className = "dismiss";
+      dismiss.setAttribute("aria-label", "Dismiss");
+      dismiss.textContent = "×";
+      p.appendChild(dismiss);
       notices.insertBefore(p, notices.firstChild);
       setTimeout(function () { p.remove(); }, 8000);
     }
