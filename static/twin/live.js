@@ -338,12 +338,13 @@
     function set(index) {
       var at = Math.max(0, Math.min(ZOOMS.length - 1, index));
       var canvas = document.getElementById("live-canvas");
-      // Keep the middle of what was shown in the middle.
-      var midX = (screen.scrollLeft + screen.clientWidth / 2) / Math.max(1, canvas.clientWidth);
-      var midY = (screen.scrollTop + screen.clientHeight / 2) / Math.max(1, canvas.clientHeight);
+      // Keep the corner of what was shown where it was (from "fit": the page's top left, where
+      // its content starts).
+      var x = screen.scrollLeft / Math.max(1, canvas.clientWidth);
+      var y = screen.scrollTop / Math.max(1, canvas.clientHeight);
       screen.dataset.zoom = ZOOMS[at];
-      screen.scrollLeft = midX * canvas.clientWidth - screen.clientWidth / 2;
-      screen.scrollTop = midY * canvas.clientHeight - screen.clientHeight / 2;
+      screen.scrollLeft = x * canvas.clientWidth;
+      screen.scrollTop = y * canvas.clientHeight;
       zoomOut.disabled = fit.disabled = at === 0;
       zoomIn.disabled = at === ZOOMS.length - 1;
       if (level) level.textContent = at === 0 ? "" : Math.round(Number(ZOOMS[at]) * 100) + "%";
