@@ -105,18 +105,6 @@ def every_page(ids: dict[str, str]) -> list[tuple[str, str]]:
     ]
 
 
-def sign_in_on(page: Page, who: Person, size: str) -> None:
-    """Sign in; on a phone "Sign out" waits behind the Menu button."""
-    if size != "phone":
-        sign_in(page, who)
-        return
-    page.goto("/login/")
-    page.get_by_label("Username").fill(who.username)
-    page.get_by_label("Password").fill(who.password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
-
-
 def fits(page: Page) -> bool:
     return bool(page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"))
 
@@ -145,7 +133,7 @@ def test_every_page_fits_a_phone_and_a_laptop_and_is_photographed(
         assert fits(page), wider_than_the_screen(page)
         (SCREENSHOTS / size).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / size / "login.png"), full_page=True)
-        sign_in_on(page, alice, size)
+        sign_in(page, alice)
         for name, path in every_page(ids):
             page.goto(path)
             page.wait_for_load_state("load")
@@ -163,7 +151,7 @@ def test_the_phone_menu_is_one_row_keeps_the_pending_count_and_unfolds_the_links
     run = alice.start_run(pay_with_approval(site), goal="Pay the supplier")
     assert alice.run(str(run["id"]), wait=25)["status"] == "awaiting_approval"
     page = new_context(viewport=PHONE, is_mobile=True, has_touch=True).new_page()
-    sign_in_on(page, alice, "phone")
+    sign_in(page, alice)
 
     header = page.locator("header.nav")
     assert header.bounding_box()["height"] < 60  # type: ignore[index]  # one row, not ~170 px
@@ -191,7 +179,7 @@ def test_the_phone_menu_is_one_row_keeps_the_pending_count_and_unfolds_the_links
 
     # Without JavaScript there is no Menu button: every link stays shown.
     plain = new_context(viewport=PHONE, java_script_enabled=False).new_page()
-    sign_in_on(plain, alice, "phone")
+    sign_in(plain, alice)
     expect(plain.get_by_role("button", name="Menu")).to_be_hidden()
     expect(plain.get_by_role("navigation", name="Main").get_by_role("link", name="Runs")).to_be_visible()
 
@@ -201,7 +189,7 @@ def test_tables_become_cards_with_every_cell_labelled_on_a_phone(
 ) -> None:
     ids = a_tenant_with_something_on_every_page(alice, site)
     page = new_context(viewport=PHONE, is_mobile=True, has_touch=True).new_page()
-    sign_in_on(page, alice, "phone")
+    sign_in(page, alice)
     for path in (
         "/runs/",
         f"/runs/{ids['paused']}/",
@@ -242,7 +230,7 @@ def test_the_live_view_fits_a_phone_and_zooms_with_buttons(
     run = alice.start_run(pay_with_approval(site), goal="Pay the supplier")
     assert alice.run(str(run["id"]), wait=25)["status"] == "awaiting_approval"
     page = new_context(viewport=PHONE, is_mobile=True, has_touch=True).new_page()
-    sign_in_on(page, alice, "phone")
+    sign_in(page, alice)
     page.goto(f"/runs/{run['id']}/live")
     wait_js(page, "window.twinLive && window.twinLive.frames > 0")
     canvas = page.locator("#live-canvas")
