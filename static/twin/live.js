@@ -326,7 +326,37 @@
     });
   };
 
+  // Zoom levels of the canvas (CSS keys on data-zoom: no inline styles under the page's CSP).
+  var ZOOMS = ["1", "1.5", "2", "3"];
+  function bindZoom() {
+    var screen = document.getElementById("live-screen");
+    var zoomIn = document.getElementById("live-zoom-in");
+    var zoomOut = document.getElementById("live-zoom-out");
+    var fit = document.getElementById("live-zoom-fit");
+    var level = document.getElementById("live-zoom-level");
+    if (!screen || !zoomIn || !zoomOut || !fit) return;
+    function set(index) {
+      var at = Math.max(0, Math.min(ZOOMS.length - 1, index));
+      var canvas = document.getElementById("live-canvas");
+      // Keep the corner of what was shown where it was (from "fit": the page's top left, where
+      // its content starts).
+      var x = screen.scrollLeft / Math.max(1, canvas.clientWidth);
+      var y = screen.scrollTop / Math.max(1, canvas.clientHeight);
+      screen.dataset.zoom = ZOOMS[at];
+      screen.scrollLeft = x * canvas.clientWidth;
+      screen.scrollTop = y * canvas.clientHeight;
+      zoomOut.disabled = fit.disabled = at === 0;
+      zoomIn.disabled = at === ZOOMS.length - 1;
+      if (level) level.textContent = at === 0 ? "" : Math.round(Number(ZOOMS[at]) * 100) + "%";
+    }
+    function current() { return Math.max(0, ZOOMS.indexOf(screen.dataset.zoom || "1")); }
+    zoomIn.addEventListener("click", function () { set(current() + 1); });
+    zoomOut.addEventListener("click", function () { set(current() - 1); });
+    fit.addEventListener("click", function () { set(0); });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    bindZoom();
     var root = document.getElementById("live");
     if (root && root.dataset.liveUrl) new LiveView(root);
   });

@@ -100,6 +100,12 @@
       var p = document.createElement("p");
       p.className = "notice notice-error";
       p.textContent = text;
+      var dismiss = document.createElement("button");
+      dismiss.type = "button";
+      dismiss.className = "dismiss";
+      dismiss.setAttribute("aria-label", "Dismiss");
+      dismiss.textContent = "×";
+      p.appendChild(dismiss);
       notices.insertBefore(p, notices.firstChild);
       setTimeout(function () { p.remove(); }, 8000);
     }
@@ -112,9 +118,56 @@
       notify("The server could not be reached. Check your connection and try again.");
     });
     // A notice's dismiss button (no inline onclick: the Content Security Policy refuses it).
+    // The focus goes to the next notice's button, or back to the page, rather than to <body>.
     body.addEventListener("click", function (event) {
       var button = event.target.closest(".notice .dismiss");
-      if (button) button.parentElement.remove();
+      if (!button) return;
+      var notice = button.parentElement;
+      var hadFocus = document.activeElement === button;
+      var next = notice.nextElementSibling || notice.previousElementSibling;
+      notice.remove();
+      if (!hadFocus) return;
+      var nextButton = next && next.querySelector(".dismiss");
+      if (nextButton) nextButton.focus(); else document.getElementById("main").focus();
     });
+
+    // A new notice replaces the older ones about the same run (a "still waiting" error must not
+    // outlive the accepted code): the key is data-key, else the run the notice links to, else its text.
+    function noticeKey(notice) {
+      if (notice.dataset.key) return notice.dataset.key;
+      var link = notice.querySelector('a[href*="/runs/"]');
+      var match = link && /\/runs\/([^/]+)\//.exec(link.getAttribute("href"));
+      return match ? "run:" + match[1] : "text:" + notice.textContent.trim();
+    }
+    var notices = document.getElementById("notices");
+    if (notices) {
+      new MutationObserver(function (changes) {
+        changes.forEach(function (change) {
+          Array.prototype.forEach.call(change.addedNodes, function (added) {
+            if (!(added instanceof HTMLElement) || !added.classList.contains("notice") || !added.parentNode) return;
+            var key = noticeKey(added);
+            Array.prototype.forEach.call(notices.querySelectorAll(".notice"), function (other) {
+              if (other !== added && noticeKey(other) === key) other.remove();
+            });
+          });
+        });
+      }).observe(notices, { childList: true });
+    }
+
+    // The phone's navigation: one row (brand, inbox count, Menu); the button unfolds the rest.
+    var nav = document.getElementById("nav");
+    var menu = document.getElementById("nav-menu");
+    if (nav && menu) {
+      menu.hidden = false;
+      nav.classList.add("foldable");
+      var setOpen = function (open) {
+        nav.classList.toggle("open", open);
+        menu.setAttribute("aria-expanded", open ? "true" : "false");
+      };
+      menu.addEventListener("click", function () { setOpen(!nav.classList.contains("open")); });
+      nav.addEventListener("keydown", function (event) {
+        if (event.key === "Escape" && nav.classList.contains("open")) { setOpen(false); menu.focus(); }
+      });
+    }
   });
 })();

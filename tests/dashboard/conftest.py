@@ -237,7 +237,8 @@ def sign_in(page: Page, who: Person, *, next_path: str = "") -> None:
     page.get_by_label("Username").fill(who.username)
     page.get_by_label("Password").fill(who.password)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    # Attached, not visible: on a phone "Sign out" waits behind the navigation's Menu button.
+    expect(page.get_by_role("button", name="Sign out", include_hidden=True)).to_be_attached()
 
 
 def wait_live(page: Page) -> None:
