@@ -148,7 +148,10 @@
     returnTo = null;
     // A live refresh may have redrawn it meanwhile: the element of the same id, then.
     if (back && !document.contains(back) && back.id) back = document.getElementById(back.id);
-    if (back && document.contains(back) && back !== document.body) back.focus();
+    if (!back || !document.contains(back) || back === document.body) return;
+    // A redrawn card has lost the tabindex the script gave it: without it, focus() does nothing.
+    if (back.matches && back.matches(CARD)) focusable(back);
+    back.focus();
   }
 
   // confirm({title, text, yes, no, reason}, onYes): onYes(reasonText) after "yes"; focus returns.
