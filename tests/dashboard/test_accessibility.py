@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Browser, Page, Playwright, ViewportSize, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
@@ -102,6 +103,8 @@ def world(
         olga = _person("acme", "olga", Role.OPERATOR, daphne.url)
         _person("acme", "bob", Role.VIEWER, daphne.url)
         _person("globex", "carol", Role.APPROVER, daphne.url)  # a tenant with nothing in it
+        tess = _person("acme", "tess", Role.VIEWER, daphne.url)  # signs in with a code as well
+        TOTPDevice.objects.create(user=tess.user, name="authenticator app", confirmed=True)
         get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
         w.tenant_id = alice.tenant.pk
         endpoint, _ = endpoint_create(
@@ -167,6 +170,14 @@ def _open_first_details(page: Page) -> None:
     page.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
 
 
+def _password_of_tess(page: Page) -> None:
+    """The password step of someone with an authenticator app: the page that asks for its code."""
+    page.get_by_label("Username").fill("tess")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/login/code/"))
+
+
 PAGES = [
     # the dashboard
     Check("sign-in", "anonymous", lambda w: "/login/"),
@@ -190,6 +201,7 @@ PAGES = [
     Check("webhook-detail", "olga", lambda w: f"/webhooks/{w.endpoint}/"),
     Check("webhook-delete", "olga", lambda w: f"/webhooks/{w.endpoint}/delete"),
     Check("decision-link", "alice", lambda w: w.decision_link),
+    Check("two-factor-code", "anonymous", lambda w: "/login/", then=_password_of_tess),
     Check("two-factor-setup", "alice", lambda w: "/account/two-factor/"),
     Check("forbidden", "bob", lambda w: "/runs/new", status=403),
     Check("not-found", "alice", lambda w: f"/runs/{uuid.uuid4()}/", status=404),
