@@ -3,9 +3,10 @@ violation anywhere (moderate and minor ones are printed).
 
 One world is built for the whole module (a run paused for each kind, a completed run with its
 video, a skill, a webhook endpoint, an empty tenant) and each page is then only opened and
-checked, so that sixty-odd checks take a couple of minutes instead of building the same runs
-sixty times. To check a new page add one ``Check`` to ``PAGES``: its name, who looks at it, and
-the address (a function of the world); ``then`` does what a person does before looking
+checked, so that seventy-odd checks take minutes instead of building the same runs seventy
+times. To check a new page add one ``Check`` to ``PAGES``: its name, who looks at it (a key of
+``World.states``), the address (a function of the world) and a text the page shows (so that a
+redirect or an error page cannot pass for it); ``then`` does what a person does before looking
 (open a menu, a dialog) when the page's first state is not the whole story.
 """
 
@@ -45,10 +46,38 @@ from tests.site.server import FixtureSite
 from tests.skill_factories import add_version, make_skill
 from webhooks.services import endpoint_create
 
+# The checks only read what ``world`` committed. The mark tells pytest-django that they need the
+# test database (it creates it only for tests that say so); they are transactional so that no
+# transaction of this process holds SQLite's write lock while the server and the worker write;
+# and ``available_apps`` names an app without tables, so that the flush after each check empties
+# nothing: the world lasts for the module, and its fixture flushes it at the end.
+pytestmark = pytest.mark.django_db(transaction=True, available_apps=["django.contrib.staticfiles"])
+
 VIEWPORTS: dict[str, ViewportSize] = {
     "desktop": {"width": 1366, "height": 900},
     "phone": {"width": 390, "height": 844},
 }
+
+
+def test_axe_runs_under_the_dashboards_policy_and_finds_a_nameless_button(
+    browser: Browser, daphne: LiveServer
+) -> None:
+    """The harness itself: a check that cannot fail would prove nothing."""
+    context = browser.new_context(base_url=daphne.url)
+    try:
+        page = context.new_page()
+        response = page.goto("/login/")
+        assert response is not None
+        assert "script-src" in (response.headers.get("content-security-policy") or "")
+        assert [v.rule for v in run_axe(page) if v.impact in FAILING] == []
+        page.evaluate("document.querySelector('main, body').append(document.createElement('button'))")
+        found = {v.rule: v for v in run_axe(page)}
+        assert "button-name" in found, found
+        assert found["button-name"].impact == "critical"
+        assert found["button-name"].help_url.startswith("https://dequeuniversity.com/rules/axe/4.14/")
+        assert "button-name" in report("sign-in", [found["button-name"]])
+    finally:
+        context.close()
 
 
 # -- the world the pages show ---------------------------------------------------------------------
@@ -243,12 +272,6 @@ PAGES = [
 ]
 
 
-# The checks only read what ``world`` committed. The mark tells pytest-django that they need the
-# test database (it creates it only for tests that say so); they are transactional so that no
-# transaction of this process holds SQLite's write lock while the server and the worker write;
-# and ``available_apps`` names an app without tables, so that the flush after each check empties
-# nothing: the world lasts for the module, and its fixture flushes it at the end.
-@pytest.mark.django_db(transaction=True, available_apps=["django.contrib.staticfiles"])
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
 @pytest.mark.parametrize("check", PAGES, ids=[c.name for c in PAGES])
 def test_the_page_has_no_serious_or_critical_accessibility_violation(
