@@ -35,13 +35,14 @@ class Violation:
     help_url: str
     targets: tuple[str, ...]
     summary: str
+    html: str  # the first element's markup, shortened
 
     def __str__(self) -> str:
         where = "\n".join(f"      at {t}" for t in self.targets[:8])
         more = f"\n      ... and {len(self.targets) - 8} more" if len(self.targets) > 8 else ""
         return (
             f"  {self.impact.upper()} {self.rule}: {self.help}\n    {self.help_url}\n{where}{more}"
-            f"\n    {self.summary.splitlines()[0] if self.summary else ''}"
+            f"\n    {self.summary.splitlines()[0] if self.summary else ''}\n    e.g. {self.html}"
         )
 
 
@@ -59,6 +60,7 @@ def run_axe(page: Page) -> list[Violation]:
                 id: v.id, impact: v.impact || 'minor', help: v.help, helpUrl: v.helpUrl,
                 targets: v.nodes.map(n => n.target.map(String).join(' >>> ')),
                 summary: (v.nodes[0] && v.nodes[0].failureSummary) || '',
+                html: ((v.nodes[0] && v.nodes[0].html) || '').slice(0, 300),
             }))};
         }""",
         TAGS,
@@ -71,6 +73,7 @@ def run_axe(page: Page) -> list[Violation]:
             help_url=v["helpUrl"],
             targets=tuple(v["targets"]),
             summary=v["summary"],
+            html=v["html"],
         )
         for v in results["violations"]
     ]

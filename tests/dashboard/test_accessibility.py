@@ -209,9 +209,28 @@ def _password_of_tess(page: Page) -> None:
     expect(page).to_have_url(re.compile(r"/login/code/"))
 
 
+def _wrong_password(page: Page) -> None:
+    page.get_by_label("Username").fill("nobody")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+
+
+def _send_empty(button: str) -> Callable[[Page], None]:
+    """The page's form sent empty: its errors, each tied to its field."""
+
+    def send(page: Page) -> None:
+        # By keyboard: at 390 px a page that scrolls sideways may keep moving under a tap.
+        page.get_by_role("button", name=button).press("Enter")
+        expect(page.locator("[aria-invalid=true]").first).to_be_visible()
+
+    return send
+
+
 PAGES = [
     # the dashboard
     Check("sign-in", "anonymous", lambda w: "/login/", "Password"),
+    Check("sign-in-refused", "anonymous", lambda w: "/login/", "didn't match", _wrong_password),
     Check("inbox-empty", "carol", lambda w: "/inbox/", "Inbox"),
     Check("inbox-every-kind", "alice", lambda w: "/inbox/", "Choose the paying account", _unfold),
     Check("run-paused", "alice", lambda w: f"/runs/{w.runs['approval']}/", "Pay the July invoice", _unfold),
@@ -226,16 +245,26 @@ PAGES = [
     Check("runs-list-empty", "carol", lambda w: "/runs/", "Runs"),
     Check("runs-list-filtered", "alice", lambda w: "/runs/?status=failed", "Runs"),
     Check("start-a-run", "olga", lambda w: "/runs/new", "Start a run"),
+    Check("start-a-run-refused", "olga", lambda w: "/runs/new", "Start a run", _send_empty("Start the run")),
     Check("skills-list", "alice", lambda w: "/skills/", "Sign up a customer"),
     Check("skills-list-empty", "carol", lambda w: "/skills/", "Skills"),
     Check("skill-detail", "alice", lambda w: f"/skills/{w.skill}/", "Sign up a customer"),
     Check("skill-run-form", "olga", lambda w: f"/skills/{w.skill}/run", "Run Sign up a customer"),
+    Check(
+        "skill-run-form-refused",
+        "olga",
+        lambda w: f"/skills/{w.skill}/run",
+        "Run Sign up a customer",
+        _send_empty("Run the skill"),
+    ),
     Check("skill-save", "olga", lambda w: f"/runs/{w.runs['completed']}/save-skill", "Save as skill"),
     Check("webhooks-list", "olga", lambda w: "/webhooks/", "127.0.0.1:9/hooks/twin"),
+    Check("webhooks-list-refused", "olga", lambda w: "/webhooks/", "Webhooks", _send_empty("Add endpoint")),
     Check("webhooks-list-empty", "carol", lambda w: "/webhooks/", "Webhooks"),
     Check("webhook-detail", "olga", lambda w: f"/webhooks/{w.endpoint}/", "127.0.0.1:9/hooks/twin"),
     Check("webhook-delete", "olga", lambda w: f"/webhooks/{w.endpoint}/delete", "Delete this endpoint?"),
     Check("decision-link", "alice", lambda w: w.decision_link, "Sign in to the supplier portal"),
+    Check("decision-link-broken", "alice", lambda w: "/decide/x", "This link does not work", status=404),
     Check("two-factor-code", "anonymous", lambda w: "/login/", "sign-in code", _password_of_tess),
     Check("two-factor-setup", "alice", lambda w: "/account/two-factor/", "Two-factor sign-in"),
     Check("forbidden", "bob", lambda w: "/runs/new", "Not allowed", status=403),
