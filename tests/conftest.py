@@ -74,6 +74,7 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
 # after them.
 LONGEST_FIRST = (
     "tests/test_agent.py",
+    "tests/dashboard/test_accessibility.py",
     "tests/test_skills_replay.py",
     "tests/test_agent_model.py",
     "tests/test_serve.py",
