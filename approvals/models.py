@@ -44,6 +44,16 @@ class Channel(models.TextChoices):
     SYSTEM = "system", "System (expiry)"
 
 
+def mfa_last_expression() -> models.Case:
+    """0 for a one-time code, 1 otherwise: the inbox's urgent order puts codes first among equal
+    expiries (approvals.selectors), and an index holds the same expression."""
+    return models.Case(
+        models.When(trigger=Trigger.MFA, then=models.Value(0)),
+        default=models.Value(1),
+        output_field=models.IntegerField(),
+    )
+
+
 class Approval(models.Model):
     """One pause of a run: what was asked, what the human saw, and what they decided."""
 
@@ -107,6 +117,17 @@ class Approval(models.Model):
             models.Index(fields=["tenant", "status", "-created_at"], name="approval_tenant_status"),
             models.Index(fields=["status", "expires_at"], name="approval_expiry"),
             models.Index(fields=["run", "step_index"], name="approval_run_step"),
+            # The inbox's orders (approvals.selectors.ORDERS) and its expired notices, pending rows only.
+            models.Index(
+                "tenant", "expires_at", mfa_last_expression(), "created_at", "id",
+                name="approval_inbox_urgent", condition=models.Q(status="pending"),
+            ),
+            models.Index(
+                fields=["tenant", "created_at", "id"], name="approval_inbox_age", condition=models.Q(status="pending")
+            ),
+            models.Index(
+                fields=["tenant", "decided_at"], name="approval_inbox_expired", condition=models.Q(status="expired")
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
