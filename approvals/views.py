@@ -124,7 +124,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     seen = parse_datetime(request.GET.get("seen", "")[:40]) if request.htmx else None  # type: ignore[attr-defined]
     if seen is not None and timezone.is_naive(seen):
         seen = None
-    page = selectors.inbox_page(pending, order, cursor, seen=seen or timezone.now())
+    page = selectors.inbox_page(pending, order, cursor, seen=seen or timezone.now(), page=PAGE)
     _with_planned_steps(page.items)
     context: dict[str, Any] = {
         "page": page,
