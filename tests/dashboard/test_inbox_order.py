@@ -62,7 +62,9 @@ def test_sixty_pauses_page_by_urgency_a_new_code_is_announced_then_first_and_exp
     expect(notice.get_by_role("link", name="Renew the domain")).to_have_attribute(
         "href", f"/runs/{gone.run_id}/"
     )
-    shoot(page, "inbox-many")
+    shoot(page, "inbox-many", full_page=False)
+    page.get_by_role("link", name="Next page").scroll_into_view_if_needed()
+    shoot(page, "inbox-pager", full_page=False)
 
     page.get_by_role("link", name="Next page").click()
     expect(page).to_have_url(re.compile(r"/inbox/\?cursor="))
