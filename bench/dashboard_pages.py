@@ -23,7 +23,11 @@ views' ``PAGE`` constant changed in this process), for a small and a large run, 
 rows written before runs/0002 (``step_total`` = 0, in a rolled-back transaction). The slowest
 page's queries are run again under ``EXPLAIN ANALYZE``, and every page's under the same.
 
-Usage:  .venv/bin/python bench/dashboard_pages.py [--requests N] [--warmup N] [--keep]
+First, the inbox at 10,000 pending against itself at 100 (two more tenants, made by bulk_create):
+first, deep and last pages by cursor in each order, a deep page's live refresh, the count; the
+deep page's queries under EXPLAIN ANALYZE. ``--inbox-only`` stops there.
+
+Usage:  .venv/bin/python bench/dashboard_pages.py [--requests N] [--warmup N] [--keep] [--inbox-only]
 """
 
 from __future__ import annotations
