@@ -165,7 +165,8 @@ def inbox_page(
 
     ``seen``: when the person's view of the list began. A later page leaves out what arrived after
     it (it would land there unannounced) and counts it in ``new`` instead; the first page shows
-    whatever belongs on it now, so an urgent one-time code is there at once.
+    whatever belongs on it now, so an urgent one-time code is there at once, and counts in ``new``
+    what arrived but belongs on a later page.
     """
     shown = pending
     if seen is not None and cursor is not None:
@@ -197,6 +198,9 @@ def inbox_page(
         result.prev_cursor = cursor_for(order, items[0], "prev")
     if seen is not None and cursor is not None:
         result.new = pending.filter(created_at__gt=seen).count()
+    elif seen is not None and len(items) == page:
+        # The first page, full: what arrived and belongs further down would go unseen.
+        result.new = pending.filter(created_at__gt=seen).exclude(pk__in=[item.pk for item in items]).count()
     return result
 
 

@@ -124,7 +124,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     seen = parse_datetime(request.GET.get("seen", "")[:40]) if request.htmx else None  # type: ignore[attr-defined]
     if seen is not None and timezone.is_naive(seen):
         seen = None
-    page = selectors.inbox_page(pending, order, cursor, seen=seen or timezone.now(), page=PAGE)
+    page = selectors.inbox_page(pending, order, cursor, seen=seen, page=PAGE)
     _with_planned_steps(page.items)
     context: dict[str, Any] = {
         "page": page,
@@ -140,6 +140,8 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "first_page": "?" + _query(filters),
         "next_page": "?" + _query(filters, cursor=page.next_cursor) if page.next_cursor else "",
         "prev_page": "?" + _query(filters, cursor=page.prev_cursor) if page.prev_cursor else "",
+        # Arrivals further down than the first page: newest first shows them at the top.
+        "newest_page": "?" + _query({**filters, "order": "newest"}),
         "range_text": _range_text(page),
         "empty_text": _empty_text(filters),
         "today": timezone.now().strftime("%Y%m%d"),
