@@ -751,12 +751,11 @@ def main() -> int:
         django_ready = True
         say("the inbox at 10,000 pending (and at 100: the baseline)")
         inbox_at_scale(args, say)
-        if args.inbox_only:
-            return 0
-        say("generating 100,000 runs, 30,000 approvals, steps and events")
-        data = populate()
-        say("measuring")
-        report(data, args, load_start, say)
+        if not args.inbox_only:
+            say("generating 100,000 runs, 30,000 approvals, steps and events")
+            data = populate()
+            say("measuring")
+            report(data, args, load_start, say)
     finally:
         if not args.keep:
             with contextlib.suppress(Exception):
