@@ -14,6 +14,7 @@ from tenants.access import access_for
 from twin_site.api import ApiError
 
 from .models import Approval, ApprovalStatus, ApprovalVote
+from .selectors import ORDERS, ordered
 
 
 class ApprovalListSerializer(serializers.ListSerializer[Approval]):
@@ -108,6 +109,13 @@ class ApprovalsView(APIView):
         parameters=[
             OpenApiParameter("status", str, enum=ApprovalStatus.values),
             OpenApiParameter("limit", int),
+            OpenApiParameter(
+                "order",
+                str,
+                enum=list(ORDERS),
+                description="newest (the default): newest first; oldest: oldest first; urgent: soonest "
+                "expiry first, one-time codes first among equal expiries, then oldest",
+            ),
         ],
         responses={200: ApprovalSerializer(many=True), 400: ErrorSerializer, 401: ErrorSerializer},
     )
@@ -123,5 +131,8 @@ class ApprovalsView(APIView):
             limit = max(1, min(int(request.query_params.get("limit", 100)), 500))
         except ValueError:
             raise ApiError("invalid_limit", "limit must be a whole number from 1 to 500") from None
-        page = approvals.order_by("-created_at")[:limit]
+        order = request.query_params.get("order", "newest")
+        if order not in ORDERS:
+            raise ApiError("invalid_order", f"order must be one of {', '.join(ORDERS)}")
+        page = ordered(approvals, ORDERS[order])[:limit]
         return Response(ApprovalSerializer(page, many=True, context={"request": request}).data)

@@ -1,4 +1,4 @@
-"""The approval inbox: pending pauses, oldest first, decided inline."""
+"""The approval inbox: pending pauses, the most urgent first, a page at a time, decided inline."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
@@ -22,6 +23,7 @@ from runs.services import RunConflict
 from tenants.models import Membership, Role
 from tenants.web import dashboard_view, web_access
 
+from . import selectors
 from .links import LinkExpired, LinkInvalid, approval_for_link
 from .models import Approval, ApprovalStatus, Channel, Trigger
 from .services import (
@@ -36,20 +38,18 @@ from .services import (
 )
 
 AGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24)}
-PAGE = 50
+PAGE = selectors.PAGE
 
 
 def _pending(request: HttpRequest) -> tuple[Any, dict[str, str]]:
+    """The tenant's pending pauses under the request's filters, and the filters (and order) as used."""
     access = request.access  # type: ignore[attr-defined]
-    pending = (
-        Approval.objects.filter(tenant=access.tenant, status=ApprovalStatus.PENDING)
-        .select_related("run", "run__created_by")
-        # An item shows its run's goal and starter, never the program, outputs or sealed checkpoint
-        # (cookies and storage: kilobytes a run, 51 runs a page).
-        .defer("run__program", "run__params", "run__outputs", "run__checkpoint")
-        .order_by("created_at", "id")
-    )
-    filters = {"trigger": request.GET.get("trigger", ""), "age": request.GET.get("age", "")}
+    pending = selectors.pending_for_tenant(access.tenant)
+    filters = {
+        "trigger": request.GET.get("trigger", ""),
+        "age": request.GET.get("age", ""),
+        "order": request.GET.get("order", ""),
+    }
     if filters["trigger"] in Trigger.values:
         pending = pending.filter(trigger=filters["trigger"])
     else:
@@ -61,7 +61,39 @@ def _pending(request: HttpRequest) -> tuple[Any, dict[str, str]]:
         pending = pending.filter(created_at__lt=now - AGES["24h"])
     else:
         filters["age"] = ""
+    if filters["order"] not in selectors.ORDERS or filters["order"] == selectors.DEFAULT_ORDER:
+        filters["order"] = ""  # the default stays out of the address
     return pending, filters
+
+
+NOUNS = {
+    Trigger.APPROVAL: "approval pauses",
+    Trigger.MFA: "one-time-code pauses",
+    Trigger.AMBIGUITY: "ambiguity pauses",
+    Trigger.BLOCKED: "blocked pauses",
+}
+AGE_PHRASES = {"1h": " from the last hour", "24h": " from the last day", "older": " older than a day"}
+
+
+def _range_text(page: selectors.InboxPage) -> str:
+    """ "51-100 of 10,000 pending" (with an en dash; the whole list: "3 pending")."""
+    if not page.items:
+        return ""
+    if page.start == 1 and page.end == page.total:
+        return f"{page.total:,} pending"
+    return f"{page.start:,}\u2013{page.end:,} of {page.total:,} pending"
+
+
+def _empty_text(filters: dict[str, str]) -> str:
+    """What an empty filtered list says ("No one-time-code pauses are waiting."); "" unfiltered."""
+    if not filters["trigger"] and not filters["age"]:
+        return ""
+    noun = NOUNS.get(filters["trigger"], "pauses")  # type: ignore[call-overload]
+    return f"No {noun}{AGE_PHRASES.get(filters['age'], '')} are waiting."
+
+
+def _query(filters: dict[str, str], **more: str) -> str:
+    return urlencode({name: value for name, value in {**filters, **more}.items() if value})
 
 
 def _with_planned_steps(items: list[Approval]) -> None:
@@ -85,23 +117,48 @@ def _with_planned_steps(items: list[Approval]) -> None:
 
 @dashboard_view
 def inbox(request: HttpRequest) -> HttpResponse:
+    access = request.access  # type: ignore[attr-defined]
     pending, filters = _pending(request)
-    items = list(pending[: PAGE + 1])
-    _with_planned_steps(items[:PAGE])
-    context = {
-        "items": items[:PAGE],
-        "more": len(items) > PAGE,
+    order = selectors.ORDERS[filters["order"] or selectors.DEFAULT_ORDER]
+    cursor = selectors.parse_cursor(request.GET.get("cursor", ""), order)
+    # A live refresh says when the person's view began (the page stamped it); anything else starts now.
+    seen = parse_datetime(request.GET.get("seen", "")[:40]) if request.htmx else None  # type: ignore[attr-defined]
+    if seen is not None and timezone.is_naive(seen):
+        seen = None
+    page = selectors.inbox_page(pending, order, cursor, seen=seen, page=PAGE)
+    _with_planned_steps(page.items)
+    context: dict[str, Any] = {
+        "page": page,
+        "items": page.items,
         "filters": filters,
+        "order": order,
+        "orders": selectors.ORDERS.values(),
         "triggers": Trigger.choices,
-        "total": pending.count() if len(items) > PAGE else len(items),
+        "trigger_label": dict(Trigger.choices).get(filters["trigger"], ""),
+        "total": page.total,
+        "seen": (seen or timezone.now()).isoformat(),
+        "cursor": request.GET.get("cursor", "") if page.start > 1 else "",
+        "first_page": "?" + _query(filters),
+        "next_page": "?" + _query(filters, cursor=page.next_cursor) if page.next_cursor else "",
+        "prev_page": "?" + _query(filters, cursor=page.prev_cursor) if page.prev_cursor else "",
+        # Arrivals further down than the first page: newest first shows them at the top.
+        "newest_page": "?" + _query({**filters, "order": "newest"}),
+        "range_text": _range_text(page),
+        "empty_text": _empty_text(filters),
+        "today": timezone.now().strftime("%Y%m%d"),
     }
+    if page.start <= 1:  # the first page carries the notices of pauses that expired meanwhile
+        expired = Approval.objects.filter(tenant=access.tenant)
+        if filters["trigger"]:
+            expired = expired.filter(trigger=filters["trigger"])
+        context["expired"], context["expired_total"] = selectors.recently_expired(expired)
     if not filters["trigger"] and not filters["age"]:
-        context["pending_count"] = context["total"]  # the navigation bar's count: no second COUNT
+        context["pending_count"] = page.total  # the navigation bar's count: no second COUNT
     if not request.htmx:  # type: ignore[attr-defined]
         return render(request, "approvals/inbox.html", context)
     response = render(request, "approvals/inbox.html#list", context)
-    # The address shows the filters the list was rendered with, whichever request won the race.
-    query = urlencode({name: value for name, value in filters.items() if value})
+    # The address shows the filters and page the list was rendered with, whichever request won.
+    query = _query(filters, cursor=context["cursor"])
     response["HX-Replace-Url"] = reverse("inbox") + (f"?{query}" if query else "")
     return response
 
