@@ -52,7 +52,7 @@ def test_sixty_pauses_page_by_urgency_a_new_code_is_announced_then_first_and_exp
     # The soonest expiry leads (the one created at i = 52: 2 h 4 min ... every 37 minutes wraps).
     expiries = [
         t.get_attribute("datetime") or ""
-        for t in page.locator("article.item .meta time:nth-of-type(2)").all()
+        for t in page.locator("article.item time.expires").all()
     ]
     assert expiries == sorted(expiries)
 
