@@ -53,6 +53,7 @@ def test_an_ambiguity_pause_keeps_one_box_per_option_in_the_options_order(alice,
     assert run["status"] == "awaiting_approval", run
     approval = Approval.objects.get(run_id=run["id"], status="pending")
     boxes = approval.boxes
+    assert boxes is not None and approval.options is not None and approval.candidates is not None
     assert len(boxes["candidates"]) == len(approval.options) == len(approval.candidates) >= 2
     assert boxes["target"] is None
     ys = [box["y"] for box in boxes["candidates"]]
@@ -122,7 +123,7 @@ def test_a_page_cannot_plant_absurd_boxes_or_names():
             "candidates": [{"x": 10, "y": 5000, "width": 10, "height": 10}, "nonsense", None] * 40,
         }
     )
-    assert shot is not None
+    assert shot is not None and shot.target is not None
     assert (shot.target.x, shot.target.y, shot.target.width, shot.target.height) == (0, 700, 1280, 20)
     assert len(shot.candidates) == 17, "the first 50 raw boxes are read; nonsense is dropped"
     assert shot.drawn == [] and shot.outside[:2] == [1, 4]

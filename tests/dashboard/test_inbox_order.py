@@ -50,10 +50,7 @@ def test_sixty_pauses_page_by_urgency_a_new_code_is_announced_then_first_and_exp
     expect(page.locator("#pending-count")).to_have_text("60")
     expect(page.get_by_label("Sort")).to_have_value("urgent")
     # The soonest expiry leads (the one created at i = 52: 2 h 4 min ... every 37 minutes wraps).
-    expiries = [
-        t.get_attribute("datetime") or ""
-        for t in page.locator("article.item time.expires").all()
-    ]
+    expiries = [t.get_attribute("datetime") or "" for t in page.locator("article.item time.expires").all()]
     assert expiries == sorted(expiries)
 
     notice = page.locator(".inbox-expired li", has_text="Renew the domain")
