@@ -413,6 +413,10 @@ def test_only_a_superuser_sets_a_tenants_prices_in_admin(alice: Persona, admin_u
         "agent_max_steps": "40",
         "agent_max_model_calls": "120",
         "agent_max_tokens": "1000000",
+        # The tenant's default approval rule, as the form shows it.
+        "default_approvers": "[]",
+        "default_required": "1",
+        "default_escalate_to": "[]",
         "memberships-TOTAL_FORMS": "0",
         "memberships-INITIAL_FORMS": "0",
         "memberships-MIN_NUM_FORMS": "0",
