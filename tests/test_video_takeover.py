@@ -297,7 +297,7 @@ def test_the_video_waits_for_a_take_over_the_live_view_has_not_stored_yet(alice)
 async def take_over(persona: Persona, run_id: str, during: Any) -> None:
     """Take the run's page over in the live view, do ``during(comm)``, and hand it back."""
     comm = communicator(persona, run_id)
-    assert (await comm.connect())[0]
+    assert (await comm.connect(timeout=15))[0]  # a loaded machine: the consumer checks access first
     assert (await next_message(comm, "status"))["streaming"] is True
     await comm.send_json_to({"type": "takeover", "on": True})
     assert (await next_message(comm, "takeover"))["on"] is True
