@@ -60,7 +60,8 @@ def test_sixty_pauses_page_by_urgency_a_new_code_is_announced_then_first_and_exp
         "href", f"/runs/{gone.run_id}/"
     )
     shoot(page, "inbox-many", full_page=False)
-    page.get_by_role("link", name="Next page").scroll_into_view_if_needed()
+    page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+    expect(page.get_by_role("link", name="Next page")).to_be_in_viewport()
     shoot(page, "inbox-pager", full_page=False)
 
     page.get_by_role("link", name="Next page").click()
@@ -107,6 +108,8 @@ def test_sixty_pauses_page_by_urgency_a_new_code_is_announced_then_first_and_exp
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the phone inbox scrolls sideways ({width}px)"
     shoot(phone, "inbox-many-phone", full_page=False)
-    phone.get_by_role("link", name="Next page").scroll_into_view_if_needed()
+    # A live refresh may redraw the list meanwhile: scroll the window, not a node it may replace.
+    phone.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+    expect(phone.get_by_role("link", name="Next page")).to_be_in_viewport()
     shoot(phone, "inbox-pager-phone", full_page=False)
     assert olga.run(run["id"])["status"] == "awaiting_approval"
