@@ -147,7 +147,11 @@ def test_each_card_says_what_deciding_does_and_shows_the_evidence(
     _no_sideways_scroll(phone, "the inbox")
     shot = _card(phone, "Delete the duplicate invoice").locator(".shot-frame img")
     expect(shot).to_be_visible()
-    size = shot.bounding_box()
+    size = None
+    for _ in range(50):  # a live refresh may redraw the card between two calls: read it again
+        if size := shot.bounding_box():
+            break
+        phone.wait_for_timeout(100)
     assert size is not None and size["width"] > 300, size
     shoot(phone, "decision-card-inbox-phone")
     _card(phone, "Delete the duplicate invoice").locator("fieldset").scroll_into_view_if_needed()
