@@ -107,7 +107,7 @@ def test_the_first_run_pauses_at_pay_then_completes_and_becomes_a_skill_as_the_r
         "202",
         "completed",
         "pay-invoice version 1",
-        "awaiting_approval Pay $42.00?",
+        "awaiting_approval Pay $42.00? skill",
         "awaiting_approval Pay $42.00? skill",
         "planner_not_configured",
     ], done.stdout + done.stderr
