@@ -167,6 +167,37 @@ def test_sigint_stops_every_process_and_serve_exits_0(served: Served) -> None:
     assert not listening(demo_site_port(served))
 
 
+def test_sigterm_while_starting_stops_what_started_and_exits_0(tmp_path: Path) -> None:
+    """``make: *** Error 143`` came from a stop asked for before the supervisor ran."""
+    twin = Served(tmp_path / "early", env={"TWIN_DEMO_PORT": str(free_port())})
+    twin.var_dir.mkdir(parents=True)
+    with twin.log.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--port", str(twin.port)],
+            cwd=ROOT,
+            env=twin.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until(lambda: "Starting Twin on" in twin.output(), timeout=120, what="serve under way")
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=120) == 0, twin.output()[-3000:]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    left = [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if any(str(twin.var_dir) in part for part in (p.info["cmdline"] or []))
+    ]
+    assert left == []
+    assert not (twin.var_dir / "hosts" / twin.host_id / "browser.json").exists()
+    assert not listening(twin.port)
+
+
 # -- without a served Twin -------------------------------------------------------------------------------
 
 

@@ -195,12 +195,16 @@ class Supervisor:
             self.say("serve", "second signal: killing everything now", "31;1")
 
     # -- the loop ---------------------------------------------------------------------------------
-    def run(self) -> int:
+    def run(self, *, stopped: Callable[[], bool] | None = None) -> int:
         """Start every child, keep them running until SIGINT/SIGTERM or a crash loop, stop them.
 
-        The exit status: 0 after a signal, 1 after a crash loop.
+        ``stopped`` says whether a stop signal came before this took the signals over (the caller's
+        handler recorded it): then nothing starts. The exit status: 0 after a signal, 1 after a
+        crash loop.
         """
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        if stopped is not None and stopped():
+            self._stop_signals += 1
         status = 0
         try:
             for child in self.children:

@@ -53,8 +53,24 @@ class StopRequested(BaseException):
     """Ctrl-C or SIGTERM before the supervisor runs: unwind (the finally blocks clean up), exit 0."""
 
 
+STOPS: list[int] = []
+"""The stop signals received before the supervisor took them over. Raising from a handler is not
+enough alone: a signal that lands while a finalizer (``__del__``) runs has its exception printed
+and dropped. So every handler records it too, and serve checks the record before each phase."""
+
+
 def _stop_requested(signum: int, frame: FrameType | None) -> None:
+    STOPS.append(signum)
     raise StopRequested(signum)
+
+
+def _stop_later(signum: int, frame: FrameType | None) -> None:
+    STOPS.append(signum)
+
+
+def _check_stop() -> None:
+    if STOPS:
+        raise StopRequested(STOPS[0])
 
 
 def redis_answers(url: str) -> bool:
@@ -262,20 +278,19 @@ class Command(BaseCommand):
             # A stop signal during the launch waits until browser.json records it, so the finally
             # below can find and stop it (interrupted half-way, it would be left running). Not by
             # blocking the signals: the browser would inherit the mask and ignore SIGTERM.
-            received: list[int] = []
+            _check_stop()
             stop_signals = (signal.SIGINT, signal.SIGTERM)
             for signum in stop_signals:
-                signal.signal(signum, lambda signum, frame: received.append(signum))
+                signal.signal(signum, _stop_later)
             try:
                 ensure_host_browser()
             except Exception as exc:  # the first run will try again and say why
                 self.stderr.write(f"The host browser did not start ({exc}); runs will try again.")
             for signum in stop_signals:
                 signal.signal(signum, _stop_requested)
-            if received:
-                raise StopRequested(received[0])
+            _check_stop()
             announcer.start()
-            status = supervisor.run()
+            status = supervisor.run(stopped=lambda: bool(STOPS))
         finally:
             # Stopping is under way: one more Ctrl-C must not cut it short (the browser would stay).
             for signum in (signal.SIGINT, signal.SIGTERM):
