@@ -1,4 +1,5 @@
-# Twin — `make run` serves the dashboard + API with workers; `make test` runs the suite.
+# Twin — `make run` serves the dashboard + API with workers (and the demo site on PORT+1);
+# `make token` prints the demo login and API token again; `make test` runs the suite.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml twin_client/pyproject.tom
 TEST_ENV := TWIN_HOST_ID=$${TWIN_TEST_HOST_ID:-pytest} REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \
 	TWIN_ALLOW_PRIVATE_URLS=1
 
-.PHONY: setup run test lint format bench clean
+.PHONY: setup run token test lint format bench clean
 
 setup: $(STAMP) chromium
 
@@ -36,6 +37,10 @@ chromium:
 
 run: setup
 	TWIN_ALLOW_PRIVATE_URLS=$${TWIN_ALLOW_PRIVATE_URLS:-1} $(PY) manage.py serve --port $(PORT)
+
+# The same demo token `make run` printed (NEW=1: revoke it and issue another; PLAIN=1: the token alone).
+token: $(STAMP)
+	@$(PY) manage.py demotoken --port $(PORT) $(if $(NEW),--new) $(if $(PLAIN),--plain)
 
 # In parallel (pytest-xdist): TEST_WORKERS processes, each a Twin host of its own (host id
 # <id>-gwN, Redis database <db>-N, var/xdist/gwN: tests/conftest.py), handed whole test files,

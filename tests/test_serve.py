@@ -48,8 +48,11 @@ def listening(port: int) -> bool:
 class Served:
     """``manage.py serve --port P`` in a subprocess, with its output in ``var_dir/serve.log``."""
 
-    def __init__(self, var_dir: Path, *, web_processes: int | None = None) -> None:
+    def __init__(
+        self, var_dir: Path, *, web_processes: int | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.var_dir = var_dir
+        self.extra_env = env or {}
         self.port, self.redis_port = free_port(), free_port()
         self.host_id = f"pytest-serve-{secrets.token_hex(3)}"
         self.log = var_dir / "serve.log"
@@ -61,7 +64,8 @@ class Served:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> Served:
+    def env(self) -> dict[str, str]:
+        """The environment of this Twin's processes (and of a ``manage.py`` command run beside it)."""
         env = dict(os.environ)
         env.pop("DATABASE_URL", None)  # SQLite in its own var dir, whatever the session uses
         env.update(
@@ -71,7 +75,13 @@ class Served:
             TWIN_ALLOW_PRIVATE_URLS="1",
             DJANGO_SETTINGS_MODULE="tests.serve_app",
             PYTHONUNBUFFERED="1",
+            PORT=str(self.port),
         )
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> Served:
+        env = self.env()
         command = [sys.executable, "manage.py", "serve", "--port", str(self.port)]
         if self.web_processes:
             command += ["--web-processes", str(self.web_processes)]

@@ -14,7 +14,9 @@ every parked page was lost and every paused run had to be restored from its chec
   ``last`` ones (the Redis the others need while they shut down) after the rest. A second signal
   kills at once;
 * output is multiplexed line by line with a ``HH:MM:SS name | `` prefix (coloured on a terminal),
-  as honcho printed it.
+  as honcho printed it; ``watch`` sees every line (``serve`` waits for the workers' "ready");
+* under ``make run``, ``terminal_foreground`` makes Ctrl-C reach this process alone (not ``make``),
+  so a stop asked for with Ctrl-C ends ``make run`` with the supervisor's status, 0.
 
 The host browser is not a child: it runs in its own session and is stopped by the caller.
 """
@@ -29,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import FrameType
@@ -71,8 +74,11 @@ class _Child:
 
 
 class Supervisor:
-    def __init__(self, *, output: IO[str] | None = None) -> None:
+    def __init__(
+        self, *, output: IO[str] | None = None, watch: Callable[[str, str], None] | None = None
+    ) -> None:
         self.output = output or sys.stdout
+        self.watch = watch
         self.children: list[_Child] = []
         self._colours = itertools.cycle(_COLOURS)
         self._lock = threading.Lock()
@@ -98,9 +104,18 @@ class Supervisor:
             self.output.write(prefix + line + "\n")
             self.output.flush()
 
+    def say_block(self, text: str) -> None:
+        """``text`` as it is, with no prefix, between two lines of the children's output."""
+        with self._lock:
+            self.output.write("\n" + text + "\n\n")
+            self.output.flush()
+
     def _pump(self, child: _Child, stream: IO[bytes]) -> None:
         for raw in iter(stream.readline, b""):
-            self.say(child.program.name, raw.decode("utf-8", "replace").rstrip("\r\n"), child.colour)
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self.say(child.program.name, line, child.colour)
+            if self.watch is not None:
+                self.watch(child.program.name, line)
         stream.close()
 
     # -- children ---------------------------------------------------------------------------------
@@ -180,12 +195,16 @@ class Supervisor:
             self.say("serve", "second signal: killing everything now", "31;1")
 
     # -- the loop ---------------------------------------------------------------------------------
-    def run(self) -> int:
+    def run(self, *, stopped: Callable[[], bool] | None = None) -> int:
         """Start every child, keep them running until SIGINT/SIGTERM or a crash loop, stop them.
 
-        The exit status: 0 after a signal, 1 after a crash loop.
+        ``stopped`` says whether a stop signal came before this took the signals over (the caller's
+        handler recorded it): then nothing starts. The exit status: 0 after a signal, 1 after a
+        crash loop.
         """
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        if stopped is not None and stopped():
+            self._stop_signals += 1
         status = 0
         try:
             for child in self.children:
@@ -213,3 +232,43 @@ class Supervisor:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         return status
+
+
+@contextlib.contextmanager
+def terminal_foreground() -> Iterator[None]:
+    """Take the terminal's foreground for this process while the block runs, then give it back.
+
+    Ctrl-C sends SIGINT to the terminal's foreground process group. Under ``make run`` that group is
+    make's, with this process in it: make then dies of the SIGINT itself (status 130, or "Error"
+    when the child's status arrives first) whatever this process does. In a group of its own and
+    in the foreground, this process alone gets the Ctrl-C, stops everything and exits 0, and make
+    with it. Nothing happens without a terminal, or when this process already leads its group
+    (started by a shell directly: it has the foreground already).
+    """
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        yield
+        return
+    previous: int | None = None
+    try:
+        with contextlib.suppress(OSError):
+            if os.tcgetpgrp(fd) == os.getpgrp() and os.getpgrp() != os.getpid():
+                previous = os.getpgrp()
+                os.setpgid(0, 0)
+                _set_foreground(fd, os.getpid())
+        yield
+    finally:
+        if previous is not None:
+            with contextlib.suppress(OSError):
+                _set_foreground(fd, previous)
+        os.close(fd)
+
+
+def _set_foreground(fd: int, pgid: int) -> None:
+    # A process outside the foreground group that calls tcsetpgrp() gets SIGTTOU, which stops it.
+    handler = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(fd, pgid)
+    finally:
+        signal.signal(signal.SIGTTOU, handler)
