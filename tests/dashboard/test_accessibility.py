@@ -227,12 +227,47 @@ def _send_empty(button: str) -> Callable[[Page], None]:
     return send
 
 
+def _open_lightbox(page: Page) -> None:
+    """The card's screenshot opened large (the lightbox dialog, zoomed once)."""
+    page.locator("article.item a.shot-open").first.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Zoom in").click()
+
+
+def _keys_dialog(page: Page) -> None:
+    """The inbox's keyboard help (``?``)."""
+    page.locator("main h1").click()
+    page.keyboard.press("?")
+    expect(page.locator("#keys-dialog")).to_be_visible()
+
+
+def _reject_dialog(page: Page) -> None:
+    """The confirmation ``r`` asks for before rejecting the selected card."""
+    page.locator("main h1").click()
+    page.keyboard.press("j")
+    page.keyboard.press("r")
+    expect(page.locator("#confirm-dialog")).to_be_visible()
+
+
+def _menu_open(page: Page) -> None:
+    """The navigation's menu unfolded, where it folds (a phone)."""
+    menu = page.get_by_role("button", name="Menu")
+    if menu.is_visible():
+        menu.click()
+        expect(menu).to_have_attribute("aria-expanded", "true")
+
+
 PAGES = [
     # the dashboard
     Check("sign-in", "anonymous", lambda w: "/login/", "Password"),
     Check("sign-in-refused", "anonymous", lambda w: "/login/", "didn't match", _wrong_password),
     Check("inbox-empty", "carol", lambda w: "/inbox/", "Inbox"),
     Check("inbox-every-kind", "alice", lambda w: "/inbox/", "Choose the paying account", _unfold),
+    Check("inbox-lightbox", "alice", lambda w: "/inbox/", "Choose the paying account", _open_lightbox),
+    Check("inbox-keys-help", "alice", lambda w: "/inbox/", "keyboard", _keys_dialog),
+    Check("inbox-reject-confirm", "alice", lambda w: "/inbox/", "Reject this pause?", _reject_dialog),
+    Check("inbox-menu-open", "alice", lambda w: "/inbox/", "Sign out", _menu_open),
     Check("run-paused", "alice", lambda w: f"/runs/{w.runs['approval']}/", "Pay the July invoice", _unfold),
     Check(
         "run-ambiguity", "alice", lambda w: f"/runs/{w.runs['ambiguity']}/", "Delete the duplicate invoice"
