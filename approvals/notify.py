@@ -75,39 +75,9 @@ def escalation_email_send(approval_id: str) -> int:
     if not recipients:
         return 0
     waited = int(((approval.escalated_at or approval.created_at) - approval.created_at).total_seconds())
-    context = {
-        "approval": approval,
-        "run": approval.run,
-        "escalated": True,
-        "waited": f"{waited // 60} min" if waited >= 120 else f"{waited} s",
-        "open_url": link_url(approval),
-        "approve_url": link_url(approval, "approve"),
-        "reject_url": link_url(approval, "reject"),
-    }
-    subject = f"[Twin] Still waiting: step {approval.step_index} of {approval.step_count} of " + (
-        approval.run.goal[:60] or "a run"
-    )
-    send_mail(
-        subject.replace("\n", " "),
-        render_to_string("approvals/email.txt", context),
-        settings.DEFAULT_FROM_EMAIL,
-        recipients,
-        html_message=render_to_string("approvals/email.html", context),
-    )
-    with transaction.atomic():
-        approval.run.refresh_from_db(fields=["status"])
-        record_event(
-            approval.run,
-            "approval.notified",
-            step_index=approval.step_index,
-            data={
-                "approval_id": str(approval.pk),
-                "channel": "email",
-                "recipients": len(recipients),
-                "escalation": True,
-            },
-        )
-    return len(recipients)
+    subject = f"[Twin] Still waiting: step {approval.step_index} of {approval.step_count} of "
+    extra = {"escalated": True, "waited": f"{waited // 60} min" if waited >= 120 else f"{waited} s"}
+    return _send(approval, subject, recipients, extra, {"escalation": True})
 
 
 def pause_email_send(approval_id: str) -> int:
@@ -118,18 +88,24 @@ def pause_email_send(approval_id: str) -> int:
     recipients = approval.tenant.approval_email_list()
     if not recipients:
         return 0
+    subject = f"[Twin] Step {approval.step_index} of {approval.step_count} needs a decision: "
+    return _send(approval, subject, recipients, {}, {})
+
+
+def _send(
+    approval: Approval, subject: str, recipients: list[str], extra: dict[str, Any], data: dict[str, Any]
+) -> int:
+    """The pause's email (its decision links) to ``recipients``, and its ``approval.notified`` event."""
     context = {
         "approval": approval,
         "run": approval.run,
         "open_url": link_url(approval),
         "approve_url": link_url(approval, "approve"),
         "reject_url": link_url(approval, "reject"),
+        **extra,
     }
-    subject = f"[Twin] Step {approval.step_index} of {approval.step_count} needs a decision: " + (
-        approval.run.goal[:60] or "a run"
-    )
     send_mail(
-        subject.replace("\n", " "),
+        (subject + (approval.run.goal[:60] or "a run")).replace("\n", " "),
         render_to_string("approvals/email.txt", context),
         settings.DEFAULT_FROM_EMAIL,
         recipients,
@@ -143,6 +119,6 @@ def pause_email_send(approval_id: str) -> int:
             approval.run,
             "approval.notified",
             step_index=approval.step_index,
-            data={"approval_id": str(approval.pk), "channel": "email", "recipients": len(recipients)},
+            data={"approval_id": str(approval.pk), "channel": "email", "recipients": len(recipients), **data},
         )
     return len(recipients)
