@@ -37,6 +37,7 @@ from vault.services import SecretError, normalize_origin, secret_resolve
 from . import browser as browser_mod
 from . import locators
 from . import restore as restore_mod
+from .boxes import capture_boxes
 from .egress import explain as explain_refusal
 from .egress import refusal_of
 from .netguard import UrlRefused, check_url
@@ -1000,8 +1001,6 @@ class Execution(Planning):
         boxes = None
         with contextlib.suppress(Exception):
             # Where the step's element (or each option's) is on that screenshot (engine.boxes).
-            from .boxes import capture_boxes
-
             boxes = capture_boxes(
                 page,
                 step,
