@@ -124,6 +124,8 @@ READS = re.compile(
 NOT_SETTINGS = {
     # Set by Twin itself for the browser's own thread, never by an operator.
     "DJANGO_ALLOW_ASYNC_UNSAFE",
+    # Set by Twin itself in the web server's process (twin_site/asgi.py).
+    "TWIN_SERVER",
 }
 
 
@@ -131,7 +133,7 @@ def variables_read_by_the_code() -> set[str]:
     found: set[str] = set()
     for path in ROOT.rglob("*.py"):
         parts = path.relative_to(ROOT).parts
-        if parts[0] in {".venv", "var", "tests", "bench", "build"} or "migrations" in parts:
+        if parts[0] in {".venv", "var", "tests", "bench", "build"} or {"migrations", "node_modules"} & set(parts):
             continue
         found |= set(READS.findall(path.read_text(errors="replace")))
     return found - NOT_SETTINGS

@@ -3,6 +3,7 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "twin_site.settings")
+os.environ["TWIN_SERVER"] = "asgi"  # before the settings load: no persistent connections here
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402

@@ -96,6 +96,12 @@ TEMPLATES = [
 
 _default_db = f"sqlite:///{VAR_DIR / 'twin.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", _default_db), conn_max_age=60)}
+if env_str("TWIN_SERVER", "") == "asgi":
+    # The web server (twin_site/asgi.py sets this): under ASGI each request's database work runs
+    # in a thread of its own, so a connection kept for the next request is never reused — only
+    # left open until the garbage collector finds it, dozens a process (docs/decisions.md).
+    # Each request closes its connection; workers keep theirs for CONN_MAX_AGE.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Worker processes and the web server write concurrently: WAL lets readers go on while
     # one writes, IMMEDIATE takes the write lock up front (no upgrade deadlocks), and the
