@@ -10,9 +10,9 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml twin_client/pyproject.tom
 TEST_ENV := TWIN_HOST_ID=$${TWIN_TEST_HOST_ID:-pytest} REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \
 	TWIN_ALLOW_PRIVATE_URLS=1
 
-.PHONY: setup run token test lint format bench clean
+.PHONY: setup run token test lint format bench clean js-types
 
-setup: $(STAMP) chromium
+setup: $(STAMP) chromium js
 
 $(STAMP): pyproject.toml twin_client/pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -34,6 +34,34 @@ chromium:
 			exit 1; \
 		fi; \
 	fi
+
+# Node.js (>= 20) and the TypeScript client's dev dependencies, from its committed lock file.
+JS := clients/js
+JS_STAMP := $(JS)/node_modules/.installed-$(shell cat $(JS)/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
+.PHONY: js node
+js: $(JS_STAMP)
+
+$(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json | node
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	@rm -f $(JS)/node_modules/.installed-*
+	@touch $@
+
+node:
+	@if ! command -v node >/dev/null 2>&1 || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "Installing Debian's nodejs and npm…"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null) \
+				|| { echo "could not install nodejs"; exit 1; }; \
+		else \
+			echo "Node.js >= 20 is missing (the TypeScript client's tests): sudo apt-get install nodejs npm"; \
+			exit 1; \
+		fi; \
+	fi
+
+# After an API change: the TypeScript client's types, generated again from the schema (commit them).
+js-types: setup
+	$(PY) manage.py spectacular --format openapi-json --file var/schema.json
+	cd $(JS) && TWIN_SCHEMA=../../var/schema.json npm run -s types
 
 run: setup
 	TWIN_ALLOW_PRIVATE_URLS=$${TWIN_ALLOW_PRIVATE_URLS:-1} $(PY) manage.py serve --port $(PORT)

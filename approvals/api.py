@@ -14,7 +14,7 @@ from tenants.access import access_for
 from twin_site.api import ApiError
 
 from .models import Approval, ApprovalStatus, ApprovalVote
-from .selectors import ORDERS, ordered
+from .selectors import ORDERS, beyond, cursor_for, ordered, parse_cursor
 
 
 class ApprovalListSerializer(serializers.ListSerializer[Approval]):
@@ -116,6 +116,12 @@ class ApprovalsView(APIView):
                 description="newest (the default): newest first; oldest: oldest first; urgent: soonest "
                 "expiry first, one-time codes first among equal expiries, then oldest",
             ),
+            OpenApiParameter(
+                "cursor",
+                str,
+                description='Where a page starts: the value the previous page\'s `Link: <…>; rel="next"` '
+                "carries (follow that link rather than building one).",
+            ),
         ],
         responses={200: ApprovalSerializer(many=True), 400: ErrorSerializer, 401: ErrorSerializer},
     )
@@ -134,5 +140,19 @@ class ApprovalsView(APIView):
         order = request.query_params.get("order", "newest")
         if order not in ORDERS:
             raise ApiError("invalid_order", f"order must be one of {', '.join(ORDERS)}")
-        page = ordered(approvals, ORDERS[order])[:limit]
-        return Response(ApprovalSerializer(page, many=True, context={"request": request}).data)
+        approvals = ordered(approvals, ORDERS[order])
+        raw_cursor = request.query_params.get("cursor")
+        if raw_cursor is not None:
+            cursor = parse_cursor(raw_cursor, ORDERS[order])
+            if cursor is None or cursor.direction != "next":
+                raise ApiError("invalid_cursor", "cursor is not one this listing gave (with this order)")
+            approvals = approvals.filter(beyond(ORDERS[order], cursor.values))
+        page = list(approvals[: limit + 1])
+        response = Response(ApprovalSerializer(page[:limit], many=True, context={"request": request}).data)
+        if len(page) > limit:
+            query = request.query_params.copy()
+            query["limit"] = str(limit)
+            query["cursor"] = cursor_for(ORDERS[order], page[limit - 1], "next")
+            url = request.build_absolute_uri(request.path)
+            response["Link"] = f'<{url}?{query.urlencode()}>; rel="next"'
+        return response

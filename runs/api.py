@@ -32,7 +32,7 @@ from approvals.services import (
 from tenants.access import access_for
 from tenants.models import Role
 from twin_site.api import ApiError, json_object
-from twin_site.idempotency import idempotent
+from twin_site.idempotency import IDEMPOTENCY_PARAM, idempotent
 
 from .event_serializers import RunEventSerializer
 from .media import poster_response, video_response
@@ -48,13 +48,6 @@ from .serializers import (
 from .services import PlannerNotConfigured, ProgramInvalid, RunConflict, run_cancel, run_create
 from .waiting import parse_wait, wait_until_settled
 
-IDEMPOTENCY_PARAM = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    location=OpenApiParameter.HEADER,
-    required=False,
-    description="Retries with the same key get the first answer (for 24 h) and create or decide nothing new.",
-)
 WAIT_PARAM = OpenApiParameter(
     "wait", OpenApiTypes.FLOAT, description="Seconds (0 to 60) to wait for the run to pause or end."
 )
@@ -283,10 +276,10 @@ class ApproveView(APIView):
             )
         except RunConflict as exc:
             raise conflict(exc) from None
-        except DecisionForbidden as exc:
-            raise ApiError(exc.code, exc.detail, http_status=403) from None
+        except DecisionForbidden as exc:  # (the run still waits: its status goes with the error)
+            raise ApiError(exc.code, exc.detail, http_status=403, status=run.status) from None
         except AnswerInvalid as exc:
-            raise ApiError(exc.code, exc.detail) from None
+            raise ApiError(exc.code, exc.detail, status=run.status) from None
         except PauseLocked as exc:
             locked = ApiError("pause_locked", str(exc), http_status=429)
             locked.wait = exc.retry_after  # type: ignore[attr-defined]  # DRF sends it as Retry-After
@@ -316,15 +309,16 @@ class RejectView(APIView):
             )
         except RunConflict as exc:
             raise conflict(exc) from None
-        except DecisionForbidden as exc:
-            raise ApiError(exc.code, exc.detail, http_status=403) from None
+        except DecisionForbidden as exc:  # (the run still waits: its status goes with the error)
+            raise ApiError(exc.code, exc.detail, http_status=403, status=run.status) from None
         except AnswerInvalid as exc:
-            raise ApiError(exc.code, exc.detail) from None
+            raise ApiError(exc.code, exc.detail, status=run.status) from None
         return run_response(run, request)
 
 
 class CancelView(APIView):
-    @extend_schema(request=None, responses={200: RunSerializer, **ERRORS})
+    @extend_schema(request=None, parameters=[IDEMPOTENCY_PARAM], responses={200: RunSerializer, **ERRORS})
+    @idempotent
     def post(self, request: Request, pk: str) -> Response:
         access = access_for(request)
         run = get_run_for_tenant(access.tenant, pk)

@@ -6,7 +6,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from approvals.models import Approval
+from approvals.models import Approval, GateKind, Trigger
 from twin_site import limits
 
 from .cost import run_cost
@@ -93,8 +93,8 @@ class ApprovalsCountSerializer(serializers.Serializer[Any]):
 class PendingStepSerializer(serializers.Serializer[Approval]):
     index = serializers.IntegerField(source="step_index")
     action = serializers.CharField()
-    trigger = serializers.CharField()
-    kind = serializers.CharField()
+    trigger = serializers.ChoiceField(choices=Trigger.choices)
+    kind = serializers.ChoiceField(choices=GateKind.choices)
     prompt = serializers.CharField()
     options = serializers.ListField(child=serializers.CharField(), allow_null=True)
     pattern = serializers.CharField(allow_blank=True)
@@ -159,6 +159,12 @@ class SkillRefSerializer(serializers.Serializer[Any]):
 
 class RunSerializer(serializers.ModelSerializer[Run]):
     steps = StepSerializer(many=True, read_only=True)
+    outputs = serializers.DictField(
+        child=serializers.JSONField(), read_only=True, help_text="What the run extracted, by name."
+    )
+    params = serializers.DictField(
+        child=serializers.JSONField(), read_only=True, help_text="The parameters the run was given."
+    )
     planner = serializers.ChoiceField(
         choices=["model", "skill"],
         allow_null=True,

@@ -17,7 +17,7 @@ from runs.serializers import ErrorSerializer, StrictCharField
 from tenants.access import access_for
 from tenants.models import Role
 from twin_site.api import ApiError, json_object
-from twin_site.idempotency import idempotent
+from twin_site.idempotency import IDEMPOTENCY_PARAM, idempotent
 
 from .models import Skill, SkillVersion
 from .selectors import get_skill, get_version, newest_version, skill_stats, skills_overview
@@ -205,7 +205,11 @@ class CompileView(APIView):
             raise _compile_error(exc) from None
         return Response(preview_data(preview))
 
-    @extend_schema(request=CompileSerializer, responses={201: VersionSerializer, **ERRORS})
+    @extend_schema(
+        request=CompileSerializer,
+        parameters=[IDEMPOTENCY_PARAM],
+        responses={201: VersionSerializer, **ERRORS},
+    )
     @idempotent
     def post(self, request: Request, pk: str) -> Response:
         """Compile the completed run into a new skill version (the same slug again: the next version)."""

@@ -97,6 +97,19 @@ def test_a_retried_reject_answers_like_the_first(alice):
     assert RunEvent.objects.filter(run=run, type="run.rejected").count() == 1
 
 
+def test_a_retried_cancel_answers_like_the_first_instead_of_a_conflict(alice):
+    run, _ = paused_run(alice.tenant, alice.user)
+
+    first = post(alice, f"/api/runs/{run.pk}/cancel", {}, "cancel-1")
+    again = post(alice, f"/api/runs/{run.pk}/cancel", {}, "cancel-1")
+    fresh = post(alice, f"/api/runs/{run.pk}/cancel", {}, "cancel-2")
+
+    assert first.status_code == again.status_code == 200
+    assert again.json()["status"] == "cancelled" and again["Idempotent-Replayed"] == "true"
+    assert fresh.status_code == 409  # a new request to cancel a cancelled run
+    assert RunEvent.objects.filter(run=run, type="run.cancelled").count() == 1
+
+
 # -- token guessing ------------------------------------------------------------------------------------
 def test_too_many_bad_tokens_from_one_address_are_refused_for_a_while(alice, settings):
     settings.TWIN_AUTH_FAILURE_LIMIT = 3

@@ -349,3 +349,35 @@ def test_each_order_reads_its_own_index_without_sorting(acme: tuple[Any, Any]) -
             plan = queryset.explain()
             assert index in plan, (name, plan)
             assert "TEMP B-TREE" not in plan, (name, plan)
+
+
+@pytest.mark.parametrize("order", ["urgent", "oldest", "newest"])
+def test_the_api_reaches_every_pending_pause_once_through_its_link_header(db: Any, order: str) -> None:
+    tenant, _user, token = tenant_create(slug="api-acme", owner_username="ann", role=Role.APPROVER)
+    approvals = many(tenant, 45, now=timezone.now())
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    url: str | None = f"/api/approvals?status=pending&order={order}&limit=20"
+    seen: list[str] = []
+    pages = 0
+    while url:
+        response = api.get(url)
+        assert response.status_code == 200, response.content
+        seen += [item["id"] for item in response.json()]
+        pages += 1
+        link = re.fullmatch(r'<([^>]+)>; rel="next"', response.headers.get("Link", ""))
+        url = link.group(1) if link else None
+
+    assert seen == expected(approvals, order)
+    assert pages == 3
+
+    first = api.get(f"/api/approvals?status=pending&order={order}&limit=20")
+    link = re.fullmatch(r'<([^>]+)>; rel="next"', first.headers["Link"])
+    assert link
+    cursor = link.group(1).split("cursor=")[1]
+    other = "oldest" if order != "oldest" else "newest"
+    for bad in ("not-a-cursor", cursor[:-3] + "abc"):
+        refused = api.get(f"/api/approvals?status=pending&order={order}&cursor={bad}")
+        assert (refused.status_code, refused.json()["error"]) == (400, "invalid_cursor")
+    refused = api.get(f"/api/approvals?status=pending&order={other}&cursor={cursor}")
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_cursor")

@@ -55,6 +55,7 @@ def test_one_time_code_typed_by_a_person_signs_in_and_is_then_forgotten(alice, s
 
     assert bad.status_code == 400
     assert bad.json()["error"] == "input_invalid"
+    assert bad["X-Twin-Status"] == bad.json()["status"] == "awaiting_approval"  # the run still waits
     still = wait_run(alice, run["id"], wait=0)
     assert still["status"] == "awaiting_approval"
     assert still["pending_step"]["index"] == OTP_STEP

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -28,6 +29,13 @@ from .api import ApiError
 
 HEADER = "Idempotency-Key"
 KEEP = timedelta(hours=24)
+IDEMPOTENCY_PARAM = OpenApiParameter(
+    HEADER,
+    str,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="Retries with the same key get the first answer (for 24 h) and create or decide nothing new.",
+)
 
 
 def _fingerprint(request: Request) -> str:

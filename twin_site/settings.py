@@ -364,6 +364,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "twin_site.schema.add_error_responses",
+        "twin_site.schema.answers_carry_every_field",
     ],
     "ENUM_NAME_OVERRIDES": {
         "GateKindEnum": "approvals.models.GateKind",
