@@ -39,7 +39,11 @@ chromium:
 JS := clients/js
 JS_STAMP := $(JS)/node_modules/.installed-$(shell cat $(JS)/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 .PHONY: js node
-js: $(JS_STAMP)
+js: $(JS)/dist/index.js
+
+# The package as published (dist/: ESM + type declarations), built again when a source changes.
+$(JS)/dist/index.js: $(JS_STAMP) $(wildcard $(JS)/src/*.ts) $(JS)/tsconfig.json
+	cd $(JS) && npm run -s build
 
 $(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json | node
 	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error

@@ -147,3 +147,42 @@ def test_every_environment_variable_the_code_reads_is_in_the_readme_configuratio
 
     assert {"TWIN_VAR_DIR", "TWIN_DEMO_PORT", "REDIS_URL"} <= read  # the scan sees what it should
     assert sorted(read - documented) == []
+
+
+# -- the TypeScript client ---------------------------------------------------------------------------------
+JS_SECTION = section("From JavaScript or TypeScript")
+
+
+def test_the_javascript_example_is_the_example_file() -> None:
+    (block,) = re.findall(r"^```js\n(.*?)^```", JS_SECTION, re.S | re.M)
+    example = (ROOT / "clients" / "js" / "examples" / "first-run.mjs").read_text()
+    lines = [line.strip() for line in example.splitlines()]
+    body = block[block.index("const run =") :]
+    missing = [line.strip() for line in body.splitlines() if line.strip() and line.strip() not in lines]
+    assert missing == []
+
+
+def test_the_javascript_example_pauses_at_the_code_and_resumes_there_as_the_readme_says(served: Served) -> None:
+    code = "\n".join(shell_blocks(JS_SECTION))
+    done = subprocess.run(
+        ["bash", "-c", "set -eo pipefail\n" + code],
+        cwd=ROOT,
+        env={
+            **served.env(),
+            "TOKEN": make_token(served),
+            "TWIN_URL": served.base,
+            "TWIN_DEMO_URL": f"http://127.0.0.1:{served.extra_env['TWIN_DEMO_PORT']}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    printed = [line.strip() for line in done.stdout.splitlines()]
+    said = [line.split("# → ", 1)[1].strip() for line in code.splitlines() if line.lstrip().startswith("# → ")]
+    assert printed == said == [
+        "paused at step 6 of 8: One-time code",
+        "x-twin-status: completed",
+        "resumed from step 6 of 8",
+    ], done.stdout + done.stderr

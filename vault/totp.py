@@ -53,3 +53,9 @@ def verify(seed: str, code: str, *, at: float | None = None, window: int = 1, pe
         hmac.compare_digest(totp(seed, at=now + step * period, period=period), code)
         for step in range(-window, window + 1)
     )
+
+
+if __name__ == "__main__":  # python -m vault.totp SEED: the code an authenticator app shows now
+    import sys
+
+    print(totp(sys.argv[1]))
