@@ -200,12 +200,14 @@ def archive_skill(slug: str) -> Call[None]:
     return Call("DELETE", f"/api/skills/{_segment(slug)}", lambda d: None)
 
 
-def list_approvals(status: str | None = None, limit: int = 100) -> Call[list[Approval]]:
+def list_approvals(
+    status: str | None = None, limit: int = 100, order: str | None = None
+) -> Call[list[Approval]]:
     return Call(
         "GET",
         "/api/approvals",
         lambda d: [Approval.from_api(a) for a in d],
-        params=_compact(status=status, limit=limit),
+        params=_compact(status=status, limit=limit, order=order),
     )
 
 
@@ -499,8 +501,17 @@ class Approvals:
     def __init__(self, twin: Twin) -> None:
         self._twin = twin
 
-    def list(self, *, status: str | None = None, limit: int = 100) -> list[Approval]:
-        return self._twin.send(list_approvals(status, limit))
+    def list(
+        self, *, status: str | None = None, limit: int = 100, order: str | None = None
+    ) -> list[Approval]:
+        """One page: the first ``limit`` (newest first unless ``order``: ``oldest``, ``urgent``)."""
+        return self._twin.send(list_approvals(status, limit, order))
+
+    def iter(
+        self, *, status: str | None = None, order: str | None = None, page_size: int = 100
+    ) -> Iterator[Approval]:
+        """All of them, following the server's pages."""
+        return self._twin.pages(list_approvals(status, page_size, order))
 
 
 class Secrets:
@@ -753,8 +764,16 @@ class AsyncApprovals:
     def __init__(self, twin: AsyncTwin) -> None:
         self._twin = twin
 
-    async def list(self, *, status: str | None = None, limit: int = 100) -> list[Approval]:
-        return await self._twin.send(list_approvals(status, limit))
+    async def list(
+        self, *, status: str | None = None, limit: int = 100, order: str | None = None
+    ) -> list[Approval]:
+        return await self._twin.send(list_approvals(status, limit, order))
+
+    def iter(
+        self, *, status: str | None = None, order: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[Approval]:
+        """All of them (``async for``), following the server's pages."""
+        return self._twin.pages(list_approvals(status, page_size, order))
 
 
 class AsyncSecrets:

@@ -150,6 +150,36 @@ def test_iter_follows_the_servers_pages_through_every_run(
     assert asyncio.run(every_async()) == every
 
 
+def test_approvals_iter_follows_the_pages_in_the_order_asked(alice: Person) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from approvals.models import Approval
+    from runs.models import Run
+
+    now = timezone.now()
+    made = []
+    for n in range(5):
+        run = Run.objects.create(tenant=alice.tenant, goal=f"pay {n}", program=[], status="awaiting_approval")
+        approval = Approval.objects.create(
+            tenant=alice.tenant, run=run, step_index=1, step_count=1, action="click",
+            trigger="approval", kind="approval", prompt="Pay?", expires_at=now + timedelta(hours=1),
+        )  # fmt: skip
+        Approval.objects.filter(pk=approval.pk).update(created_at=now - timedelta(minutes=5 - n))
+        made.append(str(approval.pk))
+    twin = Twin(alice.base_url, alice.token)
+
+    assert [a.id for a in twin.approvals.iter(status="pending", order="oldest", page_size=2)] == made
+    assert [a.id for a in twin.approvals.list(status="pending", limit=2)] == made[::-1][:2]
+
+    async def every_async() -> list[str]:
+        async with AsyncTwin(alice.base_url, alice.token) as client:
+            return [a.id async for a in client.approvals.iter(status="pending", page_size=2)]
+
+    assert asyncio.run(every_async()) == made[::-1]
+
+
 def test_the_async_client_does_the_same(alice: Person, site, worker) -> None:
     async def flow() -> twin_client.Run:
         async with AsyncTwin(alice.base_url, alice.token) as twin:
