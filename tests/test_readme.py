@@ -162,7 +162,9 @@ def test_the_javascript_example_is_the_example_file() -> None:
     assert missing == []
 
 
-def test_the_javascript_example_pauses_at_the_code_and_resumes_there_as_the_readme_says(served: Served) -> None:
+def test_the_javascript_example_pauses_at_the_code_and_resumes_there_as_the_readme_says(
+    served: Served,
+) -> None:
     code = "\n".join(shell_blocks(JS_SECTION))
     done = subprocess.run(
         ["bash", "-c", "set -eo pipefail\n" + code],
@@ -180,7 +182,7 @@ def test_the_javascript_example_pauses_at_the_code_and_resumes_there_as_the_read
 
     assert done.returncode == 0, done.stdout + done.stderr
     printed = [line.strip() for line in done.stdout.splitlines()]
-    said = [line.split("# → ", 1)[1].strip() for line in code.splitlines() if line.lstrip().startswith("# → ")]
+    said = [line.split("# → ", 1)[1].strip() for line in code.splitlines() if "# → " in line]
     assert printed == said == [
         "paused at step 6 of 8: One-time code",
         "x-twin-status: completed",
