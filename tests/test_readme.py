@@ -183,8 +183,12 @@ def test_the_javascript_example_pauses_at_the_code_and_resumes_there_as_the_read
     assert done.returncode == 0, done.stdout + done.stderr
     printed = [line.strip() for line in done.stdout.splitlines()]
     said = [line.split("# → ", 1)[1].strip() for line in code.splitlines() if "# → " in line]
-    assert printed == said == [
-        "paused at step 6 of 8: One-time code",
-        "x-twin-status: completed",
-        "resumed from step 6 of 8",
-    ], done.stdout + done.stderr
+    assert (
+        printed
+        == said
+        == [
+            "paused at step 6 of 8: One-time code",
+            "x-twin-status: completed",
+            "resumed from step 6 of 8",
+        ]
+    ), done.stdout + done.stderr
