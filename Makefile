@@ -85,10 +85,12 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	cd $(JS) && npm run -s lint
 
 format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+	cd $(JS) && npm run -s format
 
 bench: setup
 	$(TEST_ENV) $(PY) bench/run_all.py

@@ -11,7 +11,10 @@ import { createInterface } from "node:readline/promises";
 
 import { Twin } from "@twin/client";
 
-const twin = new Twin({ baseUrl: process.env.TWIN_URL ?? "http://127.0.0.1:8000", token: process.env.TWIN_TOKEN ?? "" });
+const twin = new Twin({
+  baseUrl: process.env.TWIN_URL ?? "http://127.0.0.1:8000",
+  token: process.env.TWIN_TOKEN ?? "",
+});
 const demo = process.env.TWIN_DEMO_URL ?? "http://127.0.0.1:8001";
 
 const goal = "Sign in to the demo shop";
@@ -22,7 +25,12 @@ const steps = [
   { action: "fill", selector: "#password", value: "wonderland" },
   { action: "click", selector: "#login" },
   { action: "goto", url: `${demo}/otp` },
-  { action: "fill", selector: "#otp", value: "{{input}}", gate: { kind: "input", prompt: "One-time code", pattern: "^[0-9]{6}$" } },
+  {
+    action: "fill",
+    selector: "#otp",
+    value: "{{input}}",
+    gate: { kind: "input", prompt: "One-time code", pattern: "^[0-9]{6}$" },
+  },
   { action: "click", selector: "#verify" },
   { action: "assert_text", text: "Confirm payment" },
 ];

@@ -14,7 +14,11 @@ export type CamelCase<S extends string> = S extends `${infer Head}_${infer Tail}
 export type Camelize<T, Keep extends string = never> = T extends readonly (infer Item)[]
   ? Camelize<Item, Keep>[]
   : T extends object
-    ? { -readonly [K in keyof T as K extends string ? CamelCase<K> : K]: K extends Keep ? T[K] : Camelize<T[K], Keep> }
+    ? {
+        -readonly [K in keyof T as K extends string ? CamelCase<K> : K]: K extends Keep
+          ? T[K]
+          : Camelize<T[K], Keep>;
+      }
     : T;
 
 export function camelCase(key: string): string {

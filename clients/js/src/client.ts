@@ -72,7 +72,11 @@ function toRun(data: unknown, info: ResponseInfo): Run & Answered {
   return run;
 }
 
-function list<T>(data: unknown, info: ResponseInfo, read: (item: unknown, info: ResponseInfo) => T): T[] & Answered {
+function list<T>(
+  data: unknown,
+  info: ResponseInfo,
+  read: (item: unknown, info: ResponseInfo) => T,
+): T[] & Answered {
   const items = (Array.isArray(data) ? data : []).map((item) => read(item, info));
   Object.defineProperty(items, "httpResponse", { value: info, enumerable: false });
   return items as T[] & Answered;
@@ -315,7 +319,10 @@ export class Runs {
   }
 
   /** Approve the paused step, with the `input` or `choice` its gate asks for; the run resumes at that step. */
-  approve(runId: string, { input, choice, note, idempotencyKey, signal }: Approve = {}): Promise<Run & Answered> {
+  approve(
+    runId: string,
+    { input, choice, note, idempotencyKey, signal }: Approve = {},
+  ): Promise<Run & Answered> {
     return this.#twin.send(
       {
         method: "POST",
@@ -359,7 +366,10 @@ export class Runs {
   }
 
   /** The run's whole trail, oldest first (every page of its events). */
-  events(runId: string, { pageSize = 100, signal }: { pageSize?: number } & CallOptions = {}): Promise<RunEvent[]> {
+  events(
+    runId: string,
+    { pageSize = 100, signal }: { pageSize?: number } & CallOptions = {},
+  ): Promise<RunEvent[]> {
     return new Paginated(
       this.#twin,
       {
@@ -407,7 +417,13 @@ export class Approvals {
   list({ status, order, pageSize = 100, signal }: ListApprovals = {}): Paginated<Approval & Answered> {
     return new Paginated(
       this.#twin,
-      { method: "GET", path: "/api/approvals", query: { status, order, limit: pageSize }, retry: true, signal },
+      {
+        method: "GET",
+        path: "/api/approvals",
+        query: { status, order, limit: pageSize },
+        retry: true,
+        signal,
+      },
       toApproval,
     );
   }
@@ -421,7 +437,9 @@ export class Skills {
   }
 
   /** The tenant's skills, the most recently updated first (`archived: true`: those too). */
-  list({ archived = false, signal }: { archived?: boolean } & CallOptions = {}): Promise<(Skill & Answered)[] & Answered> {
+  list({ archived = false, signal }: { archived?: boolean } & CallOptions = {}): Promise<
+    (Skill & Answered)[] & Answered
+  > {
     return this.#twin.send(
       { method: "GET", path: "/api/skills", query: archived ? { archived: 1 } : {}, retry: true, signal },
       (data, info) => list(data, info, toSkill),
@@ -430,7 +448,10 @@ export class Skills {
 
   /** A skill by id or slug, with its newest version inline. */
   get(idOrSlug: string, { signal }: CallOptions = {}): Promise<Skill & Answered> {
-    return this.#twin.send({ method: "GET", path: `/api/skills/${segment(idOrSlug)}`, retry: true, signal }, toSkill);
+    return this.#twin.send(
+      { method: "GET", path: `/api/skills/${segment(idOrSlug)}`, retry: true, signal },
+      toSkill,
+    );
   }
 
   /** Every version of the skill, the newest first. */
@@ -442,7 +463,8 @@ export class Skills {
   }
 
   version(slug: string, number: number, { signal }: CallOptions = {}): Promise<SkillVersion & Answered> {
-    if (!Number.isInteger(number) || number < 1) throw new TypeError("a skill version is a whole number from 1");
+    if (!Number.isInteger(number) || number < 1)
+      throw new TypeError("a skill version is a whole number from 1");
     return this.#twin.send(
       { method: "GET", path: `/api/skills/${segment(slug)}/versions/${number}`, retry: true, signal },
       toVersion,
@@ -450,7 +472,10 @@ export class Skills {
   }
 
   /** Compile a completed run into a new skill version (the same slug again: the next version). */
-  compile(runId: string, { slug, name, params, answersGoals, idempotencyKey, signal }: Compile = {}): Promise<SkillVersion & Answered> {
+  compile(
+    runId: string,
+    { slug, name, params, answersGoals, idempotencyKey, signal }: Compile = {},
+  ): Promise<SkillVersion & Answered> {
     return this.#twin.send(
       {
         method: "POST",
@@ -465,7 +490,10 @@ export class Skills {
   }
 
   /** What `compile` would give, with the literals it suggests as parameters; stores nothing. */
-  preview(runId: string, { params, signal }: { params?: Record<string, unknown> } & CallOptions = {}): Promise<SkillPreview & Answered> {
+  preview(
+    runId: string,
+    { params, signal }: { params?: Record<string, unknown> } & CallOptions = {},
+  ): Promise<SkillPreview & Answered> {
     return this.#twin.send(
       {
         method: "GET",
@@ -479,7 +507,11 @@ export class Skills {
   }
 
   /** Run the skill (its newest version unless `version`) and wait until it is done or paused for a person. */
-  async run(skill: string, params: Params = {}, { version, wait = true, timeout = 300, idempotencyKey, signal }: RunSkill = {}): Promise<Run & Answered> {
+  async run(
+    skill: string,
+    params: Params = {},
+    { version, wait = true, timeout = 300, idempotencyKey, signal }: RunSkill = {},
+  ): Promise<Run & Answered> {
     const run = await this.#twin.runs.start({
       skill,
       params,
@@ -494,7 +526,12 @@ export class Skills {
 
   /** Archive the skill: no longer listed or run; its runs keep their link to it. */
   async archive(slug: string, { signal }: CallOptions = {}): Promise<void> {
-    await this.#twin.transport.send({ method: "DELETE", path: `/api/skills/${segment(slug)}`, retry: true, signal });
+    await this.#twin.transport.send({
+      method: "DELETE",
+      path: `/api/skills/${segment(slug)}`,
+      retry: true,
+      signal,
+    });
   }
 }
 
@@ -509,7 +546,13 @@ export class Secrets {
   put(name: string, value: string, { kind, origins, signal }: PutSecret = {}): Promise<Secret & Answered> {
     // (not retried: the request carries the value, which the server keeps nowhere but the vault)
     return this.#twin.send(
-      { method: "POST", path: "/api/secrets", body: compact({ name, value, kind, origins }), retry: false, signal },
+      {
+        method: "POST",
+        path: "/api/secrets",
+        body: compact({ name, value, kind, origins }),
+        retry: false,
+        signal,
+      },
       toSecret,
     );
   }
@@ -521,7 +564,12 @@ export class Secrets {
   }
 
   async delete(name: string, { signal }: CallOptions = {}): Promise<void> {
-    await this.#twin.transport.send({ method: "DELETE", path: `/api/secrets/${segment(name)}`, retry: true, signal });
+    await this.#twin.transport.send({
+      method: "DELETE",
+      path: `/api/secrets/${segment(name)}`,
+      retry: true,
+      signal,
+    });
   }
 }
 
@@ -533,10 +581,19 @@ export class Webhooks {
   }
 
   /** Deliver the events to `url`, signed; the answer's `secret` (`whsec_…`) is shown this once. */
-  create(url: string, { events, description, signal }: CreateWebhook = {}): Promise<WebhookEndpointCreated & Answered> {
+  create(
+    url: string,
+    { events, description, signal }: CreateWebhook = {},
+  ): Promise<WebhookEndpointCreated & Answered> {
     // (not retried: a second endpoint would be created)
     return this.#twin.send(
-      { method: "POST", path: "/api/webhooks", body: compact({ url, events, description }), retry: false, signal },
+      {
+        method: "POST",
+        path: "/api/webhooks",
+        body: compact({ url, events, description }),
+        retry: false,
+        signal,
+      },
       toCreatedEndpoint,
     );
   }
@@ -548,6 +605,11 @@ export class Webhooks {
   }
 
   async delete(id: string, { signal }: CallOptions = {}): Promise<void> {
-    await this.#twin.transport.send({ method: "DELETE", path: `/api/webhooks/${segment(id)}`, retry: true, signal });
+    await this.#twin.transport.send({
+      method: "DELETE",
+      path: `/api/webhooks/${segment(id)}`,
+      retry: true,
+      signal,
+    });
   }
 }

@@ -26,7 +26,12 @@ export class TwinError extends Error {
   /** The run's status when the answer was about a run (the `X-Twin-Status` header). */
   readonly twinStatus: RunStatus | undefined;
 
-  constructor(status: number, body: Record<string, unknown>, headers: Headers = new Headers(), message?: string) {
+  constructor(
+    status: number,
+    body: Record<string, unknown>,
+    headers: Headers = new Headers(),
+    message?: string,
+  ) {
     const code = typeof body.error === "string" ? body.error : "error";
     const detail = typeof body.detail === "string" ? body.detail : "";
     super(message ?? `${status} ${code}${detail ? `: ${detail}` : ""}`);
@@ -66,7 +71,9 @@ export class NotFoundError extends TwinError {
 export class ConflictError extends TwinError {
   override name = "ConflictError";
   get runStatus(): RunStatus | undefined {
-    return this.twinStatus ?? (typeof this.body.status === "string" ? (this.body.status as RunStatus) : undefined);
+    return (
+      this.twinStatus ?? (typeof this.body.status === "string" ? (this.body.status as RunStatus) : undefined)
+    );
   }
 }
 
@@ -111,7 +118,8 @@ export function errorFor(status: number, body: unknown, headers: Headers): TwinE
   if (status === 401) return new AuthError(status, data, headers);
   if (status === 403) return new ForbiddenError(status, data, headers);
   if (status === 404) return new NotFoundError(status, data, headers);
-  if (status === 409 && data.error === "already_approved") return new AlreadyApprovedError(status, data, headers);
+  if (status === 409 && data.error === "already_approved")
+    return new AlreadyApprovedError(status, data, headers);
   if (status === 409) return new ConflictError(status, data, headers);
   if (status === 429) return new RateLimitError(status, data, headers);
   if (status >= 500) return new ServerError(status, data, headers);

@@ -110,7 +110,8 @@ export class Transport {
     this.#maxRetries = Math.max(0, Math.floor(options.maxRetries ?? 2));
     this.#retryDelay = options.retryDelay ?? 0.5;
     const given = options.fetch ?? globalThis.fetch;
-    if (typeof given !== "function") throw new TypeError("no fetch: use Node 20 or later, or pass options.fetch");
+    if (typeof given !== "function")
+      throw new TypeError("no fetch: use Node 20 or later, or pass options.fetch");
     this.#fetch = given.bind(globalThis);
     this.#headers = { ...(options.headers ?? {}) };
   }
@@ -176,7 +177,10 @@ export class Transport {
         });
       }
       if (response.status >= 400) throw errorFor(response.status, data, response.headers);
-      return { data, info: { status: response.status, headers: response.headers, url: response.url || url.href } };
+      return {
+        data,
+        info: { status: response.status, headers: response.headers, url: response.url || url.href },
+      };
     }
   }
 
@@ -195,7 +199,10 @@ async function readBody(response: Response): Promise<unknown> {
     return JSON.parse(text);
   } catch {
     if (response.status >= 400) return text;
-    throw new TwinError(response.status, { error: "not_json", detail: `the answer is not JSON: ${text.slice(0, 200)}` });
+    throw new TwinError(response.status, {
+      error: "not_json",
+      detail: `the answer is not JSON: ${text.slice(0, 200)}`,
+    });
   }
 }
 

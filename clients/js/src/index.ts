@@ -36,7 +36,13 @@ export {
 } from "./errors.js";
 export { type CallOptions, type IdempotentOptions, MAX_WAIT, type TwinOptions, VERSION } from "./http.js";
 export type * from "./types.js";
-export { type HeadersLike, TOLERANCE, type VerifyOptions, verifyWebhook, WebhookVerificationError } from "./webhooks.js";
+export {
+  type HeadersLike,
+  TOLERANCE,
+  type VerifyOptions,
+  verifyWebhook,
+  WebhookVerificationError,
+} from "./webhooks.js";
 export type { CamelCase, Camelize } from "./camel.js";
 export type { components, paths } from "./schema.js";
 export { Twin as default } from "./client.js";

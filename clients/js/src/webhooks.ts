@@ -58,7 +58,8 @@ export async function verifyWebhook<T = unknown>(
   if (!id || !stamp || !signatures) {
     throw new WebhookVerificationError("missing webhook-id, webhook-timestamp or webhook-signature");
   }
-  if (!/^\d{1,12}$/.test(stamp.trim())) throw new WebhookVerificationError("webhook-timestamp is not a number of seconds");
+  if (!/^\d{1,12}$/.test(stamp.trim()))
+    throw new WebhookVerificationError("webhook-timestamp is not a number of seconds");
   const timestamp = Number(stamp.trim());
   const current = now ?? Date.now() / 1000;
   if (Math.abs(current - timestamp) > tolerance) {

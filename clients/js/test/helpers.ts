@@ -17,7 +17,8 @@ export const live = {
 
 /** A test against the live server: skipped (saying why) when run outside `make test`. */
 export function liveTest(name: string, fn: () => Promise<void>): void {
-  const skip = live.baseUrl && live.token ? false : "needs the live server: run it through make test (pytest)";
+  const skip =
+    live.baseUrl && live.token ? false : "needs the live server: run it through make test (pytest)";
   test(name, { skip, timeout: 120_000 }, fn);
 }
 
@@ -76,9 +77,12 @@ function base32(seed: string): Uint8Array<ArrayBuffer> {
 export async function totp(seed: string, at = Date.now()): Promise<string> {
   const counter = new DataView(new ArrayBuffer(8));
   counter.setBigUint64(0, BigInt(Math.floor(at / 30_000)));
-  const key = await crypto.subtle.importKey("raw", base32(seed), { name: "HMAC", hash: "SHA-1" }, false, ["sign"]);
+  const key = await crypto.subtle.importKey("raw", base32(seed), { name: "HMAC", hash: "SHA-1" }, false, [
+    "sign",
+  ]);
   const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, counter.buffer));
   const offset = mac[mac.length - 1]! & 0x0f;
-  const code = ((mac[offset]! & 0x7f) << 24) | (mac[offset + 1]! << 16) | (mac[offset + 2]! << 8) | mac[offset + 3]!;
+  const code =
+    ((mac[offset]! & 0x7f) << 24) | (mac[offset + 1]! << 16) | (mac[offset + 2]! << 8) | mac[offset + 3]!;
   return String(code % 1_000_000).padStart(6, "0");
 }

@@ -21,7 +21,11 @@ liveTest("every run, newest first, once each, fetched a page at a time", async (
   assert.equal(runs.length, TOTAL);
   assert.equal(new Set(runs.map((run) => run.id)).size, TOTAL, "no run twice");
   const times = runs.map((run) => Date.parse(run.createdAt));
-  assert.deepEqual(times, [...times].sort((a, b) => b - a), "newest first");
+  assert.deepEqual(
+    times,
+    [...times].sort((a, b) => b - a),
+    "newest first",
+  );
   assert.equal(calls, Math.ceil(TOTAL / 25));
   assert.equal(runs[0]?.twinStatus, undefined, "a listing's runs carry no X-Twin-Status of their own");
 
@@ -50,6 +54,10 @@ liveTest("the approvals listing pages the same way", async () => {
   assert.equal(pending.length, expected);
   assert.equal(new Set(pending.map((approval) => approval.id)).size, expected);
   const times = pending.map((approval) => Date.parse(approval.createdAt));
-  assert.deepEqual(times, [...times].sort((a, b) => a - b), "oldest first");
+  assert.deepEqual(
+    times,
+    [...times].sort((a, b) => a - b),
+    "oldest first",
+  );
   assert.ok(pending.every((approval) => approval.status === "pending" && typeof approval.runId === "string"));
 });

@@ -2,80 +2,85 @@
 
 import assert from "node:assert/strict";
 
-import {
-  AuthError,
-  ConflictError,
-  NotFoundError,
-
-  Twin,
-  ValidationError,
-  isSettled,
-} from "@twin/client";
+import { AuthError, ConflictError, NotFoundError, Twin, ValidationError, isSettled } from "@twin/client";
 
 import { live, liveTest, pay, signInWithCode, site, totp, twin } from "./helpers.js";
 
-liveTest("a run paused at a one-time code resumes at that very step when approved with the code", async () => {
-  const client = twin();
-  const run = await client.agents.run({ goal: "Sign in", url: site("/login"), steps: signInWithCode() });
+liveTest(
+  "a run paused at a one-time code resumes at that very step when approved with the code",
+  async () => {
+    const client = twin();
+    const run = await client.agents.run({ goal: "Sign in", url: site("/login"), steps: signInWithCode() });
 
-  assert.equal(run.status, "awaiting_approval");
-  assert.equal(run.twinStatus, "awaiting_approval");
-  assert.equal(run.httpResponse.headers.get("x-twin-status"), "awaiting_approval");
-  const pending = run.pendingStep;
-  assert.ok(pending, "a paused run names the step it waits on");
-  assert.equal(pending.index, 7);
-  assert.equal(pending.kind, "input");
-  assert.equal(pending.trigger, "mfa");
-  assert.equal(pending.prompt, "One-time code");
-  assert.match(pending.pageUrl, /\/otp$/);
-  assert.ok(Date.parse(pending.expiresAt) > Date.now(), "expiresAt is a date in the future");
-  assert.equal(run.currentStep, 7);
-  assert.equal(run.stepCount, 9);
-  assert.equal(run.resumedFrom, null);
-  assert.equal(JSON.stringify(run).includes("pending_step"), false, "the API's names are camelCased");
-  assert.equal("httpResponse" in JSON.parse(JSON.stringify(run)), false, "the answer is not part of the data");
+    assert.equal(run.status, "awaiting_approval");
+    assert.equal(run.twinStatus, "awaiting_approval");
+    assert.equal(run.httpResponse.headers.get("x-twin-status"), "awaiting_approval");
+    const pending = run.pendingStep;
+    assert.ok(pending, "a paused run names the step it waits on");
+    assert.equal(pending.index, 7);
+    assert.equal(pending.kind, "input");
+    assert.equal(pending.trigger, "mfa");
+    assert.equal(pending.prompt, "One-time code");
+    assert.match(pending.pageUrl, /\/otp$/);
+    assert.ok(Date.parse(pending.expiresAt) > Date.now(), "expiresAt is a date in the future");
+    assert.equal(run.currentStep, 7);
+    assert.equal(run.stepCount, 9);
+    assert.equal(run.resumedFrom, null);
+    assert.equal(JSON.stringify(run).includes("pending_step"), false, "the API's names are camelCased");
+    assert.equal(
+      "httpResponse" in JSON.parse(JSON.stringify(run)),
+      false,
+      "the answer is not part of the data",
+    );
 
-  // A code that fails the gate's pattern: a ValidationError, and the run still waits.
-  await assert.rejects(client.runs.approve(run.id, { input: "12ab" }), (error: unknown) => {
-    assert.ok(error instanceof ValidationError);
-    assert.equal(error.status, 400);
-    assert.equal(error.code, "input_invalid");
-    assert.equal(error.twinStatus, "awaiting_approval");
-    return true;
-  });
-  assert.equal((await client.runs.get(run.id)).status, "awaiting_approval");
+    // A code that fails the gate's pattern: a ValidationError, and the run still waits.
+    await assert.rejects(client.runs.approve(run.id, { input: "12ab" }), (error: unknown) => {
+      assert.ok(error instanceof ValidationError);
+      assert.equal(error.status, 400);
+      assert.equal(error.code, "input_invalid");
+      assert.equal(error.twinStatus, "awaiting_approval");
+      return true;
+    });
+    assert.equal((await client.runs.get(run.id)).status, "awaiting_approval");
 
-  const approved = await client.runs.approve(run.id, { input: await totp(live.totpSeed), note: "from node" });
-  assert.equal(approved.httpResponse.status, 202);
-  assert.notEqual(approved.status, "awaiting_approval");
-  const done = await client.runs.wait(run.id, { timeout: 60 });
+    const approved = await client.runs.approve(run.id, {
+      input: await totp(live.totpSeed),
+      note: "from node",
+    });
+    assert.equal(approved.httpResponse.status, 202);
+    assert.notEqual(approved.status, "awaiting_approval");
+    const done = await client.runs.wait(run.id, { timeout: 60 });
 
-  assert.equal(done.status, "completed");
-  assert.equal(done.twinStatus, "completed");
-  assert.equal(done.resumedFrom, pending.index);
-  assert.equal(done.pendingStep, null);
-  assert.deepEqual(
-    done.steps.map((step) => step.status),
-    Array(9).fill("done"),
-  );
-  assert.ok(done.steps.every((step) => typeof step.startedAt === "string" && typeof step.finishedAt === "string"));
+    assert.equal(done.status, "completed");
+    assert.equal(done.twinStatus, "completed");
+    assert.equal(done.resumedFrom, pending.index);
+    assert.equal(done.pendingStep, null);
+    assert.deepEqual(
+      done.steps.map((step) => step.status),
+      Array(9).fill("done"),
+    );
+    assert.ok(
+      done.steps.every((step) => typeof step.startedAt === "string" && typeof step.finishedAt === "string"),
+    );
 
-  // A second approve of the same pause: 409, never a second resume.
-  await assert.rejects(client.runs.approve(run.id, { input: "123456" }), (error: unknown) => {
-    assert.ok(error instanceof ConflictError);
-    assert.equal(error.status, 409);
-    assert.equal(error.runStatus, "completed");
-    return true;
-  });
+    // A second approve of the same pause: 409, never a second resume.
+    await assert.rejects(client.runs.approve(run.id, { input: "123456" }), (error: unknown) => {
+      assert.ok(error instanceof ConflictError);
+      assert.equal(error.status, 409);
+      assert.equal(error.runStatus, "completed");
+      return true;
+    });
 
-  const events = await client.runs.events(run.id);
-  const names = events.map((event) => event.event);
-  for (const name of ["run.awaiting_approval", "run.resumed", "run.completed"]) assert.ok(names.includes(name), name);
-  assert.ok(names.indexOf("run.awaiting_approval") < names.indexOf("run.resumed"));
-  const resumed = events.find((event) => event.event === "run.resumed");
-  assert.equal(resumed?.step, 7);
-  assert.ok(!JSON.stringify(events).includes(await totp(live.totpSeed)), "the code is in no event");
-});
+    const events = await client.runs.events(run.id);
+    const names = events.map((event) => event.event);
+    for (const name of ["run.awaiting_approval", "run.resumed", "run.completed"])
+      assert.ok(names.includes(name), name);
+    assert.ok(names.indexOf("run.awaiting_approval") < names.indexOf("run.resumed"));
+    const resumed = events.find((event) => event.event === "run.resumed");
+    assert.equal(resumed?.step, 7);
+    assert.ok(!JSON.stringify(events).includes(await totp(live.totpSeed)), "the code is in no event");
+  },
+);
 
 liveTest("a rejected payment is never made; outputs keep the names the program gave them", async () => {
   const client = twin();
@@ -110,10 +115,16 @@ liveTest("cancel, wait and the errors an integration meets", async () => {
   await assert.rejects(client.runs.approve(run.id), ConflictError);
 
   await assert.rejects(client.runs.get("00000000-0000-0000-0000-000000000000"), NotFoundError);
-  await assert.rejects(new Twin({ baseUrl: live.baseUrl, token: "twin_not-a-token" }).runs.get(run.id), AuthError);
+  await assert.rejects(
+    new Twin({ baseUrl: live.baseUrl, token: "twin_not-a-token" }).runs.get(run.id),
+    AuthError,
+  );
 
   await assert.rejects(
-    client.runs.start({ goal: "Nothing", steps: [{ action: "goto", url: "ftp://example.invalid/" }, { action: "click" } as never] }),
+    client.runs.start({
+      goal: "Nothing",
+      steps: [{ action: "goto", url: "ftp://example.invalid/" }, { action: "click" } as never],
+    }),
     (error: unknown) => {
       assert.ok(error instanceof ValidationError);
       assert.ok(error.problems.length >= 2, JSON.stringify(error.body));
@@ -129,8 +140,18 @@ liveTest("cancel, wait and the errors an integration meets", async () => {
 liveTest("the same Idempotency-Key twice starts one run", async () => {
   const client = twin();
   const key = `node-${crypto.randomUUID()}`;
-  const first = await client.runs.start({ goal: "Pay", url: site("/pay"), steps: pay(), idempotencyKey: key });
-  const again = await client.runs.start({ goal: "Pay", url: site("/pay"), steps: pay(), idempotencyKey: key });
+  const first = await client.runs.start({
+    goal: "Pay",
+    url: site("/pay"),
+    steps: pay(),
+    idempotencyKey: key,
+  });
+  const again = await client.runs.start({
+    goal: "Pay",
+    url: site("/pay"),
+    steps: pay(),
+    idempotencyKey: key,
+  });
   assert.equal(again.id, first.id);
   assert.equal(again.httpResponse.headers.get("idempotent-replayed"), "true");
   await client.runs.cancel(first.id);

@@ -13,7 +13,11 @@ import { NetworkError, RateLimitError, ServerError, Twin, TwinError } from "@twi
 
 type Handler = (request: IncomingMessage, response: ServerResponse, body: string) => void;
 
-async function serve(handler: Handler): Promise<{ url: string; seen: { method: string; url: string; headers: IncomingMessage["headers"] }[]; close: () => Promise<void> }> {
+async function serve(handler: Handler): Promise<{
+  url: string;
+  seen: { method: string; url: string; headers: IncomingMessage["headers"] }[];
+  close: () => Promise<void>;
+}> {
   const seen: { method: string; url: string; headers: IncomingMessage["headers"] }[] = [];
   const server = createServer((request, response) => {
     let body = "";
@@ -36,7 +40,12 @@ async function serve(handler: Handler): Promise<{ url: string; seen: { method: s
   };
 }
 
-function json(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function json(
+  response: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   response.writeHead(status, { "Content-Type": "application/json", ...headers }).end(JSON.stringify(body));
 }
 
@@ -46,7 +55,15 @@ const RUN = {
   current_step: 2,
   step_count: 2,
   resumed_from: 1,
-  steps: [{ index: 1, action: "goto", status: "done", started_at: "2026-01-01T00:00:00Z", finished_at: "2026-01-01T00:00:01Z" }],
+  steps: [
+    {
+      index: 1,
+      action: "goto",
+      status: "done",
+      started_at: "2026-01-01T00:00:00Z",
+      finished_at: "2026-01-01T00:00:01Z",
+    },
+  ],
   pending_step: null,
   outputs: { receipt_id: "R-1", nested_thing: { inner_key: 1 }, ["__proto__"]: { polluted: true } },
   params: { account_name: "Checking" },
@@ -104,7 +121,9 @@ test("a decision retried after a 502 carries the same Idempotency-Key each time"
 });
 
 test("a call that is not idempotent is not retried", async () => {
-  const server = await serve((_request, response) => json(response, 503, { error: "unavailable", detail: "down" }));
+  const server = await serve((_request, response) =>
+    json(response, 503, { error: "unavailable", detail: "down" }),
+  );
   try {
     await assert.rejects(client(server.url).webhooks.create("http://127.0.0.1:9/hook"), (error: unknown) => {
       assert.ok(error instanceof ServerError);
@@ -139,14 +158,20 @@ test("an AbortSignal stops a long-poll at once, and a retry's wait", async () =>
     const controller = new AbortController();
     const started = Date.now();
     setTimeout(() => controller.abort(new Error("the person left")), 200);
-    await assert.rejects(client(server.url).runs.get(RUN.id, { wait: 30, signal: controller.signal }), /the person left/);
+    await assert.rejects(
+      client(server.url).runs.get(RUN.id, { wait: 30, signal: controller.signal }),
+      /the person left/,
+    );
     assert.ok(Date.now() - started < 5000);
     assert.match(server.seen[0]?.url ?? "", /\?wait=30$/);
 
-    await assert.rejects(client(server.url).runs.get(RUN.id, { signal: AbortSignal.abort() }), (error: unknown) => {
-      assert.equal((error as Error).name, "AbortError");
-      return true;
-    });
+    await assert.rejects(
+      client(server.url).runs.get(RUN.id, { signal: AbortSignal.abort() }),
+      (error: unknown) => {
+        assert.equal((error as Error).name, "AbortError");
+        return true;
+      },
+    );
   } finally {
     await server.close();
   }
@@ -156,7 +181,10 @@ test("an AbortSignal stops a long-poll at once, and a retry's wait", async () =>
     setTimeout(() => controller.abort(), 300);
     const slow = client(down.url, { retryDelay: 60 });
     const started = Date.now();
-    await assert.rejects(slow.runs.get(RUN.id, { signal: controller.signal }), (error: unknown) => (error as Error).name === "AbortError");
+    await assert.rejects(
+      slow.runs.get(RUN.id, { signal: controller.signal }),
+      (error: unknown) => (error as Error).name === "AbortError",
+    );
     assert.ok(Date.now() - started < 5000, "the backoff's wait is aborted too");
   } finally {
     await down.close();
@@ -174,11 +202,14 @@ test("429 is a RateLimitError with retryAfter; a timeout is a NetworkError", asy
       assert.equal(error.retryAfter, 7);
       return true;
     });
-    await assert.rejects(client(server.url, { timeout: 0.3, maxRetries: 0 }).skills.get("slow"), (error: unknown) => {
-      assert.ok(error instanceof NetworkError);
-      assert.match(error.message, /no answer in 0.3 s/);
-      return true;
-    });
+    await assert.rejects(
+      client(server.url, { timeout: 0.3, maxRetries: 0 }).skills.get("slow"),
+      (error: unknown) => {
+        assert.ok(error instanceof NetworkError);
+        assert.match(error.message, /no answer in 0.3 s/);
+        return true;
+      },
+    );
   } finally {
     await server.close();
   }

@@ -66,7 +66,11 @@ liveTest("a delivery from the server verifies, and nothing altered or replayed d
     assert.equal(run.status, "awaiting_approval");
     const delivery = await endpoint.next();
 
-    type Payload = { type: string; timestamp: string; data: { run: { id: string; pending_step: { index: number } } } };
+    type Payload = {
+      type: string;
+      timestamp: string;
+      data: { run: { id: string; pending_step: { index: number } } };
+    };
     const payload = await verifyWebhook<Payload>(created.secret, delivery.headers, delivery.body);
     assert.equal(payload.type, "run.awaiting_approval");
     assert.equal(payload.data.run.id, run.id);
@@ -76,16 +80,34 @@ liveTest("a delivery from the server verifies, and nothing altered or replayed d
     const headers = new Headers(delivery.headers as Record<string, string>);
     await verifyWebhook(created.secret, headers, new TextEncoder().encode(delivery.body));
     // The standardwebhooks package agrees that the server signed it.
-    const theirs = new Webhook(created.secret).verify(delivery.body, delivery.headers as Record<string, string>);
+    const theirs = new Webhook(created.secret).verify(
+      delivery.body,
+      delivery.headers as Record<string, string>,
+    );
     assert.deepEqual(theirs, payload);
 
     const refuses = (promise: Promise<unknown>, why: RegExp) =>
-      assert.rejects(promise, (error: unknown) => error instanceof WebhookVerificationError && why.test(error.message));
-    await refuses(verifyWebhook(created.secret, delivery.headers, delivery.body.replace(run.id, crypto.randomUUID())), /no signature matches/);
-    await refuses(verifyWebhook(`whsec_${btoa("another key")}`, delivery.headers, delivery.body), /no signature matches/);
+      assert.rejects(
+        promise,
+        (error: unknown) => error instanceof WebhookVerificationError && why.test(error.message),
+      );
+    await refuses(
+      verifyWebhook(created.secret, delivery.headers, delivery.body.replace(run.id, crypto.randomUUID())),
+      /no signature matches/,
+    );
+    await refuses(
+      verifyWebhook(`whsec_${btoa("another key")}`, delivery.headers, delivery.body),
+      /no signature matches/,
+    );
     const sent = Number(delivery.headers["webhook-timestamp"]);
-    await refuses(verifyWebhook(created.secret, delivery.headers, delivery.body, { now: sent + 301 }), /too old/);
-    await refuses(verifyWebhook(created.secret, { ...delivery.headers, "webhook-signature": undefined }, delivery.body), /missing/);
+    await refuses(
+      verifyWebhook(created.secret, delivery.headers, delivery.body, { now: sent + 301 }),
+      /too old/,
+    );
+    await refuses(
+      verifyWebhook(created.secret, { ...delivery.headers, "webhook-signature": undefined }, delivery.body),
+      /missing/,
+    );
 
     await client.webhooks.delete(created.id);
     assert.ok(!(await client.webhooks.list()).some((hook) => hook.id === created.id));
@@ -98,13 +120,25 @@ liveTest("a delivery from the server verifies, and nothing altered or replayed d
 test("what the standardwebhooks package signs verifies, and what verifyWebhook accepts it accepts", async () => {
   const secret = `whsec_${btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))}`;
   const signer = new Webhook(secret);
-  const body = JSON.stringify({ type: "run.completed", timestamp: new Date().toISOString(), data: { run: { id: "r1", outputs: { receipt_id: "R-1" } } } });
+  const body = JSON.stringify({
+    type: "run.completed",
+    timestamp: new Date().toISOString(),
+    data: { run: { id: "r1", outputs: { receipt_id: "R-1" } } },
+  });
   const id = `msg_${crypto.randomUUID()}`;
   const now = new Date();
   const signature = signer.sign(id, now, body);
-  const headers = { "webhook-id": id, "webhook-timestamp": String(Math.floor(now.getTime() / 1000)), "webhook-signature": signature };
+  const headers = {
+    "webhook-id": id,
+    "webhook-timestamp": String(Math.floor(now.getTime() / 1000)),
+    "webhook-signature": signature,
+  };
 
-  const payload = await verifyWebhook<{ data: { run: { outputs: Record<string, string> } } }>(secret, headers, body);
+  const payload = await verifyWebhook<{ data: { run: { outputs: Record<string, string> } } }>(
+    secret,
+    headers,
+    body,
+  );
   assert.equal(payload.data.run.outputs.receipt_id, "R-1");
   assert.deepEqual(signer.verify(body, headers), payload);
   // Several signatures (a secret being rotated): any one that matches will do.
@@ -114,5 +148,8 @@ test("what the standardwebhooks package signs verifies, and what verifyWebhook a
   await verifyWebhook(secret.slice("whsec_".length), headers, body);
   await assert.rejects(verifyWebhook(secret, headers, `${body} `), WebhookVerificationError);
   await assert.rejects(verifyWebhook("whsec_%%%", headers, body), /not a whsec_/);
-  await assert.rejects(verifyWebhook(secret, { ...headers, "webhook-timestamp": "soon" }, body), /not a number/);
+  await assert.rejects(
+    verifyWebhook(secret, { ...headers, "webhook-timestamp": "soon" }, body),
+    /not a number/,
+  );
 });
