@@ -155,19 +155,13 @@ def test_approvals_iter_follows_the_pages_in_the_order_asked(alice: Person) -> N
 
     from django.utils import timezone
 
-    from approvals.models import Approval
-    from runs.models import Run
+    from tests.test_inbox_pagination import pause
 
     now = timezone.now()
-    made = []
-    for n in range(5):
-        run = Run.objects.create(tenant=alice.tenant, goal=f"pay {n}", program=[], status="awaiting_approval")
-        approval = Approval.objects.create(
-            tenant=alice.tenant, run=run, step_index=1, step_count=1, action="click",
-            trigger="approval", kind="approval", prompt="Pay?", expires_at=now + timedelta(hours=1),
-        )  # fmt: skip
-        Approval.objects.filter(pk=approval.pk).update(created_at=now - timedelta(minutes=5 - n))
-        made.append(str(approval.pk))
+    made = [
+        str(pause(alice.tenant, created=now - timedelta(minutes=5 - n), expires=now + timedelta(hours=1)).pk)
+        for n in range(5)
+    ]
     twin = Twin(alice.base_url, alice.token)
 
     assert [a.id for a in twin.approvals.iter(status="pending", order="oldest", page_size=2)] == made

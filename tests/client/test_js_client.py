@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from approvals.models import Approval
 from runs.models import Run
 from tests.dashboard.conftest import Person
 from tests.site.server import TOTP_SEED, FixtureSite
+from tests.test_inbox_pagination import pause
 
 ROOT = Path(__file__).resolve().parents[2]
 JS = ROOT / "clients" / "js"
@@ -106,24 +106,12 @@ def test_listings_are_read_a_page_at_a_time(built: Path, alice: Person, site: Fi
             program=[{"action": "goto", "url": "http://127.0.0.1:9/pay"}],
             status="failed" if i % 3 == 0 else "completed",
         )
-        for i in range(120)
+        for i in range(110)
     )
     for i, run in enumerate(runs):  # a second apart: created_at is set on insert
         Run.objects.filter(pk=run.pk).update(created_at=now - timedelta(seconds=i))
-    for i, run in enumerate(runs[:10]):
-        Run.objects.filter(pk=run.pk).update(status="awaiting_approval")
-        approval = Approval.objects.create(
-            tenant=alice.tenant,
-            run=run,
-            step_index=1,
-            step_count=1,
-            action="click",
-            trigger="approval",
-            kind="approval",
-            prompt="Pay?",
-            expires_at=now + timedelta(hours=1),
-        )
-        Approval.objects.filter(pk=approval.pk).update(created_at=now - timedelta(minutes=i))
+    for i in range(10):  # and 10 paused runs, a minute apart: 120 runs
+        pause(alice.tenant, created=now - timedelta(minutes=i), expires=now + timedelta(hours=1))
     failed = Run.objects.filter(tenant=alice.tenant, status="failed").count()
 
     node_test(

@@ -319,44 +319,31 @@ export class Runs {
   }
 
   /** Approve the paused step, with the `input` or `choice` its gate asks for; the run resumes at that step. */
-  approve(
+  approve(runId: string, { input, choice, note, ...options }: Approve = {}): Promise<Run & Answered> {
+    return this.#act(runId, "approve", compact({ input, choice, note }), options);
+  }
+
+  /** Reject the paused step: it is never performed and the run ends `rejected`. */
+  reject(runId: string, { reason, ...options }: Reject = {}): Promise<Run & Answered> {
+    return this.#act(runId, "reject", compact({ reason }), options);
+  }
+
+  cancel(runId: string, options: IdempotentOptions = {}): Promise<Run & Answered> {
+    return this.#act(runId, "cancel", {}, options);
+  }
+
+  /** A POST that decides about the run: keyed by `Idempotency-Key`, so retried safely. */
+  #act(
     runId: string,
-    { input, choice, note, idempotencyKey, signal }: Approve = {},
+    verb: "approve" | "reject" | "cancel",
+    body: object,
+    { idempotencyKey, signal }: IdempotentOptions,
   ): Promise<Run & Answered> {
     return this.#twin.send(
       {
         method: "POST",
-        path: `/api/runs/${segment(runId)}/approve`,
-        body: compact({ input, choice, note }),
-        retry: true,
-        idempotencyKey: idempotencyKey ?? newIdempotencyKey(),
-        signal,
-      },
-      toRun,
-    );
-  }
-
-  /** Reject the paused step: it is never performed and the run ends `rejected`. */
-  reject(runId: string, { reason, idempotencyKey, signal }: Reject = {}): Promise<Run & Answered> {
-    return this.#twin.send(
-      {
-        method: "POST",
-        path: `/api/runs/${segment(runId)}/reject`,
-        body: compact({ reason }),
-        retry: true,
-        idempotencyKey: idempotencyKey ?? newIdempotencyKey(),
-        signal,
-      },
-      toRun,
-    );
-  }
-
-  cancel(runId: string, { idempotencyKey, signal }: IdempotentOptions = {}): Promise<Run & Answered> {
-    return this.#twin.send(
-      {
-        method: "POST",
-        path: `/api/runs/${segment(runId)}/cancel`,
-        body: {},
+        path: `/api/runs/${segment(runId)}/${verb}`,
+        body,
         retry: true,
         idempotencyKey: idempotencyKey ?? newIdempotencyKey(),
         signal,
