@@ -45,6 +45,37 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.PASSWORD_HASHERS = ["tests.conftest.FastPBKDF2PasswordHasher", *settings.PASSWORD_HASHERS]
 
 
+# -- flushing on PostgreSQL ----------------------------------------------------------------------------
+def _flush_retrying_deadlocks(call_command: Any) -> Any:
+    """A transactional test ends with a flush (TRUNCATE of every table). On PostgreSQL it can
+    deadlock with a worker process still writing the test's last run (each holds a lock the other
+    waits for); PostgreSQL then fails one side, sometimes the flush. The worker's side retries its
+    transaction; so does the flush, here."""
+
+    def call(name: str, *args: Any, **kwargs: Any) -> Any:
+        from django.core.management.base import CommandError
+
+        for attempt in range(5):
+            try:
+                return call_command(name, *args, **kwargs)
+            except CommandError as exc:
+                if name != "flush" or "deadlock detected" not in str(exc.__cause__) or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        return None
+
+    return call
+
+
+def _patch_flush() -> None:
+    import django.test.testcases
+
+    django.test.testcases.call_command = _flush_retrying_deadlocks(django.test.testcases.call_command)  # type: ignore[attr-defined]
+
+
+_patch_flush()
+
+
 # -- parallel runs (pytest-xdist) --------------------------------------------------------------------
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
