@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from engine.executor import approval_scope
 from runs.events import lock_run, record_event
+from runs.hosts import queue_for_host
 from runs.models import Run, RunStatus, StepStatus
 from runs.program import PatternInvalid, pattern_matches
-from runs.routing import host_queue
 from runs.services import RunConflict, release_page_later
 from runs.states import run_transition, step_transition
 from twin_site import limits
@@ -418,7 +418,9 @@ def _enqueue_resume(run: Run) -> None:
     def send() -> None:
         from runs.tasks import resume_run_task
 
-        resume_run_task.apply_async(args=(run_id,), queue=host_queue(host))
+        # The host holding the page resumes it in place; a host that is gone cannot: any host
+        # restores the run from its checkpoint (runs/hosts.py).
+        resume_run_task.apply_async(args=(run_id,), queue=queue_for_host(host))
 
     transaction.on_commit(send)
 

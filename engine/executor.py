@@ -262,6 +262,7 @@ class Execution(Planning):
                 checkpoint = None
                 log.error("run %s: checkpoint cannot be decrypted (master key changed?)", run.pk)
             if checkpoint is not None:
+                previous_host = run.host  # (before _owned makes this host the run's)
                 page, context_id, target_id = session.restore(checkpoint, timeout_ms=timeout_ms)
                 self._owned(page, context_id, target_id)
                 # What earlier steps typed into the document is not in the checkpoint: the first
@@ -277,7 +278,7 @@ class Execution(Planning):
                         "url": checkpoint.get("url", ""),
                         "checkpoint_step": run.checkpoint_step,
                         "reason": self.reason,
-                        "previous_host": run.host,
+                        "previous_host": previous_host,
                         "document_step": self.document_step,
                         "pid": os.getpid(),
                     },

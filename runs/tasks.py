@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
-from celery.signals import worker_init, worker_process_init, worker_ready
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import OperationalError, transaction
 from django.db.models import Q
@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from engine.executor import execute_run, lease_owner_is_dead, release_page
 
+from .hosts import Heartbeat, queue_for_host
 from .models import Run, RunStatus
 from .routing import DEFAULT_QUEUE, host_queue
 from .states import run_transition
@@ -89,9 +90,11 @@ def sweep_runs_task() -> int:
         if run.status == RunStatus.QUEUED:
             start_run_task.apply_async(args=(str(run.pk),), queue=DEFAULT_QUEUE)
         else:
-            # Prefer the host that holds the page; after two minutes, anyone (from the checkpoint).
+            # Prefer the host that holds the page while it is alive; after two minutes, or when it
+            # is gone, anyone (from the checkpoint).
             recent = run.updated_at > now - timedelta(minutes=2)
-            queue = host_queue(run.host) if run.host and run.target_id and recent else DEFAULT_QUEUE
+            held = bool(run.host and run.target_id and recent)
+            queue = queue_for_host(run.host) if held else DEFAULT_QUEUE
             continue_run_task.apply_async(args=(str(run.pk),), queue=queue)
         count += 1
     if count:
@@ -165,3 +168,28 @@ def _purge_stale_frames(**kwargs: Any) -> None:
         purge_stale_frames()
     except OSError:
         log.exception("could not clean up old frame logs")
+
+
+_heartbeat: Heartbeat | None = None
+
+
+@worker_ready.connect
+def _host_alive(sender: Any = None, **kwargs: Any) -> None:
+    """A worker of this host's queue tells the others the host is alive (runs/hosts.py)."""
+    global _heartbeat
+    try:
+        consumed = set(sender.app.amqp.queues.consume_from or {})
+    except AttributeError:
+        consumed = set()
+    if host_queue() not in consumed:  # (the webhooks worker: it holds no page)
+        return
+    try:
+        _heartbeat = Heartbeat().start()
+    except Exception:
+        log.exception("could not say host %s is alive: resumes may go to other hosts", settings.TWIN_HOST_ID)
+
+
+@worker_shutdown.connect
+def _host_gone(**kwargs: Any) -> None:
+    if _heartbeat is not None:
+        _heartbeat.stop()

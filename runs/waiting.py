@@ -16,6 +16,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
 from redis.exceptions import RedisError
 
 from twin_site.api import ApiError
@@ -27,6 +28,16 @@ from .selectors import run_status
 log = logging.getLogger(__name__)
 MAX_WAIT = 60.0
 RECHECK_EVERY = 2.0
+
+
+def _status(run_id: Any) -> str | None:
+    """The run's status, read with a connection given back at once: a waiter holds none while it
+    sleeps (the request's earlier reads, in the same thread, give theirs back here too)."""
+    try:
+        return run_status(run_id)
+    finally:
+        if not connection.in_atomic_block:
+            connection.close()
 
 
 def parse_wait(raw: str | None) -> float:
@@ -54,7 +65,7 @@ async def wait_until_settled(run_id: Any, timeout: float) -> str | None:
         except (RedisError, OSError) as exc:
             log.warning("waiting without Redis (polling the database): %s", exc)
             pubsub = None
-        status = await sync_to_async(run_status)(run_id)
+        status = await sync_to_async(_status)(run_id)
         next_check = loop.time() + RECHECK_EVERY
         while status is not None and status not in SETTLED_STATUSES:
             now = loop.time()
@@ -62,7 +73,7 @@ async def wait_until_settled(run_id: Any, timeout: float) -> str | None:
                 break
             if pubsub is None:
                 await asyncio.sleep(min(deadline - now, 0.5))
-                status = await sync_to_async(run_status)(run_id)
+                status = await sync_to_async(_status)(run_id)
                 continue
             try:
                 message = await pubsub.get_message(
@@ -75,7 +86,7 @@ async def wait_until_settled(run_id: Any, timeout: float) -> str | None:
                 with contextlib.suppress(ValueError, AttributeError):
                     status = json.loads(message["data"]).get("status", status)
             if loop.time() >= next_check:
-                status = await sync_to_async(run_status)(run_id)
+                status = await sync_to_async(_status)(run_id)
                 next_check = loop.time() + RECHECK_EVERY
         return status
     finally:

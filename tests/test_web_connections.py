@@ -8,6 +8,9 @@ already") and every other process — workers, the next request — failed.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import psutil
 import pytest
 from django.conf import settings
@@ -37,3 +40,25 @@ def test_requests_leave_no_database_connection_open_in_the_web_server(alice: Per
         assert alice.api("GET", "/api/runs/00000000-0000-0000-0000-000000000000?wait=1").status_code == 404
 
     assert database_connections(daphne.process.pid) <= 1
+
+
+def test_a_long_poll_holds_no_database_connection_while_it_waits(alice: Person, daphne) -> None:  # noqa: F811
+    from runs.models import Run
+
+    assert daphne.process is not None
+    run = Run.objects.create(tenant=alice.tenant, goal="waits", program=[], status="queued")
+    answers: list[int] = []
+
+    def wait() -> None:
+        answers.append(alice.api("GET", f"/api/runs/{run.pk}?wait=4").status_code)
+
+    waiters = [threading.Thread(target=wait) for _ in range(6)]
+    for waiter in waiters:
+        waiter.start()
+    time.sleep(2)  # every waiter is past its first read, sleeping on the run's channel
+    held = database_connections(daphne.process.pid)
+    for waiter in waiters:
+        waiter.join(timeout=30)
+
+    assert answers == [200] * 6
+    assert held <= 1

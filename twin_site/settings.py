@@ -252,6 +252,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Worker processes connect to the host browser as they start (runs.tasks): give them time.
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = 60
 TWIN_SWEEP_INTERVAL = env_float("TWIN_SWEEP_INTERVAL", 15.0)
+# A worker host counts as alive this long after its worker last said so (every third of it):
+# resumes of its paused runs go to other hosts, from the checkpoint, once it is not (runs/hosts.py).
+TWIN_HOST_ALIVE_SECONDS = env_float("TWIN_HOST_ALIVE_SECONDS", 30.0)
 CELERY_BEAT_SCHEDULE = {
     "expire-pauses": {"task": "approvals.tasks.expire_pauses_task", "schedule": TWIN_SWEEP_INTERVAL},
     "sweep-runs": {"task": "runs.tasks.sweep_runs_task", "schedule": TWIN_SWEEP_INTERVAL},
