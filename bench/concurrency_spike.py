@@ -6,7 +6,9 @@ against pages that answer after ``--latency`` ms (a local server, as a slow site
 * ``sync-1``   — one sync Playwright driver, runs one after another (today: one run per
   worker process, 2 processes a host);
 * ``threads``  — ``--concurrency`` threads, each its own sync Playwright driver (a node process);
-* ``async``    — one asyncio loop, one async Playwright driver, ``--concurrency`` runs at once.
+* ``async``    — one asyncio loop, one async Playwright driver, ``--concurrency`` runs at once;
+* ``pages``    — as ``async``, every run a new page of one shared context (what the context
+  per run costs; Twin never shares one between runs).
 
 Prints runs/minute, p95 seconds per run, CPU seconds per run (this process and its children:
 drivers, Chromium) and the peak RSS of the drivers and Chromium. Nothing is downloaded; traffic
@@ -55,6 +57,11 @@ class SlowSite:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def handle(self) -> None:
+                # (a context closed while a request of its was answered: not the benchmark's concern)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    super().handle()
+
             def _page(self, body: str) -> None:
                 time.sleep(delay)
                 data = f"<!doctype html><title>t</title><body>{body}</body>".encode()
@@ -101,9 +108,10 @@ def sync_run(browser: Any, url: str) -> float:
     return time.perf_counter() - started
 
 
-async def async_run(browser: Any, url: str) -> float:
+async def async_run(browser: Any, url: str, shared: Any = None) -> float:
+    """The same 6 steps; in a context of its own, or in a new page of ``shared``."""
     started = time.perf_counter()
-    context = await browser.new_context()
+    context = shared or await browser.new_context()
     try:
         page = await context.new_page()
         await page.goto(url)
@@ -113,7 +121,7 @@ async def async_run(browser: Any, url: str) -> float:
         await page.inner_text("#done")
         await page.goto(url)
     finally:
-        await context.close()
+        await (page.close() if shared else context.close())
     return time.perf_counter() - started
 
 
@@ -130,13 +138,14 @@ class Meter:
         return [self.me, *self.me.children(recursive=True)]
 
     def cpu(self) -> float:
-        total = 0.0
-        for proc in self._tree():
-            try:
+        """This process, its children that ended (drivers, and through them Chromium) and the
+        ones still running."""
+        mine = self.me.cpu_times()
+        total = mine.user + mine.system + mine.children_user + mine.children_system
+        for proc in self.me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
                 times = proc.cpu_times()
                 total += times.user + times.system
-            except psutil.Error:
-                pass
         return total
 
     def _sample(self) -> None:
@@ -153,19 +162,20 @@ class Meter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.cpu_used = self.cpu() - self.cpu0  # (children that exited are counted by the OS later)
+        self.cpu_used = self.cpu() - self.cpu0
         self._stop.set()
 
 
-def launch_args(profile: str) -> dict[str, Any]:
-    return {"executable_path": CHROMIUM, "args": [*FLAGS, f"--user-data-dir={profile}"], "headless": True}
+def launch_args() -> dict[str, Any]:
+    # (Playwright gives a launched browser a fresh profile of its own)
+    return {"executable_path": CHROMIUM, "args": FLAGS, "headless": True}
 
 
 def mode_sync_1(runs: int, concurrency: int, url: str) -> list[float]:
     from playwright.sync_api import sync_playwright
 
-    with tempfile.TemporaryDirectory() as profile, sync_playwright() as pw:
-        browser = pw.chromium.launch(**launch_args(profile))
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(**launch_args())
         try:
             return [sync_run(browser, url) for _ in range(runs)]
         finally:
@@ -206,25 +216,30 @@ def mode_threads(runs: int, concurrency: int, url: str) -> list[float]:
             chromium.wait(10)
 
 
-def mode_async(runs: int, concurrency: int, url: str) -> list[float]:
+def mode_async(runs: int, concurrency: int, url: str, *, share_context: bool = False) -> list[float]:
     from playwright.async_api import async_playwright
 
     async def main() -> list[float]:
-        with tempfile.TemporaryDirectory() as profile:
-            async with async_playwright() as pw:
-                browser = await pw.chromium.launch(**launch_args(profile))
-                gate = asyncio.Semaphore(concurrency)
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(**launch_args())
+            shared = await browser.new_context() if share_context else None
+            gate = asyncio.Semaphore(concurrency)
 
-                async def one() -> float:
-                    async with gate:
-                        return await async_run(browser, url)
+            async def one() -> float:
+                async with gate:
+                    return await async_run(browser, url, shared)
 
-                try:
-                    return list(await asyncio.gather(*(one() for _ in range(runs))))
-                finally:
-                    await browser.close()
+            try:
+                return list(await asyncio.gather(*(one() for _ in range(runs))))
+            finally:
+                await browser.close()
 
     return asyncio.run(main())
+
+
+def mode_async_pages(runs: int, concurrency: int, url: str) -> list[float]:
+    """As ``async``, but every run a page of one shared context (what a context per run costs)."""
+    return mode_async(runs, concurrency, url, share_context=True)
 
 
 def _free_port() -> int:
@@ -252,6 +267,7 @@ MODES: dict[str, Callable[[int, int, str], list[float]]] = {
     "sync-1": mode_sync_1,
     "threads": mode_threads,
     "async": mode_async,
+    "pages": mode_async_pages,
 }
 
 
@@ -263,7 +279,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--latency", type=int, default=300, help="ms each page takes to answer")
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--flags", default="", help="more Chromium flags, space-separated")
     args = parser.parse_args()
+    FLAGS.extend(args.flags.split())
     site = SlowSite(args.latency)
     print(
         f"{args.runs} runs of 6 steps, pages answering after {args.latency} ms, "
