@@ -8,7 +8,9 @@ against pages that answer after ``--latency`` ms (a local server, as a slow site
 * ``threads``  — ``--concurrency`` threads, each its own sync Playwright driver (a node process);
 * ``async``    — one asyncio loop, one async Playwright driver, ``--concurrency`` runs at once;
 * ``pages``    — as ``async``, every run a new page of one shared context (what the context
-  per run costs; Twin never shares one between runs).
+  per run costs; Twin never shares one between runs);
+* ``2browsers`` — as ``async``, the runs shared between two Chromiums (is one browser process
+  the bottleneck?).
 
 Prints runs/minute, p95 seconds per run, CPU seconds per run (this process and its children:
 drivers, Chromium) and the peak RSS of the drivers and Chromium. Nothing is downloaded; traffic
@@ -216,25 +218,33 @@ def mode_threads(runs: int, concurrency: int, url: str) -> list[float]:
             chromium.wait(10)
 
 
-def mode_async(runs: int, concurrency: int, url: str, *, share_context: bool = False) -> list[float]:
+def mode_async(
+    runs: int, concurrency: int, url: str, *, share_context: bool = False, browsers: int = 1
+) -> list[float]:
     from playwright.async_api import async_playwright
 
     async def main() -> list[float]:
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(**launch_args())
-            shared = await browser.new_context() if share_context else None
+            launched = [await pw.chromium.launch(**launch_args()) for _ in range(browsers)]
+            shared = await launched[0].new_context() if share_context else None
             gate = asyncio.Semaphore(concurrency)
 
-            async def one() -> float:
+            async def one(n: int) -> float:
                 async with gate:
-                    return await async_run(browser, url, shared)
+                    return await async_run(launched[n % browsers], url, shared)
 
             try:
-                return list(await asyncio.gather(*(one() for _ in range(runs))))
+                return list(await asyncio.gather(*(one(n) for n in range(runs))))
             finally:
-                await browser.close()
+                for browser in launched:
+                    await browser.close()
 
     return asyncio.run(main())
+
+
+def mode_async_two_browsers(runs: int, concurrency: int, url: str) -> list[float]:
+    """As ``async``, the runs shared between two Chromiums (two browser processes)."""
+    return mode_async(runs, concurrency, url, browsers=2)
 
 
 def mode_async_pages(runs: int, concurrency: int, url: str) -> list[float]:
@@ -268,6 +278,7 @@ MODES: dict[str, Callable[[int, int, str], list[float]]] = {
     "threads": mode_threads,
     "async": mode_async,
     "pages": mode_async_pages,
+    "2browsers": mode_async_two_browsers,
 }
 
 
