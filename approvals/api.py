@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from runs.serializers import ApprovalsCountSerializer, ErrorSerializer, decision_url, screenshot_url
+from runs.serializers import ErrorSerializer, PauseFields
 from tenants.access import access_for
 from twin_site.api import ApiError
 
@@ -28,7 +28,7 @@ class ApprovalListSerializer(serializers.ListSerializer[Approval]):
         return super().to_representation(items)
 
 
-class ApprovalSerializer(serializers.ModelSerializer[Approval]):
+class ApprovalSerializer(PauseFields, serializers.ModelSerializer[Approval]):
     run_id = serializers.UUIDField()
     decided_by = serializers.SerializerMethodField()
     screenshot_url = serializers.SerializerMethodField()
@@ -81,27 +81,11 @@ class ApprovalSerializer(serializers.ModelSerializer[Approval]):
     def get_decided_by(self, approval: Approval) -> str | None:
         return approval.decided_by.get_username() if approval.decided_by else None
 
-    @extend_schema_field(ApprovalsCountSerializer)
-    def get_approvals(self, approval: Approval) -> dict[str, Any]:
-        from .services import approvals_of
-
-        return approvals_of(approval)
-
-    @extend_schema_field(serializers.JSONField())
-    def get_approvers(self, approval: Approval) -> list[str] | str:
-        return approval.approvers if approval.approvers is not None else "role:approver"
-
     @extend_schema_field(serializers.JSONField(allow_null=True))
     def get_escalate_to(self, approval: Approval) -> list[str] | str | None:
         if approval.escalate_at is None:
             return None
         return approval.escalate_to if approval.escalate_to is not None else "role:approver"
-
-    def get_screenshot_url(self, approval: Approval) -> str | None:
-        return screenshot_url(approval, self.context.get("request"))
-
-    def get_decision_url(self, approval: Approval) -> str | None:
-        return decision_url(approval, self.context.get("request"))
 
 
 class ApprovalsView(APIView):

@@ -90,7 +90,28 @@ class ApprovalsCountSerializer(serializers.Serializer[Any]):
     by = serializers.ListField(child=serializers.CharField())
 
 
-class PendingStepSerializer(serializers.Serializer[Approval]):
+# How a pause's links and rules read, the same in a run's ``pending_step`` and in ``/api/approvals``
+# (each declares the fields, in its own order). (A comment: a docstring would become the schema's
+# description of both.)
+class PauseFields(serializers.Serializer[Approval]):
+    def get_screenshot_url(self, approval: Approval) -> str | None:
+        return screenshot_url(approval, self.context.get("request"))
+
+    def get_decision_url(self, approval: Approval) -> str | None:
+        return decision_url(approval, self.context.get("request"))
+
+    @extend_schema_field(ApprovalsCountSerializer)
+    def get_approvals(self, approval: Approval) -> dict[str, Any]:
+        from approvals.services import approvals_of
+
+        return approvals_of(approval)
+
+    @extend_schema_field(serializers.JSONField())
+    def get_approvers(self, approval: Approval) -> list[str] | str:
+        return approval.approvers if approval.approvers is not None else "role:approver"
+
+
+class PendingStepSerializer(PauseFields):
     index = serializers.IntegerField(source="step_index")
     action = serializers.CharField()
     trigger = serializers.ChoiceField(choices=Trigger.choices)
@@ -113,22 +134,6 @@ class PendingStepSerializer(serializers.Serializer[Approval]):
     approvers = serializers.SerializerMethodField(
         help_text='Who may decide: usernames, or "role:approver" (every approver of the tenant).'
     )
-
-    def get_screenshot_url(self, approval: Approval) -> str | None:
-        return screenshot_url(approval, self.context.get("request"))
-
-    def get_decision_url(self, approval: Approval) -> str | None:
-        return decision_url(approval, self.context.get("request"))
-
-    @extend_schema_field(ApprovalsCountSerializer)
-    def get_approvals(self, approval: Approval) -> dict[str, Any]:
-        from approvals.services import approvals_of
-
-        return approvals_of(approval)
-
-    @extend_schema_field(serializers.JSONField())
-    def get_approvers(self, approval: Approval) -> list[str] | str:
-        return approval.approvers if approval.approvers is not None else "role:approver"
 
 
 class CostSerializer(serializers.Serializer[Any]):
