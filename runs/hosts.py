@@ -22,6 +22,8 @@ import time
 import redis
 from django.conf import settings
 
+from twin_site.realtime import _redis
+
 from .routing import DEFAULT_QUEUE, host_queue
 
 log = logging.getLogger(__name__)
@@ -31,13 +33,9 @@ def _key(host: str) -> str:
     return f"twin:host:{host}"
 
 
-def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-
-
 def host_alive(host: str) -> bool:
     try:
-        return bool(_client().exists(_key(host)))
+        return bool(_redis().exists(_key(host)))
     except redis.RedisError as exc:
         log.warning("could not tell whether host %s is alive (%s): taking it as alive", host, exc)
         return True
@@ -48,15 +46,6 @@ def queue_for_host(host: str | None) -> str:
     if host and host_alive(host):
         return host_queue(host)
     return DEFAULT_QUEUE
-
-
-def alive_hosts() -> list[str]:
-    """The hosts whose workers said so lately (for operators and the dashboard's health)."""
-    try:
-        keys = _client().scan_iter(match=_key("*"), count=100)
-        return sorted(key.decode().removeprefix(_key("")) for key in keys)
-    except redis.RedisError:
-        return []
 
 
 class Heartbeat:
@@ -70,7 +59,7 @@ class Heartbeat:
 
     def beat(self) -> None:
         value = f"{os.getpid()} {time.time():.0f}"
-        _client().set(_key(self.host), value, px=int(self.ttl * 1000))
+        _redis().set(_key(self.host), value, px=int(self.ttl * 1000))
 
     def start(self) -> Heartbeat:
         self.beat()
@@ -91,4 +80,4 @@ class Heartbeat:
         if self._thread is not None:
             self._thread.join(timeout=5)
         with contextlib.suppress(redis.RedisError):
-            _client().delete(_key(self.host))
+            _redis().delete(_key(self.host))
