@@ -98,6 +98,18 @@ async def wait_page(run_id: str, expression: str, expected: Any, timeout: float 
     raise AssertionError(f"{expression} is {value!r}, not {expected!r}")
 
 
+async def click_the_note(comm: Any, run_id: str) -> None:
+    """Click into the note field where the page shows it, as a person would on the canvas."""
+    box = await page_eval(
+        run_id,
+        "(() => { const r = document.getElementById('note').getBoundingClientRect();"
+        " return {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()",
+    )
+    click = {"type": "mouse", "x": box["x"], "y": box["y"], "button": "left", "clickCount": 1}
+    for event in ("mousePressed", "mouseReleased"):
+        await comm.send_json_to({**click, "event": event})
+
+
 def takeover_events(run_id: str) -> list[RunEvent]:
     return list(RunEvent.objects.filter(run_id=run_id, type__startswith="takeover.").order_by("id"))
 
@@ -297,15 +309,7 @@ def test_an_approver_takes_over_types_into_the_paused_page_and_hands_it_back(
         assert (await next_message(comm, "status"))["streaming"] is True
         await comm.send_json_to({"type": "takeover", "on": True})
         assert (await next_message(comm, "takeover"))["on"] is True
-        # Click into the note field where the page shows it, as a person would on the canvas.
-        box = await page_eval(
-            run_id,
-            "(() => { const r = document.getElementById('note').getBoundingClientRect();"
-            " return {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()",
-        )
-        click = {"type": "mouse", "x": box["x"], "y": box["y"], "button": "left", "clickCount": 1}
-        for event in ("mousePressed", "mouseReleased"):
-            await comm.send_json_to({**click, "event": event})
+        await click_the_note(comm, run_id)
         await wait_page(run_id, "document.activeElement && document.activeElement.id", "note")
         await comm.send_json_to({"type": "text", "text": SECRET + "!"})
         for event in ("keyDown", "keyUp"):  # a named key goes through Input.dispatchKeyEvent

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -58,16 +57,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 def make_token(twin: Served) -> str:
     """``make token PLAIN=1``: the command under it, beside the served Twin."""
-    done = subprocess.run(
-        [sys.executable, "manage.py", "demotoken", "--plain"],
-        cwd=ROOT,
-        env=twin.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return done.stdout.strip()
+    return twin.manage("demotoken", "--plain").strip()
 
 
 def promised(code: str) -> list[str]:

@@ -80,6 +80,19 @@ class Served:
         env.update(self.extra_env)
         return env
 
+    def manage(self, *args: str) -> str:
+        """``manage.py ARGS`` beside this Twin (its var dir, its database), as ``make token`` runs it."""
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return done.stdout
+
     def start(self) -> Served:
         env = self.env()
         command = [sys.executable, "manage.py", "serve", "--port", str(self.port)]

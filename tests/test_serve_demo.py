@@ -45,20 +45,6 @@ def demo_site_port(twin: Served) -> int:
     return int(twin.extra_env["TWIN_DEMO_PORT"])
 
 
-def manage(twin: Served, *args: str) -> str:
-    """``manage.py ARGS`` beside the served Twin (its var dir, its database), as ``make token`` runs it."""
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=twin.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return done.stdout
-
-
 def test_the_demo_login_and_token_are_the_last_thing_printed_in_a_box(served: Served) -> None:
     output = served.output()
     lines = output.splitlines()
@@ -115,12 +101,12 @@ def test_a_run_reaches_the_demo_site_and_pauses_at_the_pay_step(served: Served) 
 
 
 def test_make_token_prints_the_same_token_again_and_new_replaces_it(served: Served) -> None:
-    box = manage(served, "demotoken", "--port", str(served.port))
+    box = served.manage("demotoken", "--port", str(served.port))
     assert f"API token:        {served.token}" in box
     assert f"demo site:        http://127.0.0.1:{demo_site_port(served)}/" in box
-    assert manage(served, "demotoken", "--plain").strip() == served.token
+    assert served.manage("demotoken", "--plain").strip() == served.token
 
-    fresh = manage(served, "demotoken", "--plain", "--new").strip()
+    fresh = served.manage("demotoken", "--plain", "--new").strip()
 
     assert fresh.startswith("twin_") and fresh != served.token
     new = httpx.get(f"{served.base}/api/runs", headers={"Authorization": f"Bearer {fresh}"})

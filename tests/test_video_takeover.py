@@ -31,7 +31,7 @@ from runs.media import poster_path, video_storage
 from runs.models import Recording, RecordingStatus, Run, RunEvent, VideoSegment
 from tests.conftest import Persona, start_run, wait_run
 from tests.site.server import ECHO_BOXES
-from tests.test_live_view import communicator, next_message, note_program, page_eval
+from tests.test_live_view import click_the_note, communicator, next_message, note_program, page_eval
 from tests.test_scrub import echo_program, is_black, is_plain, lightness
 from tests.test_state_machine import paused_run
 from tests.test_video import decoded, is_green, ready_recording, signed_in, streamed
@@ -325,14 +325,7 @@ def test_an_approvers_take_over_is_in_the_video_as_a_chapter_with_their_name(ali
     run_id = run["id"]
 
     async def type_a_note(comm: Any) -> None:
-        box = await page_eval(
-            run_id,
-            "(() => { const r = document.getElementById('note').getBoundingClientRect();"
-            " return {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()",
-        )
-        click = {"type": "mouse", "x": box["x"], "y": box["y"], "button": "left", "clickCount": 1}
-        for event in ("mousePressed", "mouseReleased"):
-            await comm.send_json_to({**click, "event": event})
+        await click_the_note(comm, run_id)
         await keep_watching(comm, 0.5)
         await comm.send_json_to({"type": "text", "text": "typed by a person"})
         await keep_watching(comm, 1.5)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from django.utils import timezone
 from playwright.sync_api import BrowserContext, Page, expect
@@ -145,13 +146,21 @@ def test_every_page_fits_a_phone_and_a_laptop_and_is_photographed(
             page.screenshot(path=str(SCREENSHOTS / size / f"{name}.png"), full_page=True)
 
 
-def test_the_phone_menu_is_one_row_keeps_the_pending_count_and_unfolds_the_links(
-    new_context: Callable[..., BrowserContext], alice: Person, site: FixtureSite, worker: object
-) -> None:
+def a_pause_on_a_phone(
+    new_context: Callable[..., BrowserContext], alice: Person, site: FixtureSite
+) -> tuple[dict[str, Any], Page]:
+    """A payment waiting for approval, and alice signed in on a phone."""
     run = alice.start_run(pay_with_approval(site), goal="Pay the supplier")
     assert alice.run(str(run["id"]), wait=25)["status"] == "awaiting_approval"
     page = new_context(viewport=PHONE, is_mobile=True, has_touch=True).new_page()
     sign_in(page, alice)
+    return run, page
+
+
+def test_the_phone_menu_is_one_row_keeps_the_pending_count_and_unfolds_the_links(
+    new_context: Callable[..., BrowserContext], alice: Person, site: FixtureSite, worker: object
+) -> None:
+    _run, page = a_pause_on_a_phone(new_context, alice, site)
 
     header = page.locator("header.nav")
     assert header.bounding_box()["height"] < 60  # type: ignore[index]  # one row, not ~170 px
@@ -227,10 +236,7 @@ def test_tables_become_cards_with_every_cell_labelled_on_a_phone(
 def test_the_live_view_fits_a_phone_and_zooms_with_buttons(
     new_context: Callable[..., BrowserContext], alice: Person, site: FixtureSite, worker: object
 ) -> None:
-    run = alice.start_run(pay_with_approval(site), goal="Pay the supplier")
-    assert alice.run(str(run["id"]), wait=25)["status"] == "awaiting_approval"
-    page = new_context(viewport=PHONE, is_mobile=True, has_touch=True).new_page()
-    sign_in(page, alice)
+    run, page = a_pause_on_a_phone(new_context, alice, site)
     page.goto(f"/runs/{run['id']}/live")
     wait_js(page, "window.twinLive && window.twinLive.frames > 0")
     canvas = page.locator("#live-canvas")
