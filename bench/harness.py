@@ -10,7 +10,10 @@
 * a tenant and API token made by ``manage.py createtenant``;
 * the fixture site (tests/site/server.py) in a thread of this process, timestamping its events;
 * Daphne serving ``twin_site.asgi:application`` on a free port;
-* a Celery worker ``-Q runs,host.bench -c 2 -P prefork`` (``TWIN_HOST_ID=bench``).
+* a Celery run worker ``-Q runs,host.bench`` (``TWIN_HOST_ID=bench``): the product's, one process
+  whose threads drive the runs (``-P threads -c TWIN_HOST_ACTIVE_RUNS``), or ``pool="prefork"``
+  for the design before issue 14 (a process per run, ``-c 2``); ``hosts=2`` adds a second worker
+  host (``bench-b``: its own browser and queue).
 
 Everything is stopped at the end, even on error or SIGTERM, and so is the host Chromium the worker
 launched (``engine.browser.stop_host_browser`` with the same environment). The API is used over real
@@ -157,7 +160,9 @@ class Bench:
         title: str,
         *,
         env: dict[str, str] | None = None,
-        concurrency: int = 2,
+        concurrency: int | None = None,
+        pool: str = "threads",
+        hosts: int = 1,
         quiet: bool = False,
         services: bool = True,
     ) -> None:
@@ -165,7 +170,13 @@ class Bench:
         self.title = title
         self.services = services
         self.extra_env = dict(env or {})
+        if concurrency is None:
+            from twin_site.env import default_active_runs
+
+            concurrency = 2 if pool == "prefork" else default_active_runs()
         self.concurrency = concurrency
+        self.pool = pool
+        self.hosts = [HOST_ID, *(f"{HOST_ID}-{chr(ord('a') + n)}" for n in range(1, hosts))]
         self.quiet = quiet
         self.started = time.perf_counter()
         self.load_start = loadavg()
@@ -246,9 +257,13 @@ class Bench:
         self.base_url = f"http://127.0.0.1:{port}"
         daphne = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "twin_site.asgi:application"]
         self._spawn("daphne", [sys.executable, *daphne])
-        worker = ["-m", "celery", "-A", "twin_site", "worker", "-Q", f"runs,host.{HOST_ID}"]
-        worker += ["-c", str(self.concurrency), "-P", "prefork", "--without-gossip", "--without-mingle"]
-        self._spawn("worker", [sys.executable, *worker, "-l", "info", "-n", "bench@%h"])
+        for host in self.hosts:
+            worker = ["-m", "celery", "-A", "twin_site", "worker", "-Q", f"runs,host.{host}"]
+            worker += ["-c", str(self.concurrency), "-P", self.pool, "--without-gossip", "--without-mingle"]
+            name = "worker" if host == HOST_ID else f"worker-{host}"
+            self._spawn(
+                name, [sys.executable, *worker, "-l", "info", "-n", f"{host}@%h"], env={"TWIN_HOST_ID": host}
+            )
         self.http = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {self.token}"},
@@ -265,15 +280,18 @@ class Bench:
         with contextlib.suppress(Exception):
             self._browser_thread.submit(self._stop_playwright).result(timeout=30)
         self._browser_thread.shutdown(wait=False)
-        for name in ("worker", "daphne"):
+        for name in [name for name in self._procs if name.startswith("worker")] + ["daphne"]:
             proc = self._procs.pop(name, None)
             if proc is not None:
                 _stop_group(proc)
         if self._django_ready:
+            from django.test import override_settings
+
             from engine.browser import stop_host_browser
 
-            with contextlib.suppress(Exception):
-                stop_host_browser()
+            for host in self.hosts:
+                with contextlib.suppress(Exception), override_settings(TWIN_HOST_ID=host):
+                    stop_host_browser()
         with contextlib.suppress(Exception):
             self.site.stop()
         if self._redis_proc is not None:
@@ -339,10 +357,15 @@ class Bench:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
         return done.stdout
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         log = (self.log_dir / f"{name}.log").open("wb")
         self._procs[name] = subprocess.Popen(
-            argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
 
@@ -360,7 +383,8 @@ class Bench:
             if not api:
                 with contextlib.suppress(httpx.HTTPError):
                     api = self.http.get("/api/runs?limit=1", timeout=2).status_code == 200
-            worker = worker or b" ready." in self.log_path("worker").read_bytes()
+            workers = [name for name in self._procs if name.startswith("worker")]
+            worker = worker or all(b" ready." in self.log_path(name).read_bytes() for name in workers)
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     f"not ready after 60 s (api {api}, worker {worker}); logs in {self.log_dir}"
@@ -439,9 +463,11 @@ class Bench:
             {"action": "click", "selector": "#click", "gate": {"kind": "approval", "prompt": "warm-up"}},
             {"action": "click", "selector": "#click"},
         ]
-        self.say(f"warm-up: {self.concurrency} runs, one per worker slot")
+        # A threads worker has one connection for all its slots: two runs warm it (and its pool).
+        slots = self.concurrency if self.pool == "prefork" else min(self.concurrency, 2)
+        self.say(f"warm-up: {slots} runs, one per worker slot")
         ids = []
-        for _ in range(self.concurrency):
+        for _ in range(slots * len(self.hosts)):
             run_id = self.create_run(steps, goal="warm-up")["id"]
             ids.append(run_id)
             deadline = time.monotonic() + 60
@@ -508,21 +534,30 @@ class Bench:
         }
 
     def worker_processes(self) -> list[psutil.Process]:
-        proc = self._procs.get("worker")
-        if proc is None:
-            return []
-        root = psutil.Process(proc.pid)
-        return [root, *root.children(recursive=True)]
+        """Every worker host's run worker and its children (prefork), the Playwright drivers included."""
+        found: list[psutil.Process] = []
+        for name, proc in self._procs.items():
+            if name.startswith("worker"):
+                with contextlib.suppress(psutil.Error):
+                    root = psutil.Process(proc.pid)
+                    found += [root, *root.children(recursive=True)]
+        return found
 
     # -- the host browser ---------------------------------------------------------------------------------
-    def host_browser(self) -> dict[str, Any]:
+    def host_browser(self, host: str = HOST_ID) -> dict[str, Any]:
         """The host Chromium's pid, endpoint and profile dir, as the worker recorded them."""
-        path = self.var_dir / "hosts" / HOST_ID / "browser.json"
+        path = self.var_dir / "hosts" / host / "browser.json"
         return dict(json.loads(path.read_text()))
 
-    def chromium_memory(self) -> tuple[int, int]:
+    def chromium_processes(self, host: str = HOST_ID) -> list[psutil.Process]:
+        """The host's egress proxy, its Chromium and every Chromium child process."""
+        state = self.host_browser(host)
+        root = psutil.Process(int(state["pid"]))
+        return [root, *root.children(recursive=True)]
+
+    def chromium_memory(self, host: str = HOST_ID) -> tuple[int, int]:
         """(PSS bytes, process count) of the host Chromium's process tree."""
-        state = self.host_browser()
+        state = self.host_browser(host)
         # "pid" leads the egress proxy's process group; Chromium is its child.
         root = psutil.Process(int(state.get("chromium_pid") or state["pid"]))
         total, count = 0, 0
@@ -586,7 +621,10 @@ class Bench:
             f"load average (1/5/15 min) at start: {self.load_start}"
         )
         if self.services:
-            print(f"twin: Daphne + Celery prefork -c {self.concurrency} (host {HOST_ID}), Redis {REDIS_URL}")
+            print(
+                f"twin: Daphne + Celery {self.pool} -c {self.concurrency} "
+                f"(host{'s' if len(self.hosts) > 1 else ''} {', '.join(self.hosts)}), Redis {REDIS_URL}"
+            )
         print()
 
     def footer(self) -> None:

@@ -14,6 +14,7 @@ context-level Playwright calls would act on the wrong context: cookies go throug
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import fcntl
 import inspect
@@ -25,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -34,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+
+from .bridge import Loop, impl, wrap
 
 log = logging.getLogger(__name__)
 
@@ -300,10 +304,14 @@ def page_ws_url(target_id: str) -> str | None:
 
 
 class BrowserSession:
-    """This process's Playwright connection to the host browser (kept across tasks)."""
+    """This process's Playwright connection to the host browser (kept across tasks), shared by its
+    threads: Playwright's async API on one loop thread (engine.bridge), so the threads of a worker
+    process drive many runs at once over one driver and one CDP connection."""
 
     def __init__(self) -> None:
         self._pid = os.getpid()
+        self._lock = threading.RLock()
+        self._loop: Loop | None = None
         self._playwright: Any = None
         self._browser: Any = None
         self._cdp: Any = None
@@ -312,33 +320,41 @@ class BrowserSession:
 
     # -- connection -------------------------------------------------------------------------
     def browser(self) -> Any:
-        if self._browser is not None and self._browser.is_connected():
-            return self._browser
-        # Playwright's sync API runs an event loop in this thread; our Django calls between
-        # its calls are synchronous all the same.
-        os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        if self._playwright is None:
-            from playwright.sync_api import sync_playwright
+        browser = self._browser
+        if browser is not None and browser.is_connected():
+            return browser
+        with self._lock:
+            if self._browser is not None and self._browser.is_connected():
+                return self._browser
+            if self._loop is None or not self._loop.alive():
+                self._loop, self._playwright = Loop(), None
+            loop = self._loop
+            if self._playwright is None:
+                from playwright.async_api import async_playwright
 
-            self._playwright = sync_playwright().start()
-        host = ensure_host_browser()
-        self._endpoint = host.endpoint
-        self._pages.clear()
-        self._browser = self._playwright.chromium.connect_over_cdp(host.endpoint)
-        self._cdp = self._browser.new_browser_cdp_session()
-        return self._browser
+                self._playwright = wrap(loop.run(lambda: async_playwright().start()), loop)
+            host = ensure_host_browser()
+            self._endpoint = host.endpoint
+            self._pages.clear()
+            browser = self._playwright.chromium.connect_over_cdp(host.endpoint)
+            self._cdp = browser.new_browser_cdp_session()
+            self._browser = browser
+            return browser
 
     def check(self) -> None:
-        """Make sure the connection is live: the sync API only learns of a dead browser on a call."""
-        if self._browser is not None:
+        """Make sure the connection is live: a dead browser only shows on a call."""
+        browser = self._browser
+        if browser is not None:
             try:
                 self._cdp.send("Browser.getVersion")
             except Exception:
-                log.warning("the host browser went away; reconnecting")
-                with contextlib.suppress(Exception):
-                    self._browser.close()
-                self._browser = None
-                self._pages.clear()
+                with self._lock:
+                    if self._browser is browser:  # (no other thread reconnected meanwhile)
+                        log.warning("the host browser went away; reconnecting")
+                        with contextlib.suppress(Exception):
+                            browser.close()
+                        self._browser = None
+                        self._pages.clear()
         self.browser()
 
     def cdp(self, method: str, params: dict[str, Any] | None = None) -> Any:
@@ -346,14 +362,17 @@ class BrowserSession:
         return self._cdp.send(method, params or {})
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            if self._browser is not None:
-                self._browser.close()
-        with contextlib.suppress(Exception):
-            if self._playwright is not None:
-                self._playwright.stop()
-        self._browser = self._playwright = self._cdp = None
-        self._pages.clear()
+        with self._lock:
+            with contextlib.suppress(Exception):
+                if self._browser is not None:
+                    self._browser.close()
+            with contextlib.suppress(Exception):
+                if self._playwright is not None:
+                    self._playwright.stop()
+            if self._loop is not None:
+                self._loop.stop()
+            self._browser = self._playwright = self._cdp = self._loop = None
+            self._pages.clear()
 
     # -- pages --------------------------------------------------------------------------------
     def new_page(self) -> tuple[Any, str, str]:
@@ -368,7 +387,8 @@ class BrowserSession:
                 "targetId"
             ]
         page = page_info.value
-        self._pages[target_id] = page
+        with self._lock:
+            self._pages[target_id] = page
         return page, context_id, target_id
 
     def find_page(self, target_id: str) -> Any | None:
@@ -376,10 +396,11 @@ class BrowserSession:
         if not target_id:
             return None
         browser = self.browser()
-        page = self._pages.get(target_id)
+        with self._lock:
+            page = self._pages.get(target_id)
+            known = {id(p) for p in self._pages.values()}
         if page is not None and not page.is_closed():
             return page
-        known = {id(p) for p in self._pages.values()}
         for context in browser.contexts:
             for candidate in context.pages:
                 if id(candidate) in known or candidate.is_closed():
@@ -388,7 +409,8 @@ class BrowserSession:
                     session = context.new_cdp_session(candidate)
                     info = session.send("Target.getTargetInfo")["targetInfo"]
                     session.detach()
-                    self._pages[info["targetId"]] = candidate
+                    with self._lock:
+                        self._pages[info["targetId"]] = candidate
                     if info["targetId"] == target_id:
                         return candidate
         return None
@@ -398,7 +420,12 @@ class BrowserSession:
             return
         with contextlib.suppress(Exception):
             self.cdp("Target.disposeBrowserContext", {"browserContextId": context_id})
-        self._pages = {t: p for t, p in self._pages.items() if not p.is_closed()}
+        with self._lock:
+            pages = list(self._pages.items())
+        gone = {target for target, page in pages if page.is_closed()}
+        with self._lock:
+            for target in gone:
+                self._pages.pop(target, None)
 
     def context_ids(self) -> set[str]:
         return set(self.cdp("Target.getBrowserContexts").get("browserContextIds", []))
@@ -411,6 +438,22 @@ class BrowserSession:
         with contextlib.suppress(Exception):
             storage = page.evaluate(_CAPTURE_STORAGE_JS) or {}
         return {"url": page.url, "cookies": cookies, "storage": storage}
+
+    def capture_soon(self, page: Any, context_id: str) -> concurrent.futures.Future[dict[str, Any]]:
+        """:meth:`capture`, started on the loop now: the caller goes on (its bookkeeping) meanwhile."""
+        self.browser()
+        assert self._loop is not None
+        cdp, target = impl(self._cdp), impl(page)
+
+        async def capture() -> dict[str, Any]:
+            url = target.url
+            answer = await cdp.send("Storage.getCookies", {"browserContextId": context_id})
+            storage: dict[str, Any] = {}
+            with contextlib.suppress(Exception):
+                storage = await target.evaluate(_CAPTURE_STORAGE_JS) or {}
+            return {"url": url, "cookies": answer.get("cookies", []), "storage": storage}
+
+        return self._loop.submit(capture)
 
     def restore(self, checkpoint: dict[str, Any], *, timeout_ms: float) -> tuple[Any, str, str]:
         page, context_id, target_id = self.new_page()
@@ -480,11 +523,16 @@ def _cookie_param(cookie: dict[str, Any]) -> dict[str, Any]:
 
 
 _session: BrowserSession | None = None
+_session_lock = threading.Lock()
 
 
 def session() -> BrowserSession:
-    """This process's browser session (a forked child starts its own)."""
+    """This process's browser session, shared by its threads (a forked child starts its own)."""
     global _session
-    if _session is None or _session._pid != os.getpid():
-        _session = BrowserSession()
-    return _session
+    current = _session
+    if current is not None and current._pid == os.getpid():
+        return current
+    with _session_lock:
+        if _session is None or _session._pid != os.getpid():
+            _session = BrowserSession()
+        return _session

@@ -185,6 +185,10 @@ class Execution(Planning):
     handles: list[Any] = field(default_factory=list)  # elements found for the step, released after it
     # acted_locator is known already (a skill's primary locator held, or resolve described the element)
     described: bool = False
+    # The checkpoint after the last step, captured on the browser's loop while this thread does the
+    # step's bookkeeping, and written with the next step's lease (renew): (step, document step, capture).
+    capturing: tuple[int, int, Any] | None = None
+    outputs_changed: bool = False  # an extract's output, written with the next step's lease
 
     @property
     def session(self) -> browser_mod.BrowserSession:
@@ -326,12 +330,15 @@ class Execution(Planning):
         """Check we still own a running run, and extend the lease over this step."""
         timeout = float(step.get("timeout") or settings.TWIN_DEFAULT_STEP_TIMEOUT)
         until = timezone.now() + timedelta(seconds=timeout) + LEASE_MARGIN
+        fields = self.captured()
         updated = Run.objects.filter(pk=self.run.pk, lease_owner=self.owner, status=RunStatus.RUNNING).update(
-            lease_until=until, current_step=index
+            lease_until=until, current_step=index, **fields
         )
         if not updated:
             raise Stop()
         self.run.current_step = index
+        if "checkpoint" in fields:
+            self.run.checkpoint, self.run.checkpoint_step = fields["checkpoint"], fields["checkpoint_step"]
 
     def answers(self, index: int) -> Answers:
         answers = Answers()
@@ -343,7 +350,36 @@ class Execution(Planning):
             answers.used.append(approval)
         return answers
 
+    def checkpoint_soon(self, index: int) -> None:
+        """Capture what a restore needs after step ``index``, off the step's critical path: on the
+        browser's loop, while this thread records the step; written by the next renew (or pause)."""
+        self.capturing = None
+        with contextlib.suppress(Exception):
+            future = self.session.capture_soon(self.page, self.run.browser_context_id)
+            self.capturing = (index, self.document_step, future)
+
+    def captured(self) -> dict[str, Any]:
+        """The run's fields for the checkpoint captured since the last step (and an extract's output)."""
+        fields: dict[str, Any] = {}
+        capturing, self.capturing = self.capturing, None
+        if capturing is not None:
+            index, document_step, future = capturing
+            try:
+                state = future.result(timeout=30)
+            except Exception as exc:  # the page went away mid-capture: the last checkpoint stands
+                log.warning("run %s: no checkpoint after step %s: %s", self.run.pk, index, exc)
+            else:
+                state["step_index"], state["document_step"] = index, document_step
+                fields["checkpoint"] = seal_json(state, scope=checkpoint_scope(self.run))
+                fields["checkpoint_step"] = index
+                self.outputs_changed = True
+        if self.outputs_changed:
+            fields["outputs"] = self.run.outputs
+            self.outputs_changed = False
+        return fields
+
     def checkpoint(self, index: int) -> None:
+        self.capturing = None  # (this one is newer)
         with contextlib.suppress(Exception):
             state = self.session.capture(self.page, self.run.browser_context_id)
             state["step_index"] = index
@@ -468,6 +504,8 @@ class Execution(Planning):
             except StepFailed as again:
                 raise self.blocked_pause(index, step, again) from None
         new_document = self.track_document(index)
+        if new_document or step["action"] in STATEFUL_ACTIONS:
+            self.checkpoint_soon(index)
         healed = self.healed
         if healed is not None:
             with transaction.atomic():
@@ -483,10 +521,8 @@ class Execution(Planning):
             answers,
             fields={"locator": self.acted_locator, "healed_by": healed.by if healed else ""},
         )
-        if new_document or step["action"] in STATEFUL_ACTIONS:
-            self.checkpoint(index)
-        elif step["action"] == "extract":
-            Run.objects.filter(pk=run.pk).update(outputs=run.outputs)
+        if step["action"] == "extract":
+            self.outputs_changed = True
         return "done"
 
     def blocked_pause(self, index: int, step: dict[str, Any], exc: Exception) -> Pause:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from django.utils import timezone
 
 from engine.executor import execute_run, lease_owner_is_dead, release_page
 
+from .admission import claim_next
 from .hosts import Heartbeat, queue_for_host
 from .models import Run, RunStatus
 from .routing import DEFAULT_QUEUE, host_queue
@@ -24,11 +26,13 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 
 
-def _execute(task: Any, run_id: str, reason: str) -> None:
+def _execute(task: Any, run_id: str, reason: str, again: dict[str, Any] | None = None) -> None:
+    """``again``: the keyword arguments a retry of the task is sent with (its run stays the same)."""
+    retry = {"args": (run_id,), "kwargs": again or {}}
     try:
         execute_run(run_id, reason=reason)
     except OperationalError as exc:
-        raise task.retry(exc=exc, countdown=2, max_retries=10) from exc
+        raise task.retry(exc=exc, countdown=2, max_retries=10, **retry) from exc
     except Exception as exc:
         log.exception("run %s: execution failed (%s)", run_id, reason)
         if task.request.retries >= MAX_ATTEMPTS - 1:
@@ -47,12 +51,22 @@ def _execute(task: Any, run_id: str, reason: str) -> None:
                     )
             return
         # The next attempt finds the interrupted step and treats it as a crash would.
-        raise task.retry(exc=exc, countdown=1) from exc
+        raise task.retry(exc=exc, countdown=1, **retry) from exc
 
 
 @shared_task(bind=True, max_retries=MAX_ATTEMPTS)
-def start_run_task(self: Any, run_id: str) -> None:
-    _execute(self, run_id, "start")
+def start_run_task(self: Any, run_id: str, claimed: bool = False) -> None:
+    """A free slot: start the queued run whose turn it is (runs.admission: each tenant in turn),
+    which need not be ``run_id``; a retry (``claimed``) goes on with the run it started."""
+    if not claimed:
+        try:
+            picked = claim_next(run_id)
+        except OperationalError as exc:
+            raise self.retry(exc=exc, countdown=2, max_retries=10) from exc
+        if picked is None:
+            return
+        run_id = picked
+    _execute(self, run_id, "start", again={"claimed": True})
 
 
 @shared_task(bind=True, max_retries=MAX_ATTEMPTS)
@@ -75,12 +89,18 @@ def sweep_runs_task() -> int:
     """Pick up runs no live task is driving: a dead worker's, or a lost message's."""
     now = timezone.now()
     stale = now - timedelta(seconds=max(30.0, 2 * settings.TWIN_SWEEP_INTERVAL))
-    orphaned = Run.objects.filter(
+    lost = (
         Q(status=RunStatus.RUNNING, lease_until__lt=now)
         | Q(status=RunStatus.RUNNING, lease_owner="", updated_at__lt=stale)
-        | Q(status=RunStatus.QUEUED, updated_at__lt=stale)
         | Q(status=RunStatus.RUNNING, lease_owner__startswith=f"{settings.TWIN_HOST_ID}:")
-    ).only("pk", "status", "host", "target_id", "lease_owner", "lease_until", "updated_at")
+    )
+    if not _tokens_waiting():
+        # Queued runs wait their turn while start tokens wait in the queue (runs.admission); with
+        # none there, a token was lost (Redis restarted, say): send one per run that waited long.
+        lost |= Q(status=RunStatus.QUEUED, updated_at__lt=stale)
+    orphaned = Run.objects.filter(lost).only(
+        "pk", "status", "host", "target_id", "lease_owner", "lease_until", "updated_at"
+    )
     count = 0
     for run in orphaned[:200]:
         if run.lease_owner and not (
@@ -104,6 +124,16 @@ def sweep_runs_task() -> int:
     for run_id in unfinished_recordings():  # videos whose task was lost
         finalize_video_task.apply_async(args=(str(run_id),), queue=DEFAULT_QUEUE)
     return count
+
+
+def _tokens_waiting() -> bool:
+    """Whether start tokens wait in the shared queue (a Redis list named after it); True when unknown."""
+    from twin_site.realtime import _redis
+
+    try:
+        return bool(_redis().llen(DEFAULT_QUEUE))
+    except Exception:
+        return True
 
 
 @shared_task(bind=True, max_retries=30, ignore_result=True)
@@ -148,8 +178,9 @@ def _warm_imports(**kwargs: Any) -> None:
 
 @worker_process_init.connect
 def _connect_browser(**kwargs: Any) -> None:
-    """Connect each worker process to the host browser at start: the first resume it takes is
-    then as fast as the others (a cold connection costs about 0.7 s)."""
+    """Connect to the host browser as a worker process starts (a prefork child; a threads worker
+    when it is ready): the first resume it takes is then as fast as the others (a cold connection
+    costs about 0.7 s)."""
     from engine.browser import session
 
     try:
@@ -187,6 +218,13 @@ def _host_alive(sender: Any = None, **kwargs: Any) -> None:
         _heartbeat = Heartbeat().start()
     except Exception:
         log.exception("could not say host %s is alive: resumes may go to other hosts", settings.TWIN_HOST_ID)
+    if "prefork" not in type(getattr(sender, "pool", None)).__module__:
+        # One process whose threads drive the runs (engine.bridge): it connects once, here.
+        _connect_browser()
+    # A worker that starts again on this host takes over what its predecessor was driving now,
+    # not at beat's next sweep (their leases name a process that is gone: executor.lease_owner_is_dead).
+    with contextlib.suppress(Exception):
+        sweep_runs_task.apply_async(queue=host_queue())
 
 
 @worker_shutdown.connect

@@ -203,7 +203,7 @@ class Worker:
     count = 0
 
     def __init__(
-        self, env: dict[str, str], *, queues: str = "", pool: str = "prefork", concurrency: int = 2
+        self, env: dict[str, str], *, queues: str = "", pool: str = "threads", concurrency: int = 0
     ) -> None:
         Worker.count += 1
         self.name = f"w{Worker.count}"
@@ -226,8 +226,7 @@ class Worker:
                     "worker",
                     "-Q",
                     queues,
-                    "-c",
-                    str(self.concurrency),
+                    *(("-c", str(self.concurrency)) if self.concurrency else ()),
                     "-P",
                     self.pool,
                     "--without-mingle",

@@ -86,3 +86,21 @@ def env_json(name: str, default: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ImproperlyConfigured(f"{name} must be a JSON object, not {type(value).__name__}.")
     return value
+
+
+# Per active run: about 300 MB (its renderer, the context, the recording) and, while it works, a
+# good part of a core in Chromium; most of a run's time is waiting (pages, people, models), so a
+# core carries several (docs/performance.md has the figures behind both numbers).
+RUN_MEMORY_MB = 300
+RUNS_PER_CORE = 4
+
+
+def default_active_runs() -> int:
+    """How many runs a worker host drives at once unless TWIN_HOST_ACTIVE_RUNS says."""
+    cores = os.cpu_count() or 1
+    try:
+        memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    except (ValueError, OSError, AttributeError):
+        memory_mb = 4096
+    # A gigabyte for Chromium's own processes, Python and the driver.
+    return max(2, min(RUNS_PER_CORE * cores, (memory_mb - 1024) // RUN_MEMORY_MB))

@@ -14,7 +14,16 @@ import dj_database_url
 from celery.schedules import crontab
 from csp.constants import NONE, SELF
 
-from .env import env_bool, env_float, env_int, env_json, env_private_urls, env_secret, env_str
+from .env import (
+    default_active_runs,
+    env_bool,
+    env_float,
+    env_int,
+    env_json,
+    env_private_urls,
+    env_secret,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TWIN_VAR_DIR", str(BASE_DIR / "var")))
@@ -251,6 +260,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("TWIN_VISIBILIT
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Worker processes connect to the host browser as they start (runs.tasks): give them time.
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = 60
+# A run worker is one process whose threads each drive a run (engine.bridge): `celery worker -Q
+# runs,host.<id>` needs no -P or -c. The webhooks worker names its own (-c 8 -P threads).
+CELERY_WORKER_POOL = "threads"
 TWIN_SWEEP_INTERVAL = env_float("TWIN_SWEEP_INTERVAL", 15.0)
 # A worker host counts as alive this long after its worker last said so (every third of it):
 # resumes of its paused runs go to other hosts, from the checkpoint, once it is not (runs/hosts.py).
@@ -279,6 +291,10 @@ TWIN_ALLOW_PRIVATE_URLS = env_private_urls("TWIN_ALLOW_PRIVATE_URLS")
 # The port Twin's web server listens on (refused to runs and webhooks like the other services).
 TWIN_WEB_PORT = env_int("PORT", 8000, minimum=1)
 TWIN_MAX_PARKED_PAGES = env_int("TWIN_MAX_PARKED_PAGES", 20, minimum=1)
+# How many runs one worker host drives at once: its run worker's threads (one process, one
+# Playwright loop: engine.bridge). Past it runs stay queued, each tenant in turn (runs.admission).
+TWIN_HOST_ACTIVE_RUNS = env_int("TWIN_HOST_ACTIVE_RUNS", default_active_runs(), minimum=1)
+CELERY_WORKER_CONCURRENCY = TWIN_HOST_ACTIVE_RUNS
 TWIN_DEFAULT_STEP_TIMEOUT = env_float("TWIN_DEFAULT_STEP_TIMEOUT", 15.0)
 TWIN_DEFAULT_EXPIRES_IN = env_int("TWIN_DEFAULT_EXPIRES_IN", 86400, minimum=1)
 TWIN_MASTER_KEY = env_secret("TWIN_MASTER_KEY")

@@ -1141,3 +1141,41 @@ def _agent_steps(handler: _Handler) -> None:
 _ROUTES[("GET", "/agent/accounts")] = _agent_accounts
 _ROUTES[("POST", "/agent/accounts")] = _agent_accounts_submit
 _ROUTES[("GET", "/agent/steps")] = _agent_steps
+
+
+# -- a slow site's form (bench/host_throughput.py): every page answers after ``ms`` milliseconds --------
+def _slow_ms(handler: _Handler) -> int | None:
+    try:
+        return min(max(int(handler.query.get("ms", "300")), 0), MAX_SLOW_MS)
+    except ValueError:
+        handler._html(_page("Bad request", "<h1>ms must be an integer</h1>"), HTTPStatus.BAD_REQUEST)
+        return None
+
+
+def _slow_form(handler: _Handler) -> None:
+    ms = _slow_ms(handler)
+    if ms is None:
+        return
+    time.sleep(ms / 1000)
+    handler._html(
+        _page(
+            "Slow form",
+            f'<h1>Slow form</h1>\n<form method="post" action="/slow-form?ms={ms}">'
+            '<label for="q">Query</label> <input id="q" name="q">'
+            '<button id="go" type="submit">Go</button></form>',
+        )
+    )
+
+
+def _slow_form_submit(handler: _Handler) -> None:
+    ms = _slow_ms(handler)
+    if ms is None:
+        return
+    query = handler._form().get("q", "")
+    time.sleep(ms / 1000)
+    handler.site.record("slow_form", q=query)
+    handler._html(_page("Slow result", f'<h1>Slow result</h1>\n<p id="done">Done: {html.escape(query)}</p>'))
+
+
+_ROUTES[("GET", "/slow-form")] = _slow_form
+_ROUTES[("POST", "/slow-form")] = _slow_form_submit

@@ -167,7 +167,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=None,
+            help="runs the worker drives at once (default: TWIN_HOST_ACTIVE_RUNS, from cores and memory)",
+        )
         parser.add_argument(
             "--web-processes",
             type=int,
@@ -232,13 +237,15 @@ class Command(BaseCommand):
                 )
             )
         queues = f"{DEFAULT_QUEUE},{host_queue()}"
+        active = options["concurrency"] or settings.TWIN_HOST_ACTIVE_RUNS
         celery = [python, "-m", "celery", "-A", "twin_site"]
         supervisor.add(
             Program(
                 "worker",
                 [
                     *celery,
-                    *("worker", "-Q", queues, "-c", str(options["concurrency"]), "-P", "prefork"),
+                    # One process, a thread per active run over one Playwright loop (engine.bridge).
+                    *("worker", "-Q", queues, "-c", str(active), "-P", "threads"),
                     *("--without-gossip", "--without-mingle", "-l", "info"),
                 ],
             )

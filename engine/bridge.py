@@ -1,0 +1,200 @@
+"""Playwright's async API on one event loop per process, called from any thread as if it were sync.
+
+Playwright's own sync API runs an event loop *in the calling thread*: one driver (a node process)
+and one CDP connection per thread, so a process drives one run at a time, or pays a driver per
+run (the issue 14 spike: 4.4 GB for 8 threads). Here one thread per process owns an asyncio loop
+with the async API on it — one driver, one connection to the host browser — and every thread
+that executes a run calls through :class:`Sync` proxies: each call hops to the loop, the calling
+thread waits for its answer, and the loop goes on serving every other run meanwhile. The
+executor's code stays plain, blocking Python (its Django calls included: each thread has its
+own database connection); the waiting for pages happens on the loop, where it costs nothing.
+
+A proxy looks like Playwright's sync API to its caller (same methods, same arguments, same
+errors: both APIs raise ``playwright._impl._errors.Error``). Objects coming back are proxied
+too, the same proxy for the same Playwright object (``is`` works as with the sync API); an
+``expect_*`` helper is a plain ``with`` block. Callbacks (an ``expect_page`` predicate) run on
+the loop thread, where reading a property goes straight through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import inspect
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from playwright._impl._async_base import AsyncBase, AsyncEventContextManager
+
+
+class LoopGone(RuntimeError):
+    """The loop thread stopped (the process is shutting down)."""
+
+
+class Loop:
+    """An asyncio event loop in a daemon thread of its own."""
+
+    def __init__(self, name: str = "playwright-loop") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self.thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self.thread.start()
+        self._ready.wait()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(self._ready.set)
+        try:
+            self.loop.run_forever()
+        finally:
+            with contextlib.suppress(Exception):
+                self.loop.close()
+
+    def on_loop(self) -> bool:
+        return threading.current_thread() is self.thread
+
+    def alive(self) -> bool:
+        return self.thread.is_alive() and not self.loop.is_closed()
+
+    def run(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn`` on the loop (awaiting what it returns, if awaitable) and return its result."""
+        if self.on_loop():
+            # A callback Playwright runs on the loop (a predicate): only what needs no waiting.
+            result = fn(*args, **kwargs)
+            if inspect.isawaitable(result):
+                with contextlib.suppress(Exception):
+                    result.close()  # type: ignore[attr-defined]
+                raise RuntimeError("a Playwright call that waits cannot be made from a callback on its loop")
+            return result
+        if not self.alive():
+            raise LoopGone("the Playwright loop of this process has stopped")
+        future = asyncio.run_coroutine_threadsafe(_invoke(fn, args, kwargs), self.loop)
+        return future.result()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        """Start ``fn`` on the loop and return at once: its result is the future's."""
+        if not self.alive():
+            raise LoopGone("the Playwright loop of this process has stopped")
+        return asyncio.run_coroutine_threadsafe(_invoke(fn, args, kwargs), self.loop)
+
+    def stop(self) -> None:
+        if self.alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=5)
+
+
+async def _invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    result = fn(*args, **kwargs)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+class Sync:
+    """One Playwright (async API) object, used from any thread as its sync API would be."""
+
+    __slots__ = ("__weakref__", "_loop", "_obj")
+
+    def __init__(self, obj: Any, loop: Loop) -> None:
+        object.__setattr__(self, "_obj", obj)
+        object.__setattr__(self, "_loop", loop)
+
+    def __getattr__(self, name: str) -> Any:
+        obj, loop = self._obj, self._loop
+        static = inspect.getattr_static(type(obj), name, None)
+        if isinstance(static, property):
+            return wrap(loop.run(getattr, obj, name), loop)
+        attribute = getattr(obj, name)
+        if not callable(attribute):
+            return wrap(attribute, loop)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return wrap(loop.run(attribute, *unwrap(args, loop), **unwrap(kwargs, loop)), loop)
+
+        call.__name__ = name
+        return call
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot set {name!r} on a Playwright object")
+
+    def __repr__(self) -> str:
+        return f"<Sync {self._obj!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sync) and other._obj is self._obj
+
+    def __hash__(self) -> int:
+        return id(self._obj)
+
+
+class EventWait:
+    """``with page.expect_*(...) as info:`` ... ``info.value`` — over the async API's manager."""
+
+    def __init__(self, manager: AsyncEventContextManager[Any], loop: Loop) -> None:
+        self._manager, self._loop = manager, loop
+        self._info: Any = None
+
+    def __enter__(self) -> EventWait:
+        self._info = self._loop.run(self._manager.__aenter__)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._loop.run(self._manager.__aexit__, *exc)
+
+    @property
+    def value(self) -> Any:
+        info = self._info
+        return wrap(self._loop.run(lambda: info.value), self._loop)
+
+    def is_done(self) -> bool:
+        return bool(self._info is not None and self._info.is_done())
+
+
+_proxies: weakref.WeakKeyDictionary[Any, Sync] = weakref.WeakKeyDictionary()
+_proxies_lock = threading.Lock()
+
+
+def wrap(value: Any, loop: Loop) -> Any:
+    if isinstance(value, AsyncBase):
+        with _proxies_lock:
+            proxy = _proxies.get(value)
+            if proxy is None or proxy._loop is not loop:
+                proxy = _proxies[value] = Sync(value, loop)
+            return proxy
+    if isinstance(value, AsyncEventContextManager):
+        return EventWait(value, loop)
+    if isinstance(value, list):
+        return [wrap(item, loop) for item in value]
+    if isinstance(value, tuple):
+        return tuple(wrap(item, loop) for item in value)
+    if isinstance(value, dict) and any(isinstance(item, AsyncBase) for item in value.values()):
+        return {key: wrap(item, loop) for key, item in value.items()}  # (a handle's properties)
+    return value
+
+
+def impl(value: Any) -> Any:
+    """The async API object behind a proxy (for code that runs on the loop itself)."""
+    return value._obj if isinstance(value, Sync) else value
+
+
+def unwrap(value: Any, loop: Loop) -> Any:
+    if isinstance(value, Sync):
+        return value._obj
+    if isinstance(value, list):
+        return [unwrap(item, loop) for item in value]
+    if isinstance(value, tuple):
+        return tuple(unwrap(item, loop) for item in value)
+    if isinstance(value, dict):
+        return {key: unwrap(item, loop) for key, item in value.items()}
+    if callable(value) and not isinstance(value, type):
+        # A callback (a predicate): Playwright calls it on the loop with async objects.
+        function = value
+
+        def callback(*args: Any, **kwargs: Any) -> Any:
+            return function(*wrap(list(args), loop), **kwargs)
+
+        return callback
+    return value

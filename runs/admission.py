@@ -1,0 +1,64 @@
+"""Which queued run a free slot starts: each tenant in turn, each tenant's runs in order.
+
+A start task is a token, not an order: "a slot is free, start something". The worker thread that
+takes it starts the queued run of the tenant with the fewest runs running now (ties: the tenant
+whose oldest queued run has waited longest), that tenant's oldest queued run. One token per
+queued run, so every queued run is started by some token; a token that finds nothing queued (its
+run was cancelled, or started by another token) does nothing. So a tenant that queues a thousand
+runs does not make another tenant's one run wait behind them: it starts at the next free slot.
+
+The database decides (Redis only carries the tokens): the claim is the state machine's
+``queued → running``, so two threads can never start one run.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db.models import Count, Min
+
+from .models import Run, RunStatus
+from .states import run_transition
+
+log = logging.getLogger(__name__)
+
+
+def next_queued() -> Run | None:
+    """The run the next free slot should start (not claimed)."""
+    waiting = list(
+        Run.objects.filter(status=RunStatus.QUEUED)
+        .values("tenant_id")
+        .annotate(oldest=Min("created_at"))
+        .order_by()
+    )
+    if not waiting:
+        return None
+    tenants = [row["tenant_id"] for row in waiting]
+    running = dict(
+        Run.objects.filter(status=RunStatus.RUNNING, tenant_id__in=tenants)
+        .values("tenant_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+        .values_list("tenant_id", "n")
+    )
+    turn = min(waiting, key=lambda row: (running.get(row["tenant_id"], 0), row["oldest"], row["tenant_id"]))
+    theirs = Run.objects.filter(status=RunStatus.QUEUED, tenant_id=turn["tenant_id"])
+    return theirs.order_by("created_at", "pk").first()
+
+
+def claim_next(hint: Any = None, *, attempts: int = 8) -> str | None:
+    """Start (``queued → running``) the run whose turn it is; its id, or None when none waits.
+
+    ``hint`` is the run the token was sent for: it is only logged, since fairness may pick another.
+    """
+    for _ in range(attempts):
+        run = next_queued()
+        if run is None:
+            return None
+        if run_transition(run, to=RunStatus.RUNNING, expect=[RunStatus.QUEUED]):
+            if hint and str(hint) != str(run.pk):
+                log.debug("start token of run %s starts run %s (its turn)", hint, run.pk)
+            return str(run.pk)
+        # Another thread claimed it (or it was cancelled) meanwhile: the next one.
+    return None

@@ -1,0 +1,139 @@
+"""A worker host drives many runs at once in one process (its threads over one Playwright loop:
+engine.bridge), never more than TWIN_HOST_ACTIVE_RUNS; past that, runs wait queued, in order, each
+tenant in turn (runs.admission): one tenant's backlog does not hold another tenant's run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import psutil
+import pytest
+
+from runs.admission import claim_next, next_queued
+from runs.models import Run, RunStatus
+from runs.services import run_create
+from tests.conftest import Persona, Worker, start_run, wait_run, wait_until, worker_env
+
+
+def slow_steps(site: Any, ms: int) -> list[dict[str, Any]]:
+    return [
+        {"action": "goto", "url": site.url(f"/slow?ms={ms}")},
+        {"action": "extract", "selector": "#slow", "name": "text"},
+    ]
+
+
+def most_at_once(runs: list[Run]) -> int:
+    """The most runs whose [started, finished] overlapped at one moment."""
+    moments: list[tuple[datetime, int]] = []
+    for run in runs:
+        assert run.started_at is not None and run.finished_at is not None, run
+        moments += [(run.started_at, 1), (run.finished_at, -1)]
+    at_once = most = 0
+    for _, change in sorted(moments, key=lambda m: (m[0], m[1])):
+        at_once += change
+        most = max(most, at_once)
+    return most
+
+
+@pytest.fixture
+def host_of(worker: Worker) -> Iterator[Any]:
+    """The session's worker replaced by one with a given TWIN_HOST_ACTIVE_RUNS."""
+    started: list[Worker] = []
+
+    def start(active: int) -> Worker:
+        worker.stop()
+        replacement = Worker(worker_env(TWIN_HOST_ACTIVE_RUNS=str(active))).start()
+        started.append(replacement)
+        return replacement
+
+    yield start
+    for replacement in started:
+        replacement.stop()
+
+
+def test_one_worker_process_drives_runs_at_once_up_to_the_host_limit(alice: Persona, site: Any, host_of: Any):
+    host = host_of(3)
+    created = [start_run(alice, slow_steps(site, 2500), wait=0) for _ in range(5)]
+    done = [wait_run(alice, run["id"], wait=60) for run in created]
+    assert [run["status"] for run in done] == ["completed"] * 5, done
+    assert all(run["outputs"] == {"text": "Slow page"} for run in done)
+
+    runs = list(Run.objects.filter(pk__in=[run["id"] for run in created]))
+    # Three at once, never more than the limit, in one process: its only child is the Playwright
+    # driver they share (no pool of worker processes, no driver each).
+    assert most_at_once(runs) == 3
+    children = [psutil.Process(pid).cmdline() for pid in host.child_pids()]
+    assert len(children) == 1 and "celery" not in " ".join(children[0]), children
+
+
+def test_past_the_limit_runs_stay_queued_in_order_and_each_tenant_takes_its_turn(
+    alice: Persona, carol: Persona, site: Any, host_of: Any
+):
+    host_of(2)
+    backlog = [start_run(alice, slow_steps(site, 3000), wait=0) for _ in range(6)]
+    # The host drives two; the others wait, queued (and say so).
+    wait_until(
+        lambda: Run.objects.filter(tenant=alice.tenant, status=RunStatus.RUNNING).count() == 2,
+        what="two of alice's runs running",
+    )
+    assert Run.objects.filter(tenant=alice.tenant, status=RunStatus.QUEUED).count() == 4
+    assert alice.get(f"/api/runs/{backlog[-1]['id']}").json()["status"] == "queued"
+    other = start_run(carol, slow_steps(site, 500), wait=0)
+
+    for run in [*backlog, other]:
+        finished = wait_run(carol if run is other else alice, run["id"], wait=60)
+        assert finished["status"] == "completed", finished
+
+    theirs = list(Run.objects.filter(pk__in=[run["id"] for run in backlog]).order_by("created_at"))
+    mine = Run.objects.get(pk=other["id"])
+    assert most_at_once([*theirs, mine]) == 2
+    started = [run.started_at.timestamp() for run in theirs if run.started_at is not None]
+    assert len(started) == 6 and started == sorted(started)  # a tenant's runs start in the order they were queued
+    # globex's one run did not wait behind acme's backlog: it took the first slot that freed.
+    assert mine.started_at is not None and theirs[2].started_at is not None
+    assert mine.started_at < theirs[2].started_at
+
+
+# -- the choice itself, in the database ------------------------------------------------------------
+def queued(persona: Persona, count: int) -> list[Run]:
+    # (No task is sent: the test's transaction never commits.)
+    return [
+        run_create(
+            tenant=persona.tenant,
+            created_by=persona.user,
+            goal="wait",
+            url="",
+            steps=[{"action": "goto", "url": "http://127.0.0.1:9/"}],
+        )
+        for _ in range(count)
+    ]
+
+
+def test_the_tenant_with_fewest_runs_running_goes_next_then_the_longest_waiting(
+    alice: Persona, carol: Persona
+) -> None:
+    first, second, third = queued(alice, 3)
+    theirs = queued(carol, 2)
+    assert next_queued() == first  # nobody runs anything: the oldest queued run
+
+    Run.objects.filter(pk=first.pk).update(status=RunStatus.RUNNING)
+    assert next_queued() == theirs[0]  # acme runs one, globex none: globex's turn
+    Run.objects.filter(pk=theirs[0].pk).update(status=RunStatus.RUNNING)
+    assert next_queued() == second  # one each: acme's second waited longest
+
+    Run.objects.filter(pk__in=[second.pk, third.pk]).update(status=RunStatus.RUNNING)
+    assert next_queued() == theirs[1]  # acme runs three now, globex one
+
+
+def test_a_claim_starts_the_run_once_and_nothing_when_none_waits(alice: Persona) -> None:
+    runs = queued(alice, 2)
+    claimed = [claim_next(), claim_next(), claim_next()]
+    assert claimed == [str(runs[0].pk), str(runs[1].pk), None]
+    assert set(Run.objects.filter(pk__in=[r.pk for r in runs]).values_list("status", flat=True)) == {
+        "running"
+    }
+    cancelled = queued(alice, 1)[0]
+    Run.objects.filter(pk=cancelled.pk).update(status=RunStatus.CANCELLED)
+    assert claim_next(hint=cancelled.pk) is None
