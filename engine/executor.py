@@ -185,9 +185,13 @@ class Execution(Planning):
     handles: list[Any] = field(default_factory=list)  # elements found for the step, released after it
     # acted_locator is known already (a skill's primary locator held, or resolve described the element)
     described: bool = False
-    # The checkpoint after the last step, captured on the browser's loop while this thread does the
-    # step's bookkeeping, and written with the next step's lease (renew): (step, document step, capture).
-    capturing: tuple[int, int, Any] | None = None
+    # A look at the page after the last step (its document, and the checkpoint if the step could
+    # change what a restore needs), taken on the browser's loop while this thread records the step,
+    # and taken in by the next step's renew: (step, whether it captures, the look).
+    looking: tuple[int, bool, Any] | None = None
+    # The page's document as the next step is about to act (a late commit of the last one's), read
+    # on the loop while this thread marks the step started: (step before it, the look).
+    settling: tuple[int, Any] | None = None
     outputs_changed: bool = False  # an extract's output, written with the next step's lease
 
     @property
@@ -220,8 +224,7 @@ class Execution(Planning):
                 index += 1
                 continue
             self.renew(index, steps[index - 1])
-            # A navigation that committed after the last step returned (a late redirect) belongs to it.
-            self.track_document(index - 1)
+            self.settle_soon(index)  # (taken in just before the step acts, or by a pause)
             try:
                 outcome = self.run_step(index, steps[index - 1])
             except Pause as pause:
@@ -350,26 +353,39 @@ class Execution(Planning):
             answers.used.append(approval)
         return answers
 
-    def checkpoint_soon(self, index: int) -> None:
-        """Capture what a restore needs after step ``index``, off the step's critical path: on the
-        browser's loop, while this thread records the step; written by the next renew (or pause)."""
-        self.capturing = None
-        with contextlib.suppress(Exception):
-            future = self.session.capture_soon(self.page, self.run.browser_context_id)
-            self.capturing = (index, self.document_step, future)
+    def look_soon(self, index: int, *, capture: bool) -> None:
+        """After step ``index``: read the page's document and, if ``capture``, what a restore needs,
+        off the step's critical path (on the browser's loop, while this thread records the step);
+        taken in by the next renew (:meth:`captured`)."""
+        self.looking = None
+        try:
+            future = self.session.look_soon(
+                self.page, self.run.browser_context_id, self.documents.session_for(self.page), capture=capture
+            )
+        except Exception:  # the page is going: the next renew reads it the slow way
+            future = None
+        self.looking = (index, capture, future)
 
     def captured(self) -> dict[str, Any]:
-        """The run's fields for the checkpoint captured since the last step (and an extract's output)."""
+        """The run's fields for what the look after the last step found: a checkpoint when that step
+        could change what a restore needs or loaded a new document (and an extract's output)."""
         fields: dict[str, Any] = {}
-        capturing, self.capturing = self.capturing, None
-        if capturing is not None:
-            index, document_step, future = capturing
-            try:
-                state = future.result(timeout=30)
-            except Exception as exc:  # the page went away mid-capture: the last checkpoint stands
-                log.warning("run %s: no checkpoint after step %s: %s", self.run.pk, index, exc)
+        looking, self.looking = self.looking, None
+        if looking is not None:
+            index, capture, future = looking
+            seen: dict[str, Any] | None = None
+            with contextlib.suppress(Exception):
+                seen = future.result(timeout=30) if future is not None else None
+            if seen is not None and seen["document"]:
+                new_document = self.note_document(seen["document"], index)
             else:
-                state["step_index"], state["document_step"] = index, document_step
+                new_document = self.track_document(index)
+            state = seen["state"] if seen is not None else None
+            if state is None and (capture or new_document):
+                with contextlib.suppress(Exception):
+                    state = self.session.capture(self.page, self.run.browser_context_id)
+            if state is not None:
+                state["step_index"], state["document_step"] = index, self.document_step
                 fields["checkpoint"] = seal_json(state, scope=checkpoint_scope(self.run))
                 fields["checkpoint_step"] = index
                 self.outputs_changed = True
@@ -378,8 +394,29 @@ class Execution(Planning):
             self.outputs_changed = False
         return fields
 
+    def settle_soon(self, index: int) -> None:
+        """Start reading the page's document before step ``index`` acts (see :meth:`settle`)."""
+        self.settling = None
+        with contextlib.suppress(Exception):
+            session = self.documents.session_for(self.page)
+            self.settling = (index - 1, self.session.look_soon(self.page, "", session, capture=False))
+
+    def settle(self) -> None:
+        """A navigation that committed after the last step returned (a late redirect) belongs to it."""
+        settling, self.settling = self.settling, None
+        if settling is None:
+            return
+        before, future = settling
+        document = ""
+        with contextlib.suppress(Exception):
+            document = future.result(timeout=30)["document"]
+        if document:
+            self.note_document(document, before)
+        else:
+            self.track_document(before)
+
     def checkpoint(self, index: int) -> None:
-        self.capturing = None  # (this one is newer)
+        self.looking = None  # (this one is newer)
         with contextlib.suppress(Exception):
             state = self.session.capture(self.page, self.run.browser_context_id)
             state["step_index"] = index
@@ -443,6 +480,7 @@ class Execution(Planning):
             Approval.objects.filter(pk=answers.blocked.pk).update(consumed_at=timezone.now())
         retrying = answers.blocked is not None
         if self.restored is not None:
+            self.settle()
             self.bring_back(index, step, answers)
         if index in self.interrupted:
             self.interrupted.discard(index)
@@ -474,6 +512,7 @@ class Execution(Planning):
             expect=[StepStatus.QUEUED, StepStatus.AWAITING_APPROVAL, StepStatus.RUNNING, StepStatus.FAILED],
             attempts=F("attempts") + 1,
         )
+        self.settle()
         if self.recorder is not None:
             self.recorder.mark(index, step["action"])
         try:
@@ -503,9 +542,7 @@ class Execution(Planning):
                 self.perform(step, answers)
             except StepFailed as again:
                 raise self.blocked_pause(index, step, again) from None
-        new_document = self.track_document(index)
-        if new_document or step["action"] in STATEFUL_ACTIONS:
-            self.checkpoint_soon(index)
+        self.look_soon(index, capture=step["action"] in STATEFUL_ACTIONS)
         healed = self.healed
         if healed is not None:
             with transaction.atomic():
@@ -544,7 +581,10 @@ class Execution(Planning):
         """
         if self.page is None:
             return False
-        current = self.documents.document_id(self.page)
+        return self.note_document(self.documents.document_id(self.page), index)
+
+    def note_document(self, current: str, index: int) -> bool:
+        """The page's document is ``current`` after step ``index``: True if that is a new one."""
         if current == self.document:
             return False
         self.document, self.document_step = current, index
@@ -1106,7 +1146,7 @@ class Execution(Planning):
                 transaction.set_rollback(True)
         if not won:
             raise Stop()
-        enforce_parking_cap()
+        enforce_parking_budget()
 
     def stop_recording(self, *, final: bytes | None = None, snapshot: bool = False) -> None:
         """End this execution's video segment (before the run's status says it paused or ended).
@@ -1246,15 +1286,27 @@ def _describe_candidates(raw: list[dict[str, Any]]) -> list[str]:
 
 
 # -- host housekeeping ---------------------------------------------------------------------------
-def enforce_parking_cap() -> None:
-    """Past the per-host cap, checkpoint-only the oldest parked runs (their pages are closed)."""
+def enforce_parking_budget() -> None:
+    """Keep this host's parked pages within TWIN_PARKED_MEMORY_MB (and TWIN_MAX_PARKED_PAGES, if
+    set): past it the least recently paused runs are checkpoint-only (their pages are closed; an
+    answer restores them from the checkpoint, verified: engine.restore)."""
+    from .memory import page_memory
+
     parked = list(
         Run.objects.filter(host=settings.TWIN_HOST_ID, status=RunStatus.AWAITING_APPROVAL)
         .exclude(target_id="")
         .order_by("-updated_at")
-        .values_list("pk", "browser_context_id")[settings.TWIN_MAX_PARKED_PAGES :]
+        .values_list("pk", "browser_context_id")
     )
-    for run_id, context_id in parked:
+    keep, reason = len(parked), ""
+    cap = settings.TWIN_MAX_PARKED_PAGES
+    if cap and keep > cap:
+        keep, reason = cap, "count"
+    memory = page_memory() if parked else None
+    page_mb = memory.per_page_mb if memory is not None else 0.0
+    if page_mb > 0 and keep * page_mb > settings.TWIN_PARKED_MEMORY_MB:
+        keep, reason = int(settings.TWIN_PARKED_MEMORY_MB // page_mb), "memory"
+    for run_id, context_id in parked[keep:]:
         if Run.objects.filter(
             pk=run_id, browser_context_id=context_id, status=RunStatus.AWAITING_APPROVAL
         ).update(browser_context_id="", target_id=""):
@@ -1265,7 +1317,14 @@ def enforce_parking_cap() -> None:
                     run,
                     "page.evicted",
                     step_index=run.current_step,
-                    data={"host": settings.TWIN_HOST_ID, "cap": settings.TWIN_MAX_PARKED_PAGES},
+                    data={
+                        "host": settings.TWIN_HOST_ID,
+                        "reason": reason,
+                        "cap": cap or None,
+                        "budget_mb": settings.TWIN_PARKED_MEMORY_MB,
+                        "page_mb": round(page_mb, 1),
+                        "parked": len(parked),
+                    },
                 )
 
 
