@@ -13,6 +13,9 @@ site, real Celery workers, the host Chromium) and the same work, measured in the
   are paused, CPU seconds per run;
 * ``hosts`` — the ``throughput`` runs over two worker hosts on this machine (distinct host ids,
   browsers, queues; the new design): how they split, and the total;
+* ``waiting`` — runs that mostly wait: ``--waiting-runs`` (48) of the same 6 steps against pages
+  answering after ``--waiting-latency`` (3000) ms, as a slow site (or the agent's model) makes
+  them; before, and now with 8 and 32 runs at a time;
 * ``skills`` — the 20-step skill of bench/skill_replay.py (compiled from its hand-written run),
   ``--skill-runs`` (24) replays at once with 2, 4 and 8 runs at a time (the new design): runs per
   minute, and memory per run (peak PSS during the replays less the PSS before, per run at once).
@@ -252,7 +255,8 @@ def measure(args: argparse.Namespace, part: str, name: str, options: dict[str, A
 
 def child(spec: dict[str, Any]) -> None:
     args = argparse.Namespace(**spec["args"])
-    part, name, options = spec["part"], spec["name"], spec["options"]
+    part, name, options = spec["part"], spec["name"], dict(spec["options"])
+    video = options.pop("video", True)
     hosts = 2 if part == "hosts" else 1
     with Bench(f"host throughput: {part}, {name}", quiet=args.quiet, hosts=hosts, **options) as bench:
         bench.warm_up()
@@ -270,7 +274,7 @@ def child(spec: dict[str, Any]) -> None:
             body = {"skill": SLUG, "params": {"name": NAME}}
             result = batch(bench, label, args.skill_runs, body, until="completed")
         else:
-            body = {"goal": "bench", "steps": six_steps(bench, args.latency)}
+            body = {"goal": "bench", "steps": six_steps(bench, args.latency), "record_video": video}
             result = batch(bench, label, args.runs, body, until="completed")
         result.concurrency = bench.concurrency
     print(json.dumps({**result.__dict__, "hosts": dict(result.hosts)}))
@@ -371,11 +375,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--gate-runs", type=int, default=200)
     parser.add_argument("--skill-runs", type=int, default=24)
+    parser.add_argument("--waiting-runs", type=int, default=48)
+    parser.add_argument("--waiting-latency", type=int, default=3000)
     parser.add_argument("--latency", type=int, default=300, help="ms each fixture page takes to answer")
     parser.add_argument(
         "--concurrency", type=int, default=0, help="the new design's (default: the product's)"
     )
-    parser.add_argument("--parts", default="throughput,gate,hosts,skills")
+    parser.add_argument("--parts", default="throughput,waiting,gate,hosts,skills")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -387,7 +393,22 @@ def main() -> None:
     print(f"command: {' '.join(sys.argv)}")
     print()
     for part in parts:
-        if part == "skills":
+        if part == "throughput":
+            # (what the session video costs of it: the same runs, not recorded)
+            silent = {**designs(args)[1][1], "video": False}
+            batches = [measure(args, part, *design) for design in designs(args)]
+            batches.append(measure(args, part, "threads, no video", silent))
+        elif part == "waiting":
+            slow = argparse.Namespace(
+                **{**vars(args), "runs": args.waiting_runs, "latency": args.waiting_latency}
+            )
+            batches = [measure(slow, "throughput", *designs(args)[0])]
+            batches += [
+                measure(slow, "throughput", "threads", {"pool": "threads", "concurrency": n}) for n in (8, 32)
+            ]
+            report("throughput", batches, slow)
+            continue
+        elif part == "skills":
             batches = [
                 measure(args, "skills", "threads", {"pool": "threads", "concurrency": n}) for n in (2, 4, 8)
             ]

@@ -185,13 +185,13 @@ class Execution(Planning):
     handles: list[Any] = field(default_factory=list)  # elements found for the step, released after it
     # acted_locator is known already (a skill's primary locator held, or resolve described the element)
     described: bool = False
-    # A look at the page after the last step (its document, and the checkpoint if the step could
-    # change what a restore needs), taken on the browser's loop while this thread records the step,
-    # and taken in by the next step's renew: (step, whether it captures, the look).
-    looking: tuple[int, bool, Any] | None = None
-    # The page's document as the next step is about to act (a late commit of the last one's), read
-    # on the loop while this thread marks the step started: (step before it, the look).
-    settling: tuple[int, Any] | None = None
+    # Looks at the page taken on the browser's loop while this thread goes on, in the order they
+    # were asked for: after a step (its document, and the checkpoint if the step could change what
+    # a restore needs) and before a step acts (a late commit of the last step's). Taken in, in that
+    # order, as they come back (renew), or all of them before anything reads the document (drain).
+    # Each: (the step a new document belongs to, whether it captures, the look).
+    looks: list[tuple[int, bool, Any]] = field(default_factory=list)
+    checkpoint_due: dict[str, Any] | None = None  # the newest capture a look brought, not yet written
     outputs_changed: bool = False  # an extract's output, written with the next step's lease
 
     @property
@@ -224,7 +224,8 @@ class Execution(Planning):
                 index += 1
                 continue
             self.renew(index, steps[index - 1])
-            self.settle_soon(index)  # (taken in just before the step acts, or by a pause)
+            # A navigation that committed after the last step returned (a late redirect) belongs to it.
+            self.look_soon(index - 1, capture=False)
             try:
                 outcome = self.run_step(index, steps[index - 1])
             except Pause as pause:
@@ -354,25 +355,25 @@ class Execution(Planning):
         return answers
 
     def look_soon(self, index: int, *, capture: bool) -> None:
-        """After step ``index``: read the page's document and, if ``capture``, what a restore needs,
-        off the step's critical path (on the browser's loop, while this thread records the step);
-        taken in by the next renew (:meth:`captured`)."""
-        self.looking = None
+        """Read the page's document (a new one belongs to step ``index``) and, if ``capture``, what a
+        restore needs, on the browser's loop: this thread goes on meanwhile (the step's records, the
+        next step), and the answer is taken in when it has come (:meth:`take_looks`). CDP answers
+        in order, so the look sees the page as it was when asked, whenever it is taken in."""
         try:
             future = self.session.look_soon(
                 self.page, self.run.browser_context_id, self.documents.session_for(self.page), capture=capture
             )
-        except Exception:  # the page is going: the next renew reads it the slow way
+        except Exception:  # the page is going: taken in the slow way
             future = None
-        self.looking = (index, capture, future)
+        self.looks.append((index, capture, future))
 
-    def captured(self) -> dict[str, Any]:
-        """The run's fields for what the look after the last step found: a checkpoint when that step
-        could change what a restore needs or loaded a new document (and an extract's output)."""
-        fields: dict[str, Any] = {}
-        looking, self.looking = self.looking, None
-        if looking is not None:
-            index, capture, future = looking
+    def take_looks(self, *, wait: bool) -> None:
+        """Take in the looks that have come back, oldest first (``wait``: all of them)."""
+        while self.looks:
+            index, capture, future = self.looks[0]
+            if not wait and future is not None and not future.done():
+                return
+            self.looks.pop(0)
             seen: dict[str, Any] | None = None
             with contextlib.suppress(Exception):
                 seen = future.result(timeout=30) if future is not None else None
@@ -386,37 +387,30 @@ class Execution(Planning):
                     state = self.session.capture(self.page, self.run.browser_context_id)
             if state is not None:
                 state["step_index"], state["document_step"] = index, self.document_step
-                fields["checkpoint"] = seal_json(state, scope=checkpoint_scope(self.run))
-                fields["checkpoint_step"] = index
-                self.outputs_changed = True
+                self.checkpoint_due = state
+
+    def drain(self) -> None:
+        """Every look asked for, taken in: before anything reads the page's document."""
+        self.take_looks(wait=True)
+
+    def captured(self) -> dict[str, Any]:
+        """The run's fields for what came back since the last renew: the newest checkpoint (sealed),
+        and an extract's output."""
+        fields: dict[str, Any] = {}
+        self.take_looks(wait=False)
+        state, self.checkpoint_due = self.checkpoint_due, None
+        if state is not None:
+            fields["checkpoint"] = seal_json(state, scope=checkpoint_scope(self.run))
+            fields["checkpoint_step"] = state["step_index"]
+            self.outputs_changed = True
         if self.outputs_changed:
             fields["outputs"] = self.run.outputs
             self.outputs_changed = False
         return fields
 
-    def settle_soon(self, index: int) -> None:
-        """Start reading the page's document before step ``index`` acts (see :meth:`settle`)."""
-        self.settling = None
-        with contextlib.suppress(Exception):
-            session = self.documents.session_for(self.page)
-            self.settling = (index - 1, self.session.look_soon(self.page, "", session, capture=False))
-
-    def settle(self) -> None:
-        """A navigation that committed after the last step returned (a late redirect) belongs to it."""
-        settling, self.settling = self.settling, None
-        if settling is None:
-            return
-        before, future = settling
-        document = ""
-        with contextlib.suppress(Exception):
-            document = future.result(timeout=30)["document"]
-        if document:
-            self.note_document(document, before)
-        else:
-            self.track_document(before)
-
     def checkpoint(self, index: int) -> None:
-        self.looking = None  # (this one is newer)
+        self.drain()
+        self.checkpoint_due = None  # (this one is newer)
         with contextlib.suppress(Exception):
             state = self.session.capture(self.page, self.run.browser_context_id)
             state["step_index"] = index
@@ -480,7 +474,7 @@ class Execution(Planning):
             Approval.objects.filter(pk=answers.blocked.pk).update(consumed_at=timezone.now())
         retrying = answers.blocked is not None
         if self.restored is not None:
-            self.settle()
+            self.drain()
             self.bring_back(index, step, answers)
         if index in self.interrupted:
             self.interrupted.discard(index)
@@ -512,7 +506,6 @@ class Execution(Planning):
             expect=[StepStatus.QUEUED, StepStatus.AWAITING_APPROVAL, StepStatus.RUNNING, StepStatus.FAILED],
             attempts=F("attempts") + 1,
         )
-        self.settle()
         if self.recorder is not None:
             self.recorder.mark(index, step["action"])
         try:
@@ -1067,6 +1060,7 @@ class Execution(Planning):
         page_state = None
         with contextlib.suppress(Exception):
             # A document loaded since the last step finished wiped what the steps before typed.
+            self.drain()
             self.track_document(index - 1)
             page_state = restore_mod.page_state(page, run, index, self.document_step)
         with contextlib.suppress(Exception):
