@@ -88,7 +88,7 @@ def instrument() -> None:
     wrap(states, "_keep_cost", "states._keep_cost")
     wrap(states, "record_event", "states.record_event")
     wrap(executor, "record_event", "executor.record_event")
-    wrap(executor, "enforce_parking_cap", "executor.enforce_parking_cap")
+    wrap(executor, "enforce_parking_budget", "executor.enforce_parking_budget")
     wrap(executor, "seal_json", "vault seal_json (checkpoint)")
 
 

@@ -14,6 +14,7 @@ context-level Playwright calls would act on the wrong context: cookies go throug
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import fcntl
@@ -439,21 +440,37 @@ class BrowserSession:
             storage = page.evaluate(_CAPTURE_STORAGE_JS) or {}
         return {"url": page.url, "cookies": cookies, "storage": storage}
 
-    def capture_soon(self, page: Any, context_id: str) -> concurrent.futures.Future[dict[str, Any]]:
-        """:meth:`capture`, started on the loop now: the caller goes on (its bookkeeping) meanwhile."""
+    def look_soon(
+        self, page: Any, context_id: str, page_cdp: Any, *, capture: bool
+    ) -> concurrent.futures.Future[dict[str, Any]]:
+        """The page's document id (over ``page_cdp``, a CDP session on it) and, if ``capture``, what
+        :meth:`capture` reads: all at once on the loop, started now, while the caller goes on (its
+        bookkeeping). The answer: ``{"document": id or "", "state": capture or None}``."""
+        from .restore import loader_id
+
         self.browser()
         assert self._loop is not None
-        cdp, target = impl(self._cdp), impl(page)
+        cdp, target, on_page = impl(self._cdp), impl(page), impl(page_cdp)
 
-        async def capture() -> dict[str, Any]:
+        async def look() -> dict[str, Any]:
             url = target.url
-            answer = await cdp.send("Storage.getCookies", {"browserContextId": context_id})
-            storage: dict[str, Any] = {}
+            reads = [on_page.send("Page.getFrameTree")]
+            if capture:
+                reads += [
+                    cdp.send("Storage.getCookies", {"browserContextId": context_id}),
+                    target.evaluate(_CAPTURE_STORAGE_JS),
+                ]
+            answers = await asyncio.gather(*reads, return_exceptions=True)
+            document = ""
             with contextlib.suppress(Exception):
-                storage = await target.evaluate(_CAPTURE_STORAGE_JS) or {}
-            return {"url": url, "cookies": answer.get("cookies", []), "storage": storage}
+                document = loader_id(answers[0])  # type: ignore[arg-type]
+            state = None
+            if capture and not isinstance(answers[1], BaseException):
+                storage = answers[2] if isinstance(answers[2], dict) else {}
+                state = {"url": url, "cookies": answers[1].get("cookies", []), "storage": storage}
+            return {"document": document, "state": state}
 
-        return self._loop.submit(capture)
+        return self._loop.submit(look)
 
     def restore(self, checkpoint: dict[str, Any], *, timeout_ms: float) -> tuple[Any, str, str]:
         page, context_id, target_id = self.new_page()

@@ -185,9 +185,13 @@ class Execution(Planning):
     handles: list[Any] = field(default_factory=list)  # elements found for the step, released after it
     # acted_locator is known already (a skill's primary locator held, or resolve described the element)
     described: bool = False
-    # The checkpoint after the last step, captured on the browser's loop while this thread does the
-    # step's bookkeeping, and written with the next step's lease (renew): (step, document step, capture).
-    capturing: tuple[int, int, Any] | None = None
+    # Looks at the page taken on the browser's loop while this thread goes on, in the order they
+    # were asked for: after a step (its document, and the checkpoint if the step could change what
+    # a restore needs) and before a step acts (a late commit of the last step's). Taken in, in that
+    # order, as they come back (renew), or all of them before anything reads the document (drain).
+    # Each: (the step a new document belongs to, whether it captures, the look).
+    looks: list[tuple[int, bool, Any]] = field(default_factory=list)
+    checkpoint_due: dict[str, Any] | None = None  # the newest capture a look brought, not yet written
     outputs_changed: bool = False  # an extract's output, written with the next step's lease
 
     @property
@@ -221,7 +225,7 @@ class Execution(Planning):
                 continue
             self.renew(index, steps[index - 1])
             # A navigation that committed after the last step returned (a late redirect) belongs to it.
-            self.track_document(index - 1)
+            self.look_soon(index - 1, capture=False)
             try:
                 outcome = self.run_step(index, steps[index - 1])
             except Pause as pause:
@@ -350,36 +354,63 @@ class Execution(Planning):
             answers.used.append(approval)
         return answers
 
-    def checkpoint_soon(self, index: int) -> None:
-        """Capture what a restore needs after step ``index``, off the step's critical path: on the
-        browser's loop, while this thread records the step; written by the next renew (or pause)."""
-        self.capturing = None
-        with contextlib.suppress(Exception):
-            future = self.session.capture_soon(self.page, self.run.browser_context_id)
-            self.capturing = (index, self.document_step, future)
+    def look_soon(self, index: int, *, capture: bool) -> None:
+        """Read the page's document (a new one belongs to step ``index``) and, if ``capture``, what a
+        restore needs, on the browser's loop: this thread goes on meanwhile (the step's records, the
+        next step), and the answer is taken in when it has come (:meth:`take_looks`). CDP answers
+        in order, so the look sees the page as it was when asked, whenever it is taken in."""
+        try:
+            future = self.session.look_soon(
+                self.page, self.run.browser_context_id, self.documents.session_for(self.page), capture=capture
+            )
+        except Exception:  # the page is going: taken in the slow way
+            future = None
+        self.looks.append((index, capture, future))
+
+    def take_looks(self, *, wait: bool) -> None:
+        """Take in the looks that have come back, oldest first (``wait``: all of them)."""
+        while self.looks:
+            index, capture, future = self.looks[0]
+            if not wait and future is not None and not future.done():
+                return
+            self.looks.pop(0)
+            seen: dict[str, Any] | None = None
+            with contextlib.suppress(Exception):
+                seen = future.result(timeout=30) if future is not None else None
+            if seen is not None and seen["document"]:
+                new_document = self.note_document(seen["document"], index)
+            else:
+                new_document = self.track_document(index)
+            state = seen["state"] if seen is not None else None
+            if state is None and (capture or new_document):
+                with contextlib.suppress(Exception):
+                    state = self.session.capture(self.page, self.run.browser_context_id)
+            if state is not None:
+                state["step_index"], state["document_step"] = index, self.document_step
+                self.checkpoint_due = state
+
+    def drain(self) -> None:
+        """Every look asked for, taken in: before anything reads the page's document."""
+        self.take_looks(wait=True)
 
     def captured(self) -> dict[str, Any]:
-        """The run's fields for the checkpoint captured since the last step (and an extract's output)."""
+        """The run's fields for what came back since the last renew: the newest checkpoint (sealed),
+        and an extract's output."""
         fields: dict[str, Any] = {}
-        capturing, self.capturing = self.capturing, None
-        if capturing is not None:
-            index, document_step, future = capturing
-            try:
-                state = future.result(timeout=30)
-            except Exception as exc:  # the page went away mid-capture: the last checkpoint stands
-                log.warning("run %s: no checkpoint after step %s: %s", self.run.pk, index, exc)
-            else:
-                state["step_index"], state["document_step"] = index, document_step
-                fields["checkpoint"] = seal_json(state, scope=checkpoint_scope(self.run))
-                fields["checkpoint_step"] = index
-                self.outputs_changed = True
+        self.take_looks(wait=False)
+        state, self.checkpoint_due = self.checkpoint_due, None
+        if state is not None:
+            fields["checkpoint"] = seal_json(state, scope=checkpoint_scope(self.run))
+            fields["checkpoint_step"] = state["step_index"]
+            self.outputs_changed = True
         if self.outputs_changed:
             fields["outputs"] = self.run.outputs
             self.outputs_changed = False
         return fields
 
     def checkpoint(self, index: int) -> None:
-        self.capturing = None  # (this one is newer)
+        self.drain()
+        self.checkpoint_due = None  # (this one is newer)
         with contextlib.suppress(Exception):
             state = self.session.capture(self.page, self.run.browser_context_id)
             state["step_index"] = index
@@ -443,6 +474,7 @@ class Execution(Planning):
             Approval.objects.filter(pk=answers.blocked.pk).update(consumed_at=timezone.now())
         retrying = answers.blocked is not None
         if self.restored is not None:
+            self.drain()
             self.bring_back(index, step, answers)
         if index in self.interrupted:
             self.interrupted.discard(index)
@@ -503,9 +535,7 @@ class Execution(Planning):
                 self.perform(step, answers)
             except StepFailed as again:
                 raise self.blocked_pause(index, step, again) from None
-        new_document = self.track_document(index)
-        if new_document or step["action"] in STATEFUL_ACTIONS:
-            self.checkpoint_soon(index)
+        self.look_soon(index, capture=step["action"] in STATEFUL_ACTIONS)
         healed = self.healed
         if healed is not None:
             with transaction.atomic():
@@ -544,7 +574,10 @@ class Execution(Planning):
         """
         if self.page is None:
             return False
-        current = self.documents.document_id(self.page)
+        return self.note_document(self.documents.document_id(self.page), index)
+
+    def note_document(self, current: str, index: int) -> bool:
+        """The page's document is ``current`` after step ``index``: True if that is a new one."""
         if current == self.document:
             return False
         self.document, self.document_step = current, index
@@ -1027,6 +1060,7 @@ class Execution(Planning):
         page_state = None
         with contextlib.suppress(Exception):
             # A document loaded since the last step finished wiped what the steps before typed.
+            self.drain()
             self.track_document(index - 1)
             page_state = restore_mod.page_state(page, run, index, self.document_step)
         with contextlib.suppress(Exception):
@@ -1106,7 +1140,7 @@ class Execution(Planning):
                 transaction.set_rollback(True)
         if not won:
             raise Stop()
-        enforce_parking_cap()
+        enforce_parking_budget()
 
     def stop_recording(self, *, final: bytes | None = None, snapshot: bool = False) -> None:
         """End this execution's video segment (before the run's status says it paused or ended).
@@ -1246,15 +1280,27 @@ def _describe_candidates(raw: list[dict[str, Any]]) -> list[str]:
 
 
 # -- host housekeeping ---------------------------------------------------------------------------
-def enforce_parking_cap() -> None:
-    """Past the per-host cap, checkpoint-only the oldest parked runs (their pages are closed)."""
+def enforce_parking_budget() -> None:
+    """Keep this host's parked pages within TWIN_PARKED_MEMORY_MB (and TWIN_MAX_PARKED_PAGES, if
+    set): past it the least recently paused runs are checkpoint-only (their pages are closed; an
+    answer restores them from the checkpoint, verified: engine.restore)."""
+    from .memory import page_memory
+
     parked = list(
         Run.objects.filter(host=settings.TWIN_HOST_ID, status=RunStatus.AWAITING_APPROVAL)
         .exclude(target_id="")
         .order_by("-updated_at")
-        .values_list("pk", "browser_context_id")[settings.TWIN_MAX_PARKED_PAGES :]
+        .values_list("pk", "browser_context_id")
     )
-    for run_id, context_id in parked:
+    keep, reason = len(parked), ""
+    cap = settings.TWIN_MAX_PARKED_PAGES
+    if cap and keep > cap:
+        keep, reason = cap, "count"
+    memory = page_memory() if parked else None
+    page_mb = memory.per_page_mb if memory is not None else 0.0
+    if page_mb > 0 and keep * page_mb > settings.TWIN_PARKED_MEMORY_MB:
+        keep, reason = int(settings.TWIN_PARKED_MEMORY_MB // page_mb), "memory"
+    for run_id, context_id in parked[keep:]:
         if Run.objects.filter(
             pk=run_id, browser_context_id=context_id, status=RunStatus.AWAITING_APPROVAL
         ).update(browser_context_id="", target_id=""):
@@ -1265,7 +1311,14 @@ def enforce_parking_cap() -> None:
                     run,
                     "page.evicted",
                     step_index=run.current_step,
-                    data={"host": settings.TWIN_HOST_ID, "cap": settings.TWIN_MAX_PARKED_PAGES},
+                    data={
+                        "host": settings.TWIN_HOST_ID,
+                        "reason": reason,
+                        "cap": cap or None,
+                        "budget_mb": settings.TWIN_PARKED_MEMORY_MB,
+                        "page_mb": round(page_mb, 1),
+                        "parked": len(parked),
+                    },
                 )
 
 

@@ -71,19 +71,28 @@ class DocumentWatch:
     def document_id(self, page: Any) -> str:
         """The id of the page's current document; "" when it cannot be read."""
         try:
-            if self._session is None or self._page is not page:
-                self.close()
-                self._session, self._page = page.context.new_cdp_session(page), page
-            return str(self._session.send("Page.getFrameTree")["frameTree"]["frame"].get("loaderId", ""))
+            return loader_id(self.session_for(page).send("Page.getFrameTree"))
         except Exception:
             self.close()
             return ""
+
+    def session_for(self, page: Any) -> Any:
+        """The CDP session on ``page`` (opened once for it)."""
+        if self._session is None or self._page is not page:
+            self.close()
+            self._session, self._page = page.context.new_cdp_session(page), page
+        return self._session
 
     def close(self) -> None:
         session, self._session, self._page = self._session, None, None
         if session is not None:
             with contextlib.suppress(Exception):
                 session.detach()
+
+
+def loader_id(frame_tree: dict[str, Any]) -> str:
+    """The main frame's document id in a ``Page.getFrameTree`` answer."""
+    return str(frame_tree["frameTree"]["frame"].get("loaderId", ""))
 
 
 def refill_steps(run: Run, document_step: int, index: int) -> list[int]:

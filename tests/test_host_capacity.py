@@ -12,9 +12,9 @@ import psutil
 import pytest
 
 from runs.admission import claim_next, next_queued
-from runs.models import Run, RunStatus
+from runs.models import Run, RunEvent, RunStatus
 from runs.services import run_create
-from tests.conftest import Persona, Worker, start_run, wait_run, wait_until, worker_env
+from tests.conftest import Persona, Worker, event_types, start_run, wait_run, wait_until, worker_env
 
 
 def slow_steps(site: Any, ms: int) -> list[dict[str, Any]]:
@@ -90,7 +90,8 @@ def test_past_the_limit_runs_stay_queued_in_order_and_each_tenant_takes_its_turn
     mine = Run.objects.get(pk=other["id"])
     assert most_at_once([*theirs, mine]) == 2
     started = [run.started_at.timestamp() for run in theirs if run.started_at is not None]
-    assert len(started) == 6 and started == sorted(started)  # a tenant's runs start in the order they were queued
+    # A tenant's runs start in the order they were queued.
+    assert len(started) == 6 and started == sorted(started)
     # globex's one run did not wait behind acme's backlog: it took the first slot that freed.
     assert mine.started_at is not None and theirs[2].started_at is not None
     assert mine.started_at < theirs[2].started_at
@@ -137,3 +138,51 @@ def test_a_claim_starts_the_run_once_and_nothing_when_none_waits(alice: Persona)
     cancelled = queued(alice, 1)[0]
     Run.objects.filter(pk=cancelled.pk).update(status=RunStatus.CANCELLED)
     assert claim_next(hint=cancelled.pk) is None
+
+
+# -- memory: what a page costs, and the parked pages' budget -----------------------------------------
+def test_the_host_measures_what_its_pages_cost(worker: Worker, site: Any) -> None:
+    from engine.browser import session
+    from engine.memory import measure
+
+    page, context_id, _ = session().new_page()
+    try:
+        page.goto(site.url("/counter"))
+        memory = measure()
+    finally:
+        session().close_context(context_id)
+    assert memory is not None
+    assert memory.pages >= 1 and memory.renderers >= 1
+    assert 5 < memory.per_page_mb < 1000, memory  # a renderer's memory, not nothing, not the machine's
+
+
+def test_a_parked_page_past_the_memory_budget_is_closed_and_its_run_restored_verified(
+    alice: Persona, site: Any, worker: Worker
+) -> None:
+    worker.stop()
+    tight = Worker(worker_env(TWIN_PARKED_MEMORY_MB="1")).start()  # less than any page costs
+    try:
+        steps = [
+            {"action": "goto", "url": site.url("/counter")},
+            {"action": "click", "selector": "#click"},
+            {"action": "wait_for", "selector": "#clicks", "gate": {"kind": "approval", "prompt": "More?"}},
+            {"action": "click", "selector": "#click"},
+            {"action": "extract", "selector": "#clicks", "name": "clicks"},
+        ]
+        run = start_run(alice, steps)
+        assert run["status"] == "awaiting_approval", run
+        evicted = wait_until(
+            lambda: RunEvent.objects.filter(run_id=run["id"], type="page.evicted").first(), what="eviction"
+        )
+        assert evicted.data["reason"] == "memory"
+        assert evicted.data["budget_mb"] == 1 and evicted.data["page_mb"] > 1
+        assert Run.objects.get(pk=run["id"]).target_id == ""  # checkpoint only
+
+        assert alice.post(f"/api/runs/{run['id']}/approve").status_code == 202
+        done = wait_run(alice, run["id"])
+        assert done["status"] == "completed", done
+        types = event_types(run["id"])
+        assert "run.restored_from_checkpoint" in types and "run.state_verified" in types
+        assert site.count("click") == 2  # one before the pause, one after: nothing replayed
+    finally:
+        tight.stop()

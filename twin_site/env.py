@@ -95,12 +95,21 @@ RUN_MEMORY_MB = 300
 RUNS_PER_CORE = 4
 
 
+def _memory_mb() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20)
+    except (ValueError, OSError, AttributeError):
+        return 4096
+
+
+def default_parked_memory_mb() -> int:
+    """A quarter of the host's memory for the pages of paused runs, unless TWIN_PARKED_MEMORY_MB says."""
+    return max(512, _memory_mb() // 4)
+
+
 def default_active_runs() -> int:
     """How many runs a worker host drives at once unless TWIN_HOST_ACTIVE_RUNS says."""
     cores = os.cpu_count() or 1
-    try:
-        memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
-    except (ValueError, OSError, AttributeError):
-        memory_mb = 4096
+    memory_mb = _memory_mb()
     # A gigabyte for Chromium's own processes, Python and the driver.
     return max(2, min(RUNS_PER_CORE * cores, (memory_mb - 1024) // RUN_MEMORY_MB))

@@ -16,6 +16,7 @@ from csp.constants import NONE, SELF
 
 from .env import (
     default_active_runs,
+    default_parked_memory_mb,
     env_bool,
     env_float,
     env_int,
@@ -290,7 +291,11 @@ TWIN_CHROMIUM = env_str("TWIN_CHROMIUM", "")
 TWIN_ALLOW_PRIVATE_URLS = env_private_urls("TWIN_ALLOW_PRIVATE_URLS")
 # The port Twin's web server listens on (refused to runs and webhooks like the other services).
 TWIN_WEB_PORT = env_int("PORT", 8000, minimum=1)
-TWIN_MAX_PARKED_PAGES = env_int("TWIN_MAX_PARKED_PAGES", 20, minimum=1)
+# Parked pages (paused runs' live pages) a worker host keeps: within a memory budget, priced at
+# what its pages measure (engine.memory); past it the least recently paused are closed and their
+# runs restored from the checkpoint when answered. TWIN_MAX_PARKED_PAGES also caps their count.
+TWIN_PARKED_MEMORY_MB = env_int("TWIN_PARKED_MEMORY_MB", default_parked_memory_mb(), minimum=0)
+TWIN_MAX_PARKED_PAGES = env_int("TWIN_MAX_PARKED_PAGES", 0, minimum=0)
 # How many runs one worker host drives at once: its run worker's threads (one process, one
 # Playwright loop: engine.bridge). Past it runs stay queued, each tenant in turn (runs.admission).
 TWIN_HOST_ACTIVE_RUNS = env_int("TWIN_HOST_ACTIVE_RUNS", default_active_runs(), minimum=1)

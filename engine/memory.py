@@ -1,0 +1,80 @@
+"""What the host browser's pages cost in memory, and the budget of the parked ones.
+
+Each run has a browser context of its own, and Chromium never shares a renderer process between
+contexts, so the renderers' memory is the pages' memory. Chromium does not say which renderer
+holds which page: a page's share is the renderers' proportional set size (PSS: shared pages
+split between their users) over the open pages, measured from ``/proc`` (psutil) at most every
+few seconds. Parked pages are kept within ``TWIN_PARKED_MEMORY_MB`` at that price each; past it
+the least recently paused are closed (``page.evicted``), their runs restored from the checkpoint
+and verified when someone answers (engine.executor.enforce_parking_budget).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+
+import psutil
+
+from . import browser as browser_mod
+
+MB = 1024 * 1024
+FRESH_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class PageMemory:
+    renderers: int  # renderer processes of the host Chromium
+    renderer_mb: float  # their PSS, in total
+    pages: int  # open pages (active runs' and parked ones)
+
+    @property
+    def per_page_mb(self) -> float:
+        return self.renderer_mb / self.pages if self.pages else 0.0
+
+
+def _renderers(chromium_pid: int) -> list[psutil.Process]:
+    found = []
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(chromium_pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if "--type=renderer" in child.cmdline():
+                    found.append(child)
+    return found
+
+
+def measure() -> PageMemory | None:
+    """The host browser's pages and their renderers' memory now; None without a host browser."""
+    state = browser_mod._read_state()
+    if state is None or not state.chromium_pid:
+        return None
+    total, renderers = 0, 0
+    for process in _renderers(state.chromium_pid):
+        with contextlib.suppress(psutil.Error):
+            total += process.memory_full_info().pss
+            renderers += 1
+    try:
+        targets = browser_mod.session().cdp("Target.getTargets").get("targetInfos", [])
+    except Exception:
+        return None
+    pages = sum(1 for target in targets if target.get("type") == "page")
+    return PageMemory(renderers=renderers, renderer_mb=total / MB, pages=pages)
+
+
+_last: tuple[float, PageMemory | None] = (0.0, None)
+_lock = threading.Lock()
+
+
+def page_memory() -> PageMemory | None:
+    """:func:`measure`, at most every few seconds (it reads every renderer's memory map)."""
+    global _last
+    with _lock:
+        when, known = _last
+        if known is not None and time.monotonic() - when < FRESH_SECONDS:
+            return known
+    found = measure()
+    with _lock:
+        _last = (time.monotonic(), found)
+    return found
