@@ -1,10 +1,12 @@
 """What the host browser's pages cost in memory, and the budget of the parked ones.
 
 Each run has a browser context of its own, and Chromium never shares a renderer process between
-contexts, so the renderers' memory is the pages' memory. Chromium does not say which renderer
-holds which page: a page's share is the renderers' proportional set size (PSS: shared pages
-split between their users) over the open pages, measured from ``/proc`` (psutil) at most every
-few seconds. Parked pages are kept within ``TWIN_PARKED_MEMORY_MB`` at that price each; past it
+contexts; the browser process keeps each context's state too. Chromium does not say which
+renderer holds which page: a page's price is the whole Chromium's proportional set size (PSS:
+shared memory split between its users; the browser, its helpers and every renderer) over the
+open pages, measured from ``/proc`` (psutil) at most every 15 seconds. With few pages that
+over-prices them (the browser's own memory is shared out among them); with many, it is what
+each costs. Parked pages are kept within ``TWIN_PARKED_MEMORY_MB`` at that price each; past it
 the least recently paused are closed (``page.evicted``), their runs restored from the checkpoint
 and verified when someone answers (engine.executor.enforce_parking_budget).
 """
@@ -21,28 +23,19 @@ import psutil
 from . import browser as browser_mod
 
 MB = 1024 * 1024
-FRESH_SECONDS = 5.0
+FRESH_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
 class PageMemory:
     renderers: int  # renderer processes of the host Chromium
     renderer_mb: float  # their PSS, in total
+    chromium_mb: float  # the PSS of the whole Chromium: browser, helpers, renderers
     pages: int  # open pages (active runs' and parked ones)
 
     @property
     def per_page_mb(self) -> float:
-        return self.renderer_mb / self.pages if self.pages else 0.0
-
-
-def _renderers(chromium_pid: int) -> list[psutil.Process]:
-    found = []
-    with contextlib.suppress(psutil.Error):
-        for child in psutil.Process(chromium_pid).children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                if "--type=renderer" in child.cmdline():
-                    found.append(child)
-    return found
+        return self.chromium_mb / self.pages if self.pages else 0.0
 
 
 def measure() -> PageMemory | None:
@@ -50,17 +43,27 @@ def measure() -> PageMemory | None:
     state = browser_mod._read_state()
     if state is None or not state.chromium_pid:
         return None
-    total, renderers = 0, 0
-    for process in _renderers(state.chromium_pid):
+    total = renderer_total = renderers = 0
+    try:
+        root = psutil.Process(state.chromium_pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    for process in processes:
         with contextlib.suppress(psutil.Error):
-            total += process.memory_full_info().pss
-            renderers += 1
+            pss = process.memory_full_info().pss
+            total += pss
+            if "--type=renderer" in process.cmdline():
+                renderer_total += pss
+                renderers += 1
     try:
         targets = browser_mod.session().cdp("Target.getTargets").get("targetInfos", [])
     except Exception:
         return None
     pages = sum(1 for target in targets if target.get("type") == "page")
-    return PageMemory(renderers=renderers, renderer_mb=total / MB, pages=pages)
+    return PageMemory(
+        renderers=renderers, renderer_mb=renderer_total / MB, chromium_mb=total / MB, pages=pages
+    )
 
 
 _last: tuple[float, PageMemory | None] = (0.0, None)

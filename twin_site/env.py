@@ -103,8 +103,9 @@ def _memory_mb() -> int:
 
 
 def default_parked_memory_mb() -> int:
-    """A quarter of the host's memory for the pages of paused runs, unless TWIN_PARKED_MEMORY_MB says."""
-    return max(512, _memory_mb() // 4)
+    """An eighth of the host's memory for the pages of paused runs, unless TWIN_PARKED_MEMORY_MB says
+    (parked pages are not free: their renderers idle on the CPUs the active runs need)."""
+    return max(512, _memory_mb() // 8)
 
 
 def default_active_runs() -> int:
