@@ -92,9 +92,11 @@ def test_past_the_limit_runs_stay_queued_in_order_and_each_tenant_takes_its_turn
     started = [run.started_at.timestamp() for run in theirs if run.started_at is not None]
     # A tenant's runs start in the order they were queued.
     assert len(started) == 6 and started == sorted(started)
-    # globex's one run did not wait behind acme's backlog: it took the first slot that freed.
-    assert mine.started_at is not None and theirs[2].started_at is not None
-    assert mine.started_at < theirs[2].started_at
+    # globex's one run did not wait behind acme's backlog of four: it took one of the next two
+    # slots to free (the first, unless both freed at once and acme's oldest had waited longer).
+    assert mine.started_at is not None
+    ahead = [run for run in theirs[2:] if run.started_at is not None and run.started_at < mine.started_at]
+    assert len(ahead) <= 1, (mine.started_at, [run.started_at for run in theirs])
 
 
 # -- the choice itself, in the database ------------------------------------------------------------
