@@ -15,6 +15,7 @@ from runs.admission import claim_next, next_queued
 from runs.models import Run, RunEvent, RunStatus
 from runs.services import run_create
 from tests.conftest import Persona, Worker, event_types, start_run, wait_run, wait_until, worker_env
+from tests.test_resume_and_recovery import counter_with_a_gate
 
 
 def slow_steps(site: Any, ms: int) -> list[dict[str, Any]]:
@@ -166,14 +167,7 @@ def test_a_parked_page_past_the_memory_budget_is_closed_and_its_run_restored_ver
     worker.stop()
     tight = Worker(worker_env(TWIN_PARKED_MEMORY_MB="1")).start()  # less than any page costs
     try:
-        steps = [
-            {"action": "goto", "url": site.url("/counter")},
-            {"action": "click", "selector": "#click"},
-            {"action": "wait_for", "selector": "#clicks", "gate": {"kind": "approval", "prompt": "More?"}},
-            {"action": "click", "selector": "#click"},
-            {"action": "extract", "selector": "#clicks", "name": "clicks"},
-        ]
-        run = start_run(alice, steps)
+        run = start_run(alice, counter_with_a_gate(site))
         assert run["status"] == "awaiting_approval", run
         evicted = wait_until(
             lambda: RunEvent.objects.filter(run_id=run["id"], type="page.evicted").first(), what="eviction"

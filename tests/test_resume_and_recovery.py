@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+from typing import Any
 
 from engine.browser import stop_host_browser
 from runs.models import Run, RunEvent
@@ -142,17 +143,22 @@ def test_a_click_interrupted_by_a_killed_worker_pauses_instead_of_clicking_again
     assert site.count("late") == 1
 
 
+def counter_with_a_gate(site: Any) -> list[dict[str, Any]]:
+    """A click, a pause, a click: the site counts the clicks (a replayed one would show)."""
+    return [
+        {"action": "goto", "url": site.url("/counter")},
+        {"action": "click", "selector": "#click"},
+        {"action": "wait_for", "selector": "#clicks", "gate": {"kind": "approval", "prompt": "More?"}},
+        {"action": "click", "selector": "#click"},
+        {"action": "extract", "selector": "#clicks", "name": "clicks"},
+    ]
+
+
 def test_parked_pages_past_the_host_cap_are_checkpointed_and_restored_on_resume(alice, site, worker):
     worker.stop()
     capped = Worker(worker_env(TWIN_MAX_PARKED_PAGES="2")).start()
     try:
-        steps = [
-            {"action": "goto", "url": site.url("/counter")},
-            {"action": "click", "selector": "#click"},
-            {"action": "wait_for", "selector": "#clicks", "gate": {"kind": "approval", "prompt": "More?"}},
-            {"action": "click", "selector": "#click"},
-            {"action": "extract", "selector": "#clicks", "name": "clicks"},
-        ]
+        steps = counter_with_a_gate(site)
         runs = [start_run(alice, steps) for _ in range(3)]
         assert [r["status"] for r in runs] == ["awaiting_approval"] * 3
         oldest = runs[0]["id"]
