@@ -69,10 +69,7 @@ class Loop:
                     result.close()  # type: ignore[attr-defined]
                 raise RuntimeError("a Playwright call that waits cannot be made from a callback on its loop")
             return result
-        if not self.alive():
-            raise LoopGone("the Playwright loop of this process has stopped")
-        future = asyncio.run_coroutine_threadsafe(_invoke(fn, args, kwargs), self.loop)
-        return future.result()
+        return self.submit(fn, *args, **kwargs).result()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
         """Start ``fn`` on the loop and return at once: its result is the future's."""
@@ -182,7 +179,7 @@ def impl(value: Any) -> Any:
 
 def unwrap(value: Any, loop: Loop) -> Any:
     if isinstance(value, Sync):
-        return value._obj
+        return impl(value)
     if isinstance(value, list):
         return [unwrap(item, loop) for item in value]
     if isinstance(value, tuple):

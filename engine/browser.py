@@ -434,40 +434,45 @@ class BrowserSession:
     # -- checkpoints --------------------------------------------------------------------------
     def capture(self, page: Any, context_id: str) -> dict[str, Any]:
         """What a restore needs: URL, cookies, and the page origin's local + session storage."""
-        cookies = self.cdp("Storage.getCookies", {"browserContextId": context_id}).get("cookies", [])
-        storage: dict[str, Any] = {}
-        with contextlib.suppress(Exception):
-            storage = page.evaluate(_CAPTURE_STORAGE_JS) or {}
-        return {"url": page.url, "cookies": cookies, "storage": storage}
+        state: dict[str, Any] | None = self.look_soon(page, context_id, capture=True).result()["state"]
+        if state is None:
+            raise RuntimeError("the page's cookies could not be read")
+        return state
 
     def look_soon(
-        self, page: Any, context_id: str, page_cdp: Any, *, capture: bool
+        self, page: Any, context_id: str, page_cdp: Any = None, *, capture: bool
     ) -> concurrent.futures.Future[dict[str, Any]]:
-        """The page's document id (over ``page_cdp``, a CDP session on it) and, if ``capture``, what
-        :meth:`capture` reads: all at once on the loop, started now, while the caller goes on (its
-        bookkeeping). The answer: ``{"document": id or "", "state": capture or None}``."""
+        """The page's document id (over ``page_cdp``, a CDP session on it, if given) and, if
+        ``capture``, what a restore needs (:meth:`capture`): all at once on the loop, started now,
+        while the caller goes on (its bookkeeping). The answer: ``{"document": id or "", "state":
+        the capture, or None when not asked for or the cookies could not be read}``; the storage
+        of a page that cannot run script is left empty."""
         from .restore import loader_id
 
         self.browser()
         assert self._loop is not None
         cdp, target, on_page = impl(self._cdp), impl(page), impl(page_cdp)
 
+        async def nothing() -> None:
+            return None
+
         async def look() -> dict[str, Any]:
             url = target.url
-            reads = [on_page.send("Page.getFrameTree")]
-            if capture:
-                reads += [
-                    cdp.send("Storage.getCookies", {"browserContextId": context_id}),
-                    target.evaluate(_CAPTURE_STORAGE_JS),
-                ]
-            answers = await asyncio.gather(*reads, return_exceptions=True)
+            answers: tuple[Any, ...] = await asyncio.gather(
+                on_page.send("Page.getFrameTree") if on_page is not None else nothing(),
+                cdp.send("Storage.getCookies", {"browserContextId": context_id}) if capture else nothing(),
+                target.evaluate(_CAPTURE_STORAGE_JS) if capture else nothing(),
+                return_exceptions=True,
+            )
+            tree, cookies, storage = answers
             document = ""
-            with contextlib.suppress(Exception):
-                document = loader_id(answers[0])  # type: ignore[arg-type]
+            if isinstance(tree, dict):
+                with contextlib.suppress(Exception):
+                    document = loader_id(tree)
             state = None
-            if capture and not isinstance(answers[1], BaseException):
-                storage = answers[2] if isinstance(answers[2], dict) else {}
-                state = {"url": url, "cookies": answers[1].get("cookies", []), "storage": storage}
+            if isinstance(cookies, dict):
+                storage = storage if isinstance(storage, dict) else {}
+                state = {"url": url, "cookies": cookies.get("cookies", []), "storage": storage}
             return {"document": document, "state": state}
 
         return self._loop.submit(look)

@@ -71,7 +71,7 @@ _lock = threading.Lock()
 
 
 def page_memory() -> PageMemory | None:
-    """:func:`measure`, at most every few seconds (it reads every renderer's memory map)."""
+    """:func:`measure`, at most every FRESH_SECONDS (it reads every Chromium process's memory map)."""
     global _last
     with _lock:
         when, known = _last
