@@ -397,10 +397,18 @@ class Bench:
         return self.http
 
     def create_run(
-        self, steps: list[dict[str, Any]], *, wait: float = 0, goal: str = "bench"
+        self,
+        steps: list[dict[str, Any]],
+        *,
+        wait: float = 0,
+        goal: str = "bench",
+        record_video: bool | None = None,
     ) -> dict[str, Any]:
         query = f"?wait={wait:g}" if wait else ""
-        response = self._api().post(f"/api/runs{query}", json={"goal": goal, "steps": steps})
+        body: dict[str, Any] = {"goal": goal, "steps": steps}
+        if record_video is not None:
+            body["record_video"] = record_video
+        response = self._api().post(f"/api/runs{query}", json=body)
         if response.status_code != 201:
             raise RuntimeError(f"POST /api/runs: {response.status_code} {response.text[:500]}")
         return dict(response.json())
@@ -757,6 +765,19 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
 
 def _raise_on_term(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+def recording_of(run_id: str, timeout: float = 60) -> Any:
+    """The run's session video once a worker has made it (or failed to): its ``Recording`` row."""
+    from runs.models import Recording, RecordingStatus
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        recording = Recording.objects.filter(run_id=run_id).first()
+        if recording is not None and recording.status in {RecordingStatus.READY, RecordingStatus.FAILED}:
+            return recording
+        time.sleep(0.05)
+    raise RuntimeError(f"no video for run {run_id} after {timeout} s")
 
 
 def run_in_threads(fn: Callable[[int], T], count: int, *, threads: int = 16) -> list[T]:

@@ -28,7 +28,7 @@ if __package__ in (None, ""):
 import psutil
 
 from bench.executor_overhead import stamp, steps
-from bench.harness import Bench, median, ms, table, verdict
+from bench.harness import Bench, median, ms, recording_of, table, verdict
 
 TARGET_OVERHEAD = 0.15
 
@@ -60,18 +60,6 @@ def start(
     if response.status_code != 201 or response.json()["status"] != "completed":
         raise RuntimeError(f"run did not complete: {response.status_code} {response.text[:300]}")
     return dict(response.json()), wall
-
-
-def recording_of(run_id: str, timeout: float = 60) -> Any:
-    from runs.models import Recording, RecordingStatus
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        recording = Recording.objects.filter(run_id=run_id).first()
-        if recording is not None and recording.status in {RecordingStatus.READY, RecordingStatus.FAILED}:
-            return recording
-        time.sleep(0.05)
-    raise RuntimeError(f"no video for run {run_id} after {timeout} s")
 
 
 def measure(bench: Bench, program: list[dict[str, Any]], *, record: bool, goal: str) -> dict[str, Any]:

@@ -90,6 +90,29 @@ async def _invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[st
     return result
 
 
+# Properties and methods that only read or build Playwright's client-side objects (no message to
+# the driver, nothing scheduled on the loop): called in the calling thread, without the hop to
+# the loop and back (a thread switch each way), which a step would otherwise make a dozen times.
+# Anything not named here goes through the loop.
+LOCAL = frozenset(
+    {
+        "is_connected",  # Browser
+        "is_closed",  # Page
+        "url",  # Page, Frame, Request, Response
+        "headers",  # Request, Response (the headers already received)
+        "context",  # Page
+        "page",  # Locator, Frame, ElementHandle's frame...
+        "locator",  # Page, Frame, Locator: a new Locator
+        "first",  # Locator
+        "last",  # Locator
+        "nth",  # Locator
+        "main_frame",  # Page
+    }
+)
+# Whether (class, attribute) is a property (read on the loop) or not: asked once per pair.
+_properties: dict[tuple[type, str], bool] = {}
+
+
 class Sync:
     """One Playwright (async API) object, used from any thread as its sync API would be."""
 
@@ -101,8 +124,23 @@ class Sync:
 
     def __getattr__(self, name: str) -> Any:
         obj, loop = self._obj, self._loop
-        static = inspect.getattr_static(type(obj), name, None)
-        if isinstance(static, property):
+        if name in LOCAL:
+            local = getattr(obj, name)  # (a property is read here: client-side state only)
+            if not callable(local):
+                return wrap(local, loop)
+
+            def here(*args: Any, **kwargs: Any) -> Any:
+                return wrap(local(*unwrap(args, loop), **unwrap(kwargs, loop)), loop)
+
+            here.__name__ = name
+            return here
+        kind = type(obj)
+        is_property = _properties.get((kind, name))
+        if is_property is None:
+            is_property = _properties[kind, name] = isinstance(
+                inspect.getattr_static(kind, name, None), property
+            )
+        if is_property:
             return wrap(loop.run(getattr, obj, name), loop)
         attribute = getattr(obj, name)
         if not callable(attribute):
@@ -170,6 +208,12 @@ def wrap(value: Any, loop: Loop) -> Any:
     if isinstance(value, dict) and any(isinstance(item, AsyncBase) for item in value.values()):
         return {key: wrap(item, loop) for key, item in value.items()}  # (a handle's properties)
     return value
+
+
+def run_with(proxy: Sync, fn: Callable[[Any], Any]) -> Any:
+    """``fn(the async object behind proxy)`` on its loop (awaited if it is a coroutine), from any
+    thread: for async-only helpers such as ``playwright.async_api.expect``."""
+    return wrap(proxy._loop.run(fn, proxy._obj), proxy._loop)
 
 
 def impl(value: Any) -> Any:

@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -38,6 +37,7 @@ from . import browser as browser_mod
 from . import locators
 from . import restore as restore_mod
 from .boxes import capture_boxes
+from .bridge import run_with
 from .egress import explain as explain_refusal
 from .egress import refusal_of
 from .netguard import UrlRefused, check_url
@@ -186,12 +186,13 @@ class Execution(Planning):
     # acted_locator is known already (a skill's primary locator held, or resolve described the element)
     described: bool = False
     # Looks at the page taken on the browser's loop while this thread goes on, in the order they
-    # were asked for: after a step (its document, and the checkpoint if the step could change what
-    # a restore needs) and before a step acts (a late commit of the last step's). Taken in, in that
-    # order, as they come back (renew), or all of them before anything reads the document (drain).
-    # Each: (the step a new document belongs to, whether it captures, the look).
+    # were asked for: one after each step done, once its records are written (its document, a late
+    # commit included, and the checkpoint if the step could change what a restore needs). Taken in,
+    # in that order, as they come back (renew), or all of them before anything reads the document
+    # (drain). Each: (the step a new document belongs to, whether it captures, the look).
     looks: list[tuple[int, bool, Any]] = field(default_factory=list)
     checkpoint_due: dict[str, Any] | None = None  # the newest capture a look brought, not yet written
+    look_due: tuple[int, bool] | None = None  # the look the last step done asks for (look_soon's args)
     outputs_changed: bool = False  # an extract's output, written with the next step's lease
 
     @property
@@ -214,6 +215,9 @@ class Execution(Planning):
         self.document = self.documents.document_id(self.page)
         self.recorder = start_recording(run, run.target_id)
         while True:
+            if self.look_due is not None:
+                (done, capture), self.look_due = self.look_due, None
+                self.look_soon(done, capture=capture)
             if index > len(steps):
                 # A planned run grows a step at a time until the model says it is done.
                 if not self.planning():
@@ -223,9 +227,6 @@ class Execution(Planning):
             if statuses.get(index) in finished:
                 index += 1
                 continue
-            self.renew(index, steps[index - 1])
-            # A navigation that committed after the last step returned (a late redirect) belongs to it.
-            self.look_soon(index - 1, capture=False)
             try:
                 outcome = self.run_step(index, steps[index - 1])
             except Pause as pause:
@@ -344,6 +345,28 @@ class Execution(Planning):
         if "checkpoint" in fields:
             self.run.checkpoint, self.run.checkpoint_step = fields["checkpoint"], fields["checkpoint_step"]
 
+    def start_step(self, index: int, step: dict[str, Any], *, renew: bool) -> None:
+        """The step is ``running`` from now, and (``renew``) the lease covers it: one transaction,
+        the run's row first (the lease's conditional UPDATE locks it, as every writer of a run
+        takes it before its steps)."""
+        from runs.states import step_transition
+
+        with transaction.atomic():
+            if renew:
+                self.renew(index, step)
+            step_transition(
+                self.run,
+                index,
+                to=StepStatus.RUNNING,
+                expect=[
+                    StepStatus.QUEUED,
+                    StepStatus.AWAITING_APPROVAL,
+                    StepStatus.RUNNING,
+                    StepStatus.FAILED,
+                ],
+                attempts=F("attempts") + 1,
+            )
+
     def answers(self, index: int) -> Answers:
         answers = Answers()
         decided = Approval.objects.filter(
@@ -455,9 +478,21 @@ class Execution(Planning):
     # -- one step ---------------------------------------------------------------------------------
     def run_step(self, index: int, step: dict[str, Any]) -> str:
         run = self.run
+        gate = gate_of(step)
+        # A step that can only go straight to its action (no answers, nothing to bring back, no
+        # question to ask first, no model to wait for) takes the lease with its start; any other
+        # takes it now, over whatever comes before its action, and checks the run is still ours.
+        straight = (
+            index != self.first_index
+            and self.restored is None
+            and index not in self.interrupted
+            and gate is None
+            and step["action"] != "plan"
+        )
+        if not straight:
+            self.renew(index, step)
         # Answers are given while the run is paused, so only the step an execution starts at has any.
         answers = self.answers(index) if index == self.first_index else Answers()
-        gate = gate_of(step)
         if answers.blocked is not None:
             choice = answers.blocked.choice
             if choice == "skip":
@@ -497,15 +532,7 @@ class Execution(Planning):
             gate = gate_of(step)
         if gate is not None and answers.gate is None:
             raise gate_pause(step, gate)
-        from runs.states import step_transition
-
-        step_transition(
-            run,
-            index,
-            to=StepStatus.RUNNING,
-            expect=[StepStatus.QUEUED, StepStatus.AWAITING_APPROVAL, StepStatus.RUNNING, StepStatus.FAILED],
-            attempts=F("attempts") + 1,
-        )
+        self.start_step(index, step, renew=straight)
         if self.recorder is not None:
             self.recorder.mark(index, step["action"])
         try:
@@ -535,7 +562,9 @@ class Execution(Planning):
                 self.perform(step, answers)
             except StepFailed as again:
                 raise self.blocked_pause(index, step, again) from None
-        self.look_soon(index, capture=step["action"] in STATEFUL_ACTIONS)
+        # The look at what the step left is asked for once its records are written, just before
+        # whatever comes next (so a navigation that commits late, a redirect, is the step's too).
+        self.look_due = (index, step["action"] in STATEFUL_ACTIONS)
         healed = self.healed
         if healed is not None:
             with transaction.atomic():
@@ -1038,18 +1067,23 @@ class Execution(Planning):
         )
 
     def assert_text(self, text: str, selector: str, timeout_ms: float) -> None:
-        deadline = time.monotonic() + timeout_ms / 1000
-        seen = ""
-        while True:
-            with contextlib.suppress(Exception):
-                seen = self.page.locator(selector).first.inner_text(timeout=500)
-                if text in seen:
-                    return
-            if time.monotonic() >= deadline:
-                raise StepFailed(
-                    f"the text {text!r} did not appear on the page within {timeout_ms / 1000:g} s"
-                )
-            time.sleep(0.1)
+        """The first element ``selector`` matches shows ``text`` (whitespace runs count as one
+        space), now or within the timeout: Playwright's own web-first assertion, which waits in
+        the page across navigations and re-renders (no polling from here)."""
+        from playwright.async_api import expect
+
+        first = self.page.locator(selector).first
+        try:
+            run_with(
+                first,
+                lambda locator: expect(locator).to_contain_text(
+                    text, timeout=timeout_ms, use_inner_text=True
+                ),
+            )
+        except AssertionError:
+            raise StepFailed(
+                f"the text {text!r} did not appear on the page within {timeout_ms / 1000:g} s"
+            ) from None
 
     # -- pausing and finishing ---------------------------------------------------------------------
     def pause(self, index: int, step: dict[str, Any], pause: Pause) -> None:

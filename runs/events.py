@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from engine.scrub import scrub_data
-from twin_site.realtime import broadcast, publish, run_channel
+from twin_site.realtime import broadcast, publish, run_channel, send_soon
 
 from .audit import canonical, event_digest
 from .models import Run, RunEvent
@@ -67,14 +67,21 @@ def record_event(
     step_index: int | None = None,
     actor: Any = None,
     data: dict[str, Any] | None = None,
+    head: tuple[int, str] | None = None,
 ) -> RunEvent:
-    """Append an event in the caller's transaction (chained to the run's last); fan it out on commit."""
+    """Append an event in the caller's transaction (chained to the run's last); fan it out on commit.
+
+    ``head``: what :func:`lock_run` returned to a caller that locked the run in this same
+    transaction and wrote no event since (it is not read twice).
+    """
     actor_id = getattr(actor, "pk", None) if actor is not None else None
     # The last line of the scrub: an event is hash-chained (it can never be purged), and webhook
     # bodies and emails are built from it. Scrubbed with the running execution's list, if any.
     payload = canonical(scrub_data(data or {}))
-    with transaction.atomic():
-        seq, prev_hash = lock_run(run.pk)
+    # No savepoint of its own: an error here is the whole transaction's (the event and what it
+    # records belong together), and a step's records are written with fewer statements.
+    with transaction.atomic(savepoint=False):
+        seq, prev_hash = head if head is not None else lock_run(run.pk)
         seq += 1
         created_at = timezone.now()
         digest = event_digest(
@@ -118,6 +125,12 @@ def record_event(
 
 
 def fan_out(run_id: object, tenant_id: int, message: dict[str, Any]) -> None:
+    """The committed event to ``?wait=`` waiters and live pages, on the sender thread: the
+    writer (a run's step, most often) does not wait for Redis."""
+    send_soon(_send, run_id, tenant_id, message)
+
+
+def _send(run_id: object, tenant_id: int, message: dict[str, Any]) -> None:
     publish(run_channel(run_id), message)
     payload = {**message, "type": "run.event", "event": message["type"]}
     broadcast(f"run.{run_id}", payload)

@@ -147,8 +147,8 @@ def step_transition(
         changes.setdefault("finished_at", None)
     elif to in {P.DONE, P.FAILED, P.SKIPPED}:
         changes.setdefault("finished_at", now)
-    with transaction.atomic():
-        lock_run(run.pk)  # the run before its steps, as every writer of a run does
+    with transaction.atomic(savepoint=False):
+        head = lock_run(run.pk)  # the run before its steps, as every writer of a run does
         won = Step.objects.filter(run_id=run.pk, index=index, status__in=expected).update(**changes)
         if not won:
             return False
@@ -159,5 +159,5 @@ def step_transition(
             if to != P.AWAITING_APPROVAL
             else "step.paused"
         )
-        record_event(run, kind, step_index=index, data={"status": to, **(event_data or {})})
+        record_event(run, kind, step_index=index, data={"status": to, **(event_data or {})}, head=head)
     return True

@@ -1,18 +1,22 @@
 """Fan-out transport: Redis pub/sub for ``?wait=`` and the Channels layer for live pages.
 
 Redis is transport only: a failure here is logged and never loses anything, because the
-event row is already committed. Sends are fire-and-forget from one background event loop
-per process, so a slow Redis never slows a run.
+event row is already committed. Sends are fire-and-forget: a ``?wait=`` nudge from one sender
+thread per process (in the order they were asked for), group sends from one background event
+loop, so neither a slow Redis nor its round trips slow a run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import json
 import logging
 import os
+import queue
 import threading
+import time
 from typing import Any
 
 import redis
@@ -51,6 +55,54 @@ def publish(channel: str, message: dict[str, Any]) -> None:
         _redis().publish(channel, json.dumps(message))
     except redis.RedisError as exc:
         log.warning("could not publish to %s: %s", channel, exc)
+
+
+# The sender thread's work, in order: (function, arguments). None stops it (tests).
+_outbox: queue.SimpleQueue[tuple[Any, tuple[Any, ...]]] = queue.SimpleQueue()
+_sender_pid: int | None = None
+_pending = 0  # items queued and not yet done (flush waits for none)
+_pending_lock = threading.Lock()
+
+
+def _sender() -> None:
+    global _pending
+    while True:
+        fn, args = _outbox.get()
+        try:
+            fn(*args)
+        except Exception:  # transport only: never let one message stop the rest
+            log.exception("could not send %s", getattr(fn, "__name__", fn))
+        finally:
+            with _pending_lock:
+                _pending -= 1
+
+
+def send_soon(fn: Any, *args: Any) -> None:
+    """Call ``fn(*args)`` on this process's sender thread, after everything asked for before it.
+
+    For transport only (a nudge, a live-page message): the caller's thread goes on at once.
+    """
+    global _sender_pid, _pending
+    with _lock:
+        if _sender_pid != os.getpid():  # (a forked child has no thread of its parent's)
+            threading.Thread(target=_sender, name="twin-sender", daemon=True).start()
+            _sender_pid = os.getpid()
+    with _pending_lock:
+        _pending += 1
+    _outbox.put((fn, args))
+
+
+def flush(timeout: float = 2.0) -> bool:
+    """Wait until every message asked for has been handed to Redis (True), at most ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while _pending > 0 and _sender_pid == os.getpid():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.002)
+    return True
+
+
+atexit.register(flush, 1.0)  # a command that records an event and exits still sends its nudge
 
 
 def _background_loop() -> asyncio.AbstractEventLoop:
