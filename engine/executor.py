@@ -193,6 +193,10 @@ class Execution(Planning):
     looks: list[tuple[int, bool, Any]] = field(default_factory=list)
     checkpoint_due: dict[str, Any] | None = None  # the newest capture a look brought, not yet written
     look_due: tuple[int, bool] | None = None  # the look the last step done asks for (look_soon's args)
+    # The last step's ``done`` (its index and fields), written with the next step's start when that
+    # step goes straight to its action (start_step), else before anything else (flush_finish).
+    finish_due: tuple[int, dict[str, Any]] | None = None
+    finished_before: set[int] = field(default_factory=set)  # steps an earlier execution finished
     outputs_changed: bool = False  # an extract's output, written with the next step's lease
 
     @property
@@ -202,18 +206,29 @@ class Execution(Planning):
     # ---------------------------------------------------------------------------------------
     def execute(self) -> None:
         run = self.run
-        steps = run.program
         statuses = dict(Step.objects.filter(run=run).values_list("index", "status"))
         # A step left ``running`` by an earlier execution was interrupted mid-way.
         self.interrupted = {index for index, status in statuses.items() if status == StepStatus.RUNNING}
         # A step already finished is never performed again (a crash may have come right after it).
         finished = {StepStatus.DONE, StepStatus.SKIPPED}
+        self.finished_before = {index for index, status in statuses.items() if status in finished}
         index = max(run.current_step, 1)
         self.first_index = index
         self.attach()
         self.mask_page()  # before the first frame is recorded
         self.document = self.documents.document_id(self.page)
         self.recorder = start_recording(run, run.target_id)
+        try:
+            self._steps(index, statuses)
+        finally:
+            # An execution that stops in between (an error) still records the step it did.
+            with contextlib.suppress(Exception):
+                self.flush_finish()
+
+    def _steps(self, index: int, statuses: dict[int, str]) -> None:
+        run = self.run
+        steps = run.program
+        finished = {StepStatus.DONE, StepStatus.SKIPPED}
         while True:
             if self.look_due is not None:
                 (done, capture), self.look_due = self.look_due, None
@@ -333,6 +348,11 @@ class Execution(Planning):
     # -- bookkeeping ---------------------------------------------------------------------------
     def renew(self, index: int, step: dict[str, Any]) -> None:
         """Check we still own a running run, and extend the lease over this step."""
+        self.flush_finish()  # (the last step's records first)
+        if not self._extend_lease(index, step):
+            raise Stop()
+
+    def _extend_lease(self, index: int, step: dict[str, Any]) -> bool:
         timeout = float(step.get("timeout") or settings.TWIN_DEFAULT_STEP_TIMEOUT)
         until = timezone.now() + timedelta(seconds=timeout) + LEASE_MARGIN
         fields = self.captured()
@@ -340,32 +360,44 @@ class Execution(Planning):
             lease_until=until, current_step=index, **fields
         )
         if not updated:
-            raise Stop()
+            return False
         self.run.current_step = index
         if "checkpoint" in fields:
             self.run.checkpoint, self.run.checkpoint_step = fields["checkpoint"], fields["checkpoint_step"]
+        return True
+
+    def flush_finish(self) -> None:
+        """Write the last step's ``done`` if it waits for the next step's start (finish_due)."""
+        due, self.finish_due = self.finish_due, None
+        if due is not None:
+            index, fields = due
+            self._finish_step(index, StepStatus.DONE, Answers(), fields=fields)
 
     def start_step(self, index: int, step: dict[str, Any], *, renew: bool) -> None:
         """The step is ``running`` from now, and (``renew``) the lease covers it: one transaction,
-        the run's row first (the lease's conditional UPDATE locks it, as every writer of a run
-        takes it before its steps)."""
+        with the last step's ``done`` if it waited for this one (finish_due), the run's row first
+        (every writer of a run takes it before its steps). The last step's ``done`` is kept even
+        when the run turns out not to be this execution's any more."""
         from runs.states import step_transition
 
         with transaction.atomic():
-            if renew:
-                self.renew(index, step)
-            step_transition(
-                self.run,
-                index,
-                to=StepStatus.RUNNING,
-                expect=[
-                    StepStatus.QUEUED,
-                    StepStatus.AWAITING_APPROVAL,
-                    StepStatus.RUNNING,
-                    StepStatus.FAILED,
-                ],
-                attempts=F("attempts") + 1,
-            )
+            self.flush_finish()
+            owned = not renew or self._extend_lease(index, step)
+            if owned:
+                step_transition(
+                    self.run,
+                    index,
+                    to=StepStatus.RUNNING,
+                    expect=[
+                        StepStatus.QUEUED,
+                        StepStatus.AWAITING_APPROVAL,
+                        StepStatus.RUNNING,
+                        StepStatus.FAILED,
+                    ],
+                    attempts=F("attempts") + 1,
+                )
+        if not owned:
+            raise Stop()
 
     def answers(self, index: int) -> Answers:
         answers = Answers()
@@ -479,16 +511,9 @@ class Execution(Planning):
     def run_step(self, index: int, step: dict[str, Any]) -> str:
         run = self.run
         gate = gate_of(step)
-        # A step that can only go straight to its action (no answers, nothing to bring back, no
-        # question to ask first, no model to wait for) takes the lease with its start; any other
+        # A step that can only go straight to its action takes the lease with its start; any other
         # takes it now, over whatever comes before its action, and checks the run is still ours.
-        straight = (
-            index != self.first_index
-            and self.restored is None
-            and index not in self.interrupted
-            and gate is None
-            and step["action"] != "plan"
-        )
+        straight = self.straight(index)
         if not straight:
             self.renew(index, step)
         # Answers are given while the run is paused, so only the step an execution starts at has any.
@@ -574,15 +599,36 @@ class Execution(Planning):
                     step_index=index,
                     data={"by": healed.by, "primary": healed.primary, "label": describe(step)},
                 )
-        self._finish_step(
-            index,
-            StepStatus.DONE,
-            answers,
-            fields={"locator": self.acted_locator, "healed_by": healed.by if healed else ""},
-        )
+        fields = {
+            "locator": self.acted_locator,
+            "healed_by": healed.by if healed else "",
+            "finished_at": timezone.now(),
+        }
+        if healed is None and not answers.used and self.straight(index + 1):
+            # Written with the next step's start, in one transaction (start_step), or before
+            # anything else is (flush_finish): the step's time is its own all the same.
+            self.finish_due = (index, fields)
+        else:
+            self._finish_step(index, StepStatus.DONE, answers, fields=fields)
         if step["action"] == "extract":
             self.outputs_changed = True
         return "done"
+
+    def straight(self, index: int) -> bool:
+        """Step ``index`` goes straight to its action when it comes: a step of the program as it
+        stands (not one a model has yet to plan), not done yet, with no answers, nothing to bring
+        back, no question to ask first and no model to wait for."""
+        program = self.run.program
+        if not 1 <= index <= len(program) or index == self.first_index:
+            return False
+        step = program[index - 1]
+        return (
+            self.restored is None
+            and index not in self.interrupted
+            and index not in self.finished_before
+            and gate_of(step) is None
+            and step["action"] != "plan"
+        )
 
     def blocked_pause(self, index: int, step: dict[str, Any], exc: Exception) -> Pause:
         return Pause(

@@ -113,3 +113,33 @@ def test_fail_ends_the_run_failed_with_a_message(alice, site, worker):
     assert [s["status"] for s in done["steps"]][:2] == ["done", "failed"]
     assert done["steps"][2]["status"] != "done"
     assert site.count("go") == 0
+
+
+def test_assert_text_waits_for_text_that_comes_later_and_pauses_blocked_for_text_that_never_does(
+    alice, site, worker
+):
+    # The button appears 600 ms after the page loaded; its label is checked, then the whole page's
+    # text with a newline where the page has a space (whitespace runs count as one).
+    run = start_run(
+        alice,
+        [
+            {"action": "goto", "url": site.url("/later?ms=600")},
+            {"action": "assert_text", "selector": "#spot", "text": "Late", "timeout": 10},
+            {"action": "assert_text", "text": "Clicks:\n0", "timeout": 2},
+        ],
+    )
+    assert run["status"] == "awaiting_approval", run  # /later has no "Clicks: 0"
+    pending = run["pending_step"]
+    assert pending["index"] == 3
+    assert pending["trigger"] == "blocked"
+    assert "the text 'Clicks:\\n0' did not appear on the page within 2 s" in pending["prompt"]
+    assert [s["status"] for s in run["steps"]][:2] == ["done", "done"]
+
+    counted = start_run(
+        alice,
+        [
+            {"action": "goto", "url": site.url("/counter")},
+            {"action": "assert_text", "text": "Clicks:\n   0", "timeout": 2},
+        ],
+    )
+    assert counted["status"] == "completed", counted["pending_step"]

@@ -1,0 +1,180 @@
+"""What a step's bookkeeping no longer waits for: the loop hop for Playwright's client-side reads
+(engine.bridge.LOCAL) and Redis for an event's fan-out (twin_site.realtime.send_soon), and that
+neither changes what callers get: the same proxies, the same messages in the same order."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from engine import bridge
+from engine.browser import CHROMIUM_FLAGS, chromium_path
+from runs import events
+from twin_site import realtime
+from twin_site.realtime import run_channel
+
+
+@pytest.fixture(scope="module")
+def loop_browser() -> Iterator[tuple[bridge.Loop, Any]]:
+    """A real Chromium driven through Playwright's async API on a bridge loop, as a worker's is."""
+    from playwright.async_api import async_playwright
+
+    loop = bridge.Loop(name="test-bridge-loop")
+    playwright = bridge.wrap(loop.run(lambda: async_playwright().start()), loop)
+    # (Playwright gives it a fresh profile directory of its own.)
+    browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+    try:
+        yield loop, browser
+    finally:
+        browser.close()
+        playwright.stop()
+        loop.stop()
+
+
+class Hops:
+    """Counts the calls that go to the loop and wait for it."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, loop: bridge.Loop) -> None:
+        self.count = 0
+        original = loop.run
+
+        def run(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return original(fn, *args, **kwargs)
+
+        monkeypatch.setattr(loop, "run", run)
+
+
+def test_reading_a_page_and_building_locators_does_not_wait_for_the_loop(
+    loop_browser: tuple[bridge.Loop, Any], site: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop, browser = loop_browser
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(site.url("/counter"))
+    hops = Hops(monkeypatch, loop)
+
+    url = page.url
+    locator = page.locator("#click").first
+    same_page = locator.page
+    connected, closed = browser.is_connected(), page.is_closed()
+
+    assert hops.count == 0
+    assert url == site.url("/counter")
+    assert same_page is page  # the same proxy for the same page, as with the sync API
+    assert (connected, closed) == (True, False)
+    # What needs the page still goes through the loop, and gives what the sync API would.
+    assert locator.inner_text() == "Click"
+    assert hops.count == 1
+    context.close()
+
+
+def test_an_events_fan_out_does_not_wait_for_redis_and_keeps_the_order(
+    redis_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[int] = []
+    release = threading.Event()
+    original = realtime.publish
+
+    def slow_publish(channel: str, message: dict[str, Any]) -> None:
+        release.wait(10)  # a Redis that does not answer yet
+        sent.append(message["n"])
+        original(channel, message)
+
+    monkeypatch.setattr(realtime, "publish", slow_publish)
+    monkeypatch.setattr(events, "publish", slow_publish)
+    listener = redis.Redis.from_url(redis_server).pubsub()
+    listener.subscribe(run_channel("fan-out-order"))
+    assert listener.get_message(timeout=2)["type"] == "subscribe"  # type: ignore[index]
+
+    writer = threading.Thread(
+        target=lambda: [
+            events.fan_out("fan-out-order", 1, {"type": "step.finished", "n": n}) for n in range(30)
+        ]
+    )
+    writer.start()
+    writer.join(5)
+
+    assert not writer.is_alive()  # the writer went on while Redis had not answered
+    assert sent == []
+    release.set()
+    assert realtime.flush(timeout=10)
+    received = []
+    deadline = time.monotonic() + 10
+    while len(received) < 30 and time.monotonic() < deadline:
+        message = listener.get_message(timeout=1)
+        if message and message["type"] == "message":
+            received.append(json.loads(message["data"])["n"])
+    listener.close()
+    assert sent == list(range(30))
+    assert received == list(range(30))  # a ?wait= waiter reads the newest status last
+
+
+# -- a step's done rides on the next step's start -----------------------------------------------------
+def _running_run(alice: Any) -> Any:
+    from runs.models import Run, RunStatus, Step, StepStatus
+    from runs.services import run_create
+
+    steps = [
+        {"action": "goto", "url": "http://127.0.0.1:9/a"},
+        {"action": "goto", "url": "http://127.0.0.1:9/b"},
+    ]
+    run = run_create(tenant=alice.tenant, created_by=alice.user, goal="g", url="", steps=steps)
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, lease_owner="me", current_step=1)
+    Step.objects.filter(run=run, index=1).update(status=StepStatus.RUNNING)
+    run.refresh_from_db()
+    return run
+
+
+def test_a_steps_done_is_written_with_the_next_steps_start_in_the_trail_order(
+    alice: Any, private_urls: Any
+) -> None:
+    from django.utils import timezone
+
+    from engine.executor import Execution
+    from runs.models import RunEvent, Step
+
+    run = _running_run(alice)
+    execution = Execution(run=run, owner="me", reason="start", first_index=1)
+    done_at = timezone.now()
+    execution.finish_due = (1, {"locator": None, "healed_by": "", "finished_at": done_at})
+
+    assert execution.straight(2)
+    execution.start_step(2, run.program[1], renew=True)
+
+    assert execution.finish_due is None
+    assert [(s.index, s.status) for s in Step.objects.filter(run=run).order_by("index")] == [
+        (1, "done"),
+        (2, "running"),
+    ]
+    assert Step.objects.get(run=run, index=1).finished_at == done_at  # when its action returned
+    trail = list(RunEvent.objects.filter(run=run).order_by("seq").values_list("type", "step_index"))
+    assert trail[-2:] == [("step.finished", 1), ("step.started", 2)]
+    run.refresh_from_db()
+    assert run.current_step == 2 and run.lease_until is not None
+
+
+def test_a_run_no_longer_ours_keeps_the_done_step_and_starts_nothing(alice: Any, private_urls: Any) -> None:
+    from django.utils import timezone
+
+    from engine.executor import Execution, Stop
+    from runs.models import Run, Step
+
+    run = _running_run(alice)
+    Run.objects.filter(pk=run.pk).update(lease_owner="another worker")  # its lease was taken over
+    execution = Execution(run=run, owner="me", reason="start", first_index=1)
+    execution.finish_due = (1, {"locator": None, "healed_by": "", "finished_at": timezone.now()})
+
+    with pytest.raises(Stop):
+        execution.start_step(2, run.program[1], renew=True)
+
+    assert [(s.index, s.status) for s in Step.objects.filter(run=run).order_by("index")] == [
+        (1, "done"),
+        (2, "queued"),
+    ]
