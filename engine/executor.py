@@ -795,7 +795,7 @@ class Execution(Planning):
         from runs.states import step_transition
 
         now = timezone.now()
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):  # (inside start_step's, no savepoint of its own)
             expect = [StepStatus.RUNNING]
             if status != StepStatus.DONE:
                 expect += [StepStatus.QUEUED, StepStatus.AWAITING_APPROVAL]
@@ -1089,7 +1089,9 @@ class Execution(Planning):
             with contextlib.suppress(Exception):
                 selector = locators.selector_of(locator)
                 if selector is not None:
-                    count, bundle = locators.describe_css(locator.page, selector)
+                    page = locator.page
+                    cdp = self.documents.session_for(page) if page is self.page else None
+                    count, bundle = locators.describe_css(page, selector, cdp=cdp)
                 if count == -1:
                     count, bundle = locators.describe_only(locator)
             if count == 1:

@@ -550,13 +550,25 @@ def selector_of(locator: Any) -> str | None:
     return selector if isinstance(selector, str) else None
 
 
-def describe_css(page: Any, selector: str) -> tuple[int, dict[str, Any] | None]:
+def describe_css(page: Any, selector: str, *, cdp: Any = None) -> tuple[int, dict[str, Any] | None]:
     """How many elements a plain CSS ``selector`` matches on ``page`` now (-1: not plain CSS, or the
     page has shadow roots: ask Playwright), and the bundle of the element when it is one.
 
-    One page call (``Page.evaluate``), nothing waits and no Playwright selector engine is involved.
+    One page call, nothing waits and no Playwright selector engine is involved. Over ``cdp`` (a CDP
+    session on the page) it is a plain ``Runtime.evaluate`` in the page's main world: no
+    Playwright evaluation helpers, which the first ``Page.evaluate`` in a new document installs
+    first (about 5 ms after every navigation).
     """
-    raw = page.evaluate(BUNDLE_CSS_JS, selector)
+    if cdp is not None:
+        answer = cdp.send(
+            "Runtime.evaluate",
+            {"expression": f"({BUNDLE_CSS_JS})({json.dumps(selector)})", "returnByValue": True},
+        )
+        if "exceptionDetails" in answer:
+            raise RuntimeError(str(answer["exceptionDetails"].get("text", "the page could not be read")))
+        raw = answer.get("result", {}).get("value")
+    else:
+        raw = page.evaluate(BUNDLE_CSS_JS, selector)
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         return int(raw), None
     return 1, clean_bundle(raw)

@@ -91,13 +91,13 @@ def test_an_events_fan_out_does_not_wait_for_redis_and_keeps_the_order(
     monkeypatch.setattr(events, "publish", slow_publish)
     listener = redis.Redis.from_url(redis_server).pubsub()
     listener.subscribe(run_channel("fan-out-order"))
-    assert listener.get_message(timeout=2)["type"] == "subscribe"  # type: ignore[index]
+    assert listener.get_message(timeout=2)["type"] == "subscribe"
 
-    writer = threading.Thread(
-        target=lambda: [
-            events.fan_out("fan-out-order", 1, {"type": "step.finished", "n": n}) for n in range(30)
-        ]
-    )
+    def write() -> None:
+        for n in range(30):
+            events.fan_out("fan-out-order", 1, {"type": "step.finished", "n": n})
+
+    writer = threading.Thread(target=write)
     writer.start()
     writer.join(5)
 
@@ -105,7 +105,7 @@ def test_an_events_fan_out_does_not_wait_for_redis_and_keeps_the_order(
     assert sent == []
     release.set()
     assert realtime.flush(timeout=10)
-    received = []
+    received: list[int] = []
     deadline = time.monotonic() + 10
     while len(received) < 30 and time.monotonic() < deadline:
         message = listener.get_message(timeout=1)

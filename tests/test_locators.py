@@ -178,15 +178,23 @@ def test_a_selector_is_described_in_one_call_only_when_it_means_one_element_now(
     on_page(TWO_CARDS, check)
 
 
-def test_a_plain_css_selector_is_described_by_the_page_itself_and_anything_else_by_playwright(on_page):
+@pytest.mark.parametrize("over", ["page.evaluate", "CDP Runtime.evaluate"])
+def test_a_plain_css_selector_is_described_by_the_page_itself_and_anything_else_by_playwright(on_page, over):
     def check(page: Any) -> None:
+        # The executor asks over its CDP session on the page; both ways answer the same.
+        cdp = page.context.new_cdp_session(page) if over.startswith("CDP") else None
+
+        def describe(selector: str) -> Any:
+            return locators.describe_css(page, selector, cdp=cdp)
+
         assert locators.selector_of(page.locator("#b2").first) == "#b2 >> nth=0"
-        count, bundle = locators.describe_css(page, "#b2")
+        count, bundle = describe("#b2")
         assert count == 1
         assert bundle == record(page, "#b2")
-        assert locators.describe_css(page, "#b2 >> nth=0") == (1, bundle)  # Locator.first
-        assert locators.describe_css(page, "section button") == (2, None)
-        assert locators.describe_css(page, "#nothing-yet") == (0, None)
+        assert describe("#b2 >> nth=0") == (1, bundle)  # Locator.first
+        assert describe("section button") == (2, None)
+        assert describe("#nothing-yet") == (0, None)
+        assert describe('button[title="a \\"quoted\\" </script> title"]') == (0, None)
         for engine_only in (
             "text=Choose",
             "internal:role=button",
@@ -195,13 +203,13 @@ def test_a_plain_css_selector_is_described_by_the_page_itself_and_anything_else_
             "button >> nth=1",  # which of several: Playwright's order
             "#b2 >> nth=1",
         ):
-            assert locators.describe_css(page, engine_only) == (-1, None), engine_only
+            assert describe(engine_only) == (-1, None), engine_only
         # Playwright's CSS looks into open shadow roots, the page's own does not: Playwright decides.
         page.evaluate(
             "document.body.appendChild(document.createElement('div'))"
             ".attachShadow({mode: 'open'}).innerHTML = '<button id=b2>Choose</button>'"
         )
-        assert locators.describe_css(page, "#b2") == (-1, None)
+        assert describe("#b2") == (-1, None)
         assert page.locator("#b2").count() == 2
 
     on_page(TWO_CARDS, check)
