@@ -216,6 +216,11 @@ def run_with(proxy: Sync, fn: Callable[[Any], Any]) -> Any:
     return wrap(proxy._loop.run(fn, proxy._obj), proxy._loop)
 
 
+def submit_with(proxy: Sync, fn: Callable[[Any], Any]) -> concurrent.futures.Future[Any]:
+    """Start ``fn(the async object behind proxy)`` on its loop and return at once (its future)."""
+    return proxy._loop.submit(fn, proxy._obj)
+
+
 def impl(value: Any) -> Any:
     """The async API object behind a proxy (for code that runs on the loop itself)."""
     return value._obj if isinstance(value, Sync) else value

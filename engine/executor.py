@@ -37,7 +37,7 @@ from . import browser as browser_mod
 from . import locators
 from . import restore as restore_mod
 from .boxes import capture_boxes
-from .bridge import run_with
+from .bridge import run_with, submit_with
 from .egress import explain as explain_refusal
 from .egress import refusal_of
 from .netguard import UrlRefused, check_url
@@ -196,6 +196,9 @@ class Execution(Planning):
     # The last step's ``done`` (its index and fields), written with the next step's start when that
     # step goes straight to its action (start_step), else before anything else (flush_finish).
     finish_due: tuple[int, dict[str, Any]] | None = None
+    # The description of the step's element, asked for as the step started (describe_soon):
+    # (the selector as resolve will see it, the page's answer to come).
+    prefetched: tuple[str, Any] | None = None
     finished_before: set[int] = field(default_factory=set)  # steps an earlier execution finished
     outputs_changed: bool = False  # an extract's output, written with the next step's lease
 
@@ -557,6 +560,7 @@ class Execution(Planning):
             gate = gate_of(step)
         if gate is not None and answers.gate is None:
             raise gate_pause(step, gate)
+        self.describe_soon(step, answers)  # (while the step's start is written)
         self.start_step(index, step, renew=straight)
         if self.recorder is not None:
             self.recorder.mark(index, step["action"])
@@ -937,7 +941,7 @@ class Execution(Planning):
 
     def release_handles(self) -> None:
         """Let the page forget the elements found for this step (a long run on one page piles them up)."""
-        handles, self.handles = self.handles, []
+        handles, self.handles, self.prefetched = self.handles, [], None
         for handle in handles:
             with contextlib.suppress(Exception):
                 handle.dispose()
@@ -1073,6 +1077,31 @@ class Execution(Planning):
                 raise StepFailed(f"nothing matches {selector!r} after {timeout_ms / 1000:g} s") from None
             raise
 
+    def describe_soon(self, step: dict[str, Any], answers: Answers) -> None:
+        """Start describing the element a hand-written click, fill, check, select, press or extract
+        means (resolve), on the browser's loop, while this thread writes the step's start: the page
+        call and the database's commit overlap. A read of the page: nothing happens to it."""
+        self.prefetched = None
+        action, selector = step["action"], str(step.get("selector") or "")
+        if (
+            action not in SINGLE_TARGET_ACTIONS | {"press", "extract"}
+            or not selector
+            or templates_in(selector)  # (rendered at the action, with this run's values)
+            or replay_bundle(step) is not None  # a skill's step: its bundle finds the element
+            or answers.ambiguity is not None  # a person's pick among several
+            or self.page is None
+        ):
+            return
+        if action not in SINGLE_TARGET_ACTIONS:
+            selector += " >> nth=0"  # (Locator.first, as perform asks for it)
+        request = locators.describe_css_request(selector)
+        with contextlib.suppress(Exception):  # the page is going: described the usual way
+            cdp = self.documents.session_for(self.page)
+            self.prefetched = (
+                selector,
+                submit_with(cdp, lambda session: session.send("Runtime.evaluate", request)),
+            )
+
     def resolve(self, locator: Any, timeout_ms: float) -> Any:
         """What to act on for a strict locator, its element described on the way (note_element).
 
@@ -1088,10 +1117,17 @@ class Execution(Planning):
             # A page between documents or a selector the page cannot read now: the strict path says.
             with contextlib.suppress(Exception):
                 selector = locators.selector_of(locator)
+                prefetched, self.prefetched = self.prefetched, None
                 if selector is not None:
                     page = locator.page
-                    cdp = self.documents.session_for(page) if page is self.page else None
-                    count, bundle = locators.describe_css(page, selector, cdp=cdp)
+                    if prefetched is not None and prefetched[0] == selector and page is self.page:
+                        # Asked as the step started (describe_soon); anything but one match is asked
+                        # again now, as it would have been.
+                        with contextlib.suppress(Exception):
+                            count, bundle = locators.describe_css_answer(prefetched[1].result(timeout=10))
+                    if count != 1:
+                        cdp = self.documents.session_for(page) if page is self.page else None
+                        count, bundle = locators.describe_css(page, selector, cdp=cdp)
                 if count == -1:
                     count, bundle = locators.describe_only(locator)
             if count == 1:

@@ -560,15 +560,23 @@ def describe_css(page: Any, selector: str, *, cdp: Any = None) -> tuple[int, dic
     first (about 5 ms after every navigation).
     """
     if cdp is not None:
-        answer = cdp.send(
-            "Runtime.evaluate",
-            {"expression": f"({BUNDLE_CSS_JS})({json.dumps(selector)})", "returnByValue": True},
-        )
-        if "exceptionDetails" in answer:
-            raise RuntimeError(str(answer["exceptionDetails"].get("text", "the page could not be read")))
-        raw = answer.get("result", {}).get("value")
-    else:
-        raw = page.evaluate(BUNDLE_CSS_JS, selector)
+        return describe_css_answer(cdp.send("Runtime.evaluate", describe_css_request(selector)))
+    return _counted(page.evaluate(BUNDLE_CSS_JS, selector))
+
+
+def describe_css_request(selector: str) -> dict[str, Any]:
+    """The ``Runtime.evaluate`` parameters of :func:`describe_css` (the selector as a JSON literal)."""
+    return {"expression": f"({BUNDLE_CSS_JS})({json.dumps(selector)})", "returnByValue": True}
+
+
+def describe_css_answer(answer: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
+    """:func:`describe_css`'s answer from the page's answer to :func:`describe_css_request`."""
+    if "exceptionDetails" in answer:
+        raise RuntimeError(str(answer["exceptionDetails"].get("text", "the page could not be read")))
+    return _counted(answer.get("result", {}).get("value"))
+
+
+def _counted(raw: Any) -> tuple[int, dict[str, Any] | None]:
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         return int(raw), None
     return 1, clean_bundle(raw)
