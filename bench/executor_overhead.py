@@ -17,7 +17,8 @@ Plain: a Playwright script connected over CDP to an already-running Chromium (sa
 as Twin's host browser, launched by this script): ``browser.new_context()``, ``new_page()``, the 20
 steps in idiomatic Playwright (``expect(...).to_contain_text`` for assert_text), measured from
 new_context() until the last step returned. Twin runs twice a repetition: with the session video
-(the default) and without it (``record_video: false``), so the video's share shows apart. All warm
+(the default) and without it (``record_video: false``), so the video's share shows apart; a
+recorded run's video is made (by the worker) before the next run starts. All warm
 (warm-up first); in each repetition the three take turns going first.
 
 Targets (issue 14): Twin's own work between steps <= 5 ms a step; Twin without the video / plain
