@@ -57,17 +57,17 @@ def publish(channel: str, message: dict[str, Any]) -> None:
         log.warning("could not publish to %s: %s", channel, exc)
 
 
-# The sender thread's work, in order: (function, arguments). None stops it (tests).
+# The sender thread's work, in order: (function, arguments); one queue and thread per process.
 _outbox: queue.SimpleQueue[tuple[Any, tuple[Any, ...]]] = queue.SimpleQueue()
 _sender_pid: int | None = None
 _pending = 0  # items queued and not yet done (flush waits for none)
 _pending_lock = threading.Lock()
 
 
-def _sender() -> None:
+def _sender(outbox: queue.SimpleQueue[tuple[Any, tuple[Any, ...]]]) -> None:
     global _pending
     while True:
-        fn, args = _outbox.get()
+        fn, args = outbox.get()
         try:
             fn(*args)
         except Exception:  # transport only: never let one message stop the rest
@@ -82,10 +82,13 @@ def send_soon(fn: Any, *args: Any) -> None:
 
     For transport only (a nudge, a live-page message): the caller's thread goes on at once.
     """
-    global _sender_pid, _pending
+    global _sender_pid, _pending, _outbox
     with _lock:
-        if _sender_pid != os.getpid():  # (a forked child has no thread of its parent's)
-            threading.Thread(target=_sender, name="twin-sender", daemon=True).start()
+        if _sender_pid != os.getpid():
+            # A forked child has no thread of its parent's, and what the parent had yet to send
+            # is the parent's to send: a queue and a count of its own.
+            _outbox, _pending = queue.SimpleQueue(), 0
+            threading.Thread(target=_sender, args=(_outbox,), name="twin-sender", daemon=True).start()
             _sender_pid = os.getpid()
     with _pending_lock:
         _pending += 1
