@@ -44,6 +44,10 @@ IN_FLIGHT_MAX = 3
 # within this time, the page went still after it, and a picture is asked for.
 SETTLE = 0.15
 
+# An execution starts once its screencast has (at most this long): its first steps are recorded
+# even when they are over in less time than a connection to the page takes to open.
+START_WAIT = 2.0
+
 MAGIC = b"TWINFRM1"
 RECORD = struct.Struct("<dI")  # seconds from the segment's start, JPEG length
 
@@ -119,6 +123,8 @@ class Recorder:
         self._last_ack = float("-inf")
         self._settle_at: float | None = None
         self._stopping = threading.Event()
+        self._started = threading.Event()  # the screencast runs (or the recording gave up)
+        self._start_id = 0
         self._ws: Any = None
         self._ids = itertools.count(1)
         self._snapshots: set[int] = set()
@@ -128,11 +134,15 @@ class Recorder:
 
     # -- the recording thread --------------------------------------------------------------------
     def start(self) -> Recorder:
+        """Start recording; returns once the page's screencast has started (at most START_WAIT)."""
         self._thread.start()
+        self._started.wait(START_WAIT)
         return self
 
-    def _send(self, method: str, params: dict[str, Any] | None = None) -> None:
-        self._ws.send(json.dumps({"id": next(self._ids), "method": method, "params": params or {}}))
+    def _send(self, method: str, params: dict[str, Any] | None = None) -> int:
+        request_id = next(self._ids)
+        self._ws.send(json.dumps({"id": request_id, "method": method, "params": params or {}}))
+        return request_id
 
     def _loop(self) -> None:
         from websockets.sync.client import connect
@@ -158,6 +168,8 @@ class Recorder:
                     except Exception:  # closed by stop(), or the page went away
                         break
                     message = json.loads(raw)
+                    if message.get("id") == self._start_id:
+                        self._started.set()
                     if message.get("method") == "Page.screencastFrame":
                         params = message["params"]
                         self._frame(base64.b64decode(params["data"]))
@@ -172,6 +184,8 @@ class Recorder:
             if self._ws is None or not self._stopping.is_set():  # (else: closed by stop())
                 self.error = f"{type(exc).__name__}: {exc}"[:500]
                 log.info("recording of run %s stopped: %s", self.run.pk, self.error)
+        finally:
+            self._started.set()  # (nothing to wait for any more)
 
     def _now(self) -> float:
         return time.monotonic() - self._t0
@@ -253,7 +267,7 @@ class Recorder:
 
     def _start_screencast(self) -> None:
         width, height = settings.TWIN_VIEWPORT
-        self._send(
+        self._start_id = self._send(
             "Page.startScreencast",
             {
                 "format": "jpeg",
@@ -287,6 +301,11 @@ class Recorder:
     # -- the executor's side ------------------------------------------------------------------------
     def mark(self, step_index: int, action: str = "") -> None:
         """Step ``step_index`` starts now (its chapter in the video)."""
+        with self._lock:
+            # What the last step left, held back by the frame-rate cap: in the video before this
+            # step changes it, however soon it comes (a fast step's result is not dropped).
+            if self._pending is not None and not self._file.closed:
+                self._write(self._pending[0], self._pending[1])
         self.marks.append({"step_index": step_index, "t": round(time.monotonic() - self._t0, 3)})
         # A navigation to another site swaps the page's renderer, and the screencast sometimes
         # stays behind with the old one: after a goto, ask for it again (idempotent).

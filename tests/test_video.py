@@ -424,3 +424,25 @@ def test_the_hourly_purge_removes_frame_logs_of_executions_that_died(alice):
     assert not dead.exists()
     assert alive.exists()
     alive.unlink()
+
+
+def test_what_a_step_left_is_in_the_video_however_soon_the_next_step_changes_it(tmp_path, settings):
+    """The frame-rate cap holds a picture back until its slot; a step that starts before then
+    would have replaced it with its own: the held-back picture goes in as the step starts."""
+    from types import SimpleNamespace
+
+    from engine.recording import Recorder
+
+    settings.VAR_DIR = tmp_path
+    recorder = Recorder(SimpleNamespace(pk="r"), "ws://127.0.0.1:9/nowhere", fps=15, quality=60)
+    recorder._frame(b"the page as the run starts")
+    recorder._frame(b"what step 1 left")  # 1/15 s not over: held back
+    recorder.mark(2, "click")
+    recorder._frame(b"what step 2 did")  # (held back in turn)
+    recorder.mark(3, "click")
+
+    recorder._file.close()
+    with open(recorder._file.name, "rb") as handle:
+        pictures = [jpeg for _, jpeg in read_frames(handle)]
+    os.unlink(recorder._file.name)
+    assert pictures == [b"the page as the run starts", b"what step 1 left", b"what step 2 did"]
