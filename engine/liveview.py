@@ -50,6 +50,9 @@ CDP_TIMEOUT = 10.0
 LIVE_STATUSES = frozenset({RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL})
 MAX_TEXT = 1000  # characters per insertText: a paste, not a document
 START_ATTEMPTS = 30  # 100 ms apart
+# Chromium sends a screencast's first frame at once, as a rule; a page that is still and sends
+# none by then is photographed for the viewer instead (a viewer never waits on a blank view).
+FIRST_FRAME_WAIT = 0.5
 
 _CONNECT_OPTIONS: dict[str, Any] = {
     "compression": None,  # JPEG does not compress; CDP on loopback does not need it
@@ -340,6 +343,7 @@ class Screencast:
         self.frames = 0
         self.bytes = 0
         self.started = 0.0
+        self._first: asyncio.Task[None] | None = None  # the picture of a still page (_picture_if_still)
 
     @classmethod
     async def start(cls, url: str, on_frame: FrameSink, *, mask: tuple[str, ...] = ()) -> Screencast:
@@ -362,7 +366,36 @@ class Screencast:
                 await asyncio.sleep(0.1)
         cast.started = time.monotonic()
         _open.add(cast)
+        cast._first = asyncio.create_task(cast._picture_if_still())
         return cast
+
+    async def _picture_if_still(self) -> None:
+        """If no frame came within FIRST_FRAME_WAIT, a picture of the page as the first one."""
+        await asyncio.sleep(FIRST_FRAME_WAIT)
+        if self.frames or self.closed:
+            return
+        with contextlib.suppress(CdpError, TimeoutError, KeyError):
+            shot = await self.page.call("Page.captureScreenshot", {"format": "jpeg", "quality": JPEG_QUALITY})
+            metrics = await self.page.call("Page.getLayoutMetrics")
+            viewport = metrics.get("cssVisualViewport") or metrics.get("visualViewport") or {}
+            metadata = {
+                "offsetTop": 0,
+                "pageScaleFactor": 1,
+                "deviceWidth": viewport.get("clientWidth", settings.TWIN_VIEWPORT[0]),
+                "deviceHeight": viewport.get("clientHeight", settings.TWIN_VIEWPORT[1]),
+                "scrollOffsetX": viewport.get("pageX", 0),
+                "scrollOffsetY": viewport.get("pageY", 0),
+                "timestamp": time.time(),
+            }
+            if self.frames or self.closed:  # (a frame came meanwhile: it is newer)
+                return
+            data = str(shot["data"])
+            self.frames += 1
+            self.bytes += len(data)
+            self.last_frame = data
+            if self.recording is not None:
+                self.recording.frame(data)
+            await self._on_frame(data, metadata)
 
     async def _mask(self, values: tuple[str, ...]) -> None:
         """Cover the run's secrets and inputs in what this viewer sees, in this document and any it
@@ -442,6 +475,8 @@ class Screencast:
     async def stop(self) -> None:
         """Stop the screencast and close the connection (the page itself lives on)."""
         _open.discard(self)
+        if self._first is not None:
+            self._first.cancel()
         await self.stop_recording()
         if self._page is None:
             return
