@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import inspect
 import threading
 import weakref
@@ -124,30 +125,23 @@ class Sync:
 
     def __getattr__(self, name: str) -> Any:
         obj, loop = self._obj, self._loop
-        if name in LOCAL:
-            local = getattr(obj, name)  # (a property is read here: client-side state only)
-            if not callable(local):
-                return wrap(local, loop)
-
-            def here(*args: Any, **kwargs: Any) -> Any:
-                return wrap(local(*unwrap(args, loop), **unwrap(kwargs, loop)), loop)
-
-            here.__name__ = name
-            return here
-        kind = type(obj)
-        is_property = _properties.get((kind, name))
-        if is_property is None:
-            is_property = _properties[kind, name] = isinstance(
-                inspect.getattr_static(kind, name, None), property
-            )
-        if is_property:
-            return wrap(loop.run(getattr, obj, name), loop)
+        local = name in LOCAL  # (a property of those is read here: client-side state only)
+        if not local:
+            kind = type(obj)
+            is_property = _properties.get((kind, name))
+            if is_property is None:
+                is_property = _properties[kind, name] = isinstance(
+                    inspect.getattr_static(kind, name, None), property
+                )
+            if is_property:
+                return wrap(loop.run(getattr, obj, name), loop)
         attribute = getattr(obj, name)
         if not callable(attribute):
             return wrap(attribute, loop)
+        invoke = attribute if local else functools.partial(loop.run, attribute)
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            return wrap(loop.run(attribute, *unwrap(args, loop), **unwrap(kwargs, loop)), loop)
+            return wrap(invoke(*unwrap(args, loop), **unwrap(kwargs, loop)), loop)
 
         call.__name__ = name
         return call

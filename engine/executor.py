@@ -222,16 +222,15 @@ class Execution(Planning):
         self.document = self.documents.document_id(self.page)
         self.recorder = start_recording(run, run.target_id)
         try:
-            self._steps(index, statuses)
+            self._steps(index)
         finally:
             # An execution that stops in between (an error) still records the step it did.
             with contextlib.suppress(Exception):
                 self.flush_finish()
 
-    def _steps(self, index: int, statuses: dict[int, str]) -> None:
+    def _steps(self, index: int) -> None:
         run = self.run
         steps = run.program
-        finished = {StepStatus.DONE, StepStatus.SKIPPED}
         while True:
             if self.look_due is not None:
                 (done, capture), self.look_due = self.look_due, None
@@ -242,7 +241,7 @@ class Execution(Planning):
                     break
                 self.add_plan_step(index)
                 steps = run.program
-            if statuses.get(index) in finished:
+            if index in self.finished_before:
                 index += 1
                 continue
             try:

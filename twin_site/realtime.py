@@ -58,14 +58,11 @@ def publish(channel: str, message: dict[str, Any]) -> None:
 
 
 # The sender thread's work, in order: (function, arguments); one queue and thread per process.
-_outbox: queue.SimpleQueue[tuple[Any, tuple[Any, ...]]] = queue.SimpleQueue()
+_outbox: queue.Queue[tuple[Any, tuple[Any, ...]]] = queue.Queue()
 _sender_pid: int | None = None
-_pending = 0  # items queued and not yet done (flush waits for none)
-_pending_lock = threading.Lock()
 
 
-def _sender(outbox: queue.SimpleQueue[tuple[Any, tuple[Any, ...]]]) -> None:
-    global _pending
+def _sender(outbox: queue.Queue[tuple[Any, tuple[Any, ...]]]) -> None:
     while True:
         fn, args = outbox.get()
         try:
@@ -73,8 +70,7 @@ def _sender(outbox: queue.SimpleQueue[tuple[Any, tuple[Any, ...]]]) -> None:
         except Exception:  # transport only: never let one message stop the rest
             log.exception("could not send %s", getattr(fn, "__name__", fn))
         finally:
-            with _pending_lock:
-                _pending -= 1
+            outbox.task_done()
 
 
 def send_soon(fn: Any, *args: Any) -> None:
@@ -82,26 +78,28 @@ def send_soon(fn: Any, *args: Any) -> None:
 
     For transport only (a nudge, a live-page message): the caller's thread goes on at once.
     """
-    global _sender_pid, _pending, _outbox
+    global _sender_pid, _outbox
     with _lock:
         if _sender_pid != os.getpid():
             # A forked child has no thread of its parent's, and what the parent had yet to send
-            # is the parent's to send: a queue and a count of its own.
-            _outbox, _pending = queue.SimpleQueue(), 0
+            # is the parent's to send: a queue of its own.
+            _outbox = queue.Queue()
             threading.Thread(target=_sender, args=(_outbox,), name="twin-sender", daemon=True).start()
             _sender_pid = os.getpid()
-    with _pending_lock:
-        _pending += 1
     _outbox.put((fn, args))
 
 
 def flush(timeout: float = 2.0) -> bool:
     """Wait until every message asked for has been handed to Redis (True), at most ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while _pending > 0 and _sender_pid == os.getpid():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.002)
+    if _sender_pid != os.getpid():
+        return True  # (nothing asked for in this process)
+    outbox, deadline = _outbox, time.monotonic() + timeout
+    with outbox.all_tasks_done:
+        while outbox.unfinished_tasks:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            outbox.all_tasks_done.wait(left)
     return True
 
 
