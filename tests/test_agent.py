@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from runs.models import Run, RunEvent, Step
-from tests.conftest import Persona, event_types, wait_run
+from tests.conftest import Persona, event_types, wait_run, wait_until
 from tests.site.server import TOTP_SEED
 from vault.totp import totp
 
@@ -119,7 +119,8 @@ def test_the_same_goal_again_replays_the_compiled_skill_with_no_model_call(alice
     first = start_goal(alice, GOAL, site.url("/login"))
     first = answer(alice, first)  # the payment; the vault typed the one-time code
     assert first["status"] == "completed", first
-    assert "skill.compiled" in event_types(first["id"])
+    # Compiled once the run has completed (after its commit): waited for.
+    wait_until(lambda: "skill.compiled" in event_types(first["id"]), what="the skill's compilation")
     calls = test_model.calls
 
     skills = alice.get("/api/skills").json()
@@ -312,7 +313,12 @@ def test_a_changed_page_pauses_the_replay_and_the_persons_answer_is_the_next_ver
     assert [e for e in site.events if e["kind"] == "order"][-1]["cadence"] == "monthly"
     assert test_model.calls == calls  # a person repaired it, not the model
 
-    repaired = alice.get(f"/api/skills/{skill['slug']}").json()
+    # The next version is compiled once the run has completed (after its commit): waited for.
+    repaired = wait_until(
+        lambda: (r := alice.get(f"/api/skills/{skill['slug']}").json())["version"] == 2 and r,
+        timeout=20,
+        what="the skill's next version",
+    )
     assert repaired["version"] == 2
     versions = alice.get(f"/api/skills/{skill['slug']}/versions").json()
     assert versions[0]["changed_steps"] == [pending["index"]]  # only the step the person answered
@@ -335,8 +341,13 @@ def test_the_model_repairs_a_replayed_step_when_the_tenant_asks_it_to(alice, sit
     assert replanned.data["by"] == "model"
     step = next(s for s in run["steps"] if s["index"] == replanned.step_index)
     assert step["planned"]["tool"] == "click"
-    # The repair is the skill's next version: the same goal now replays with no model at all.
-    assert alice.get(f"/api/skills/{skill['slug']}").json()["version"] == 2
+    # The repair is the skill's next version (compiled after the run's commit, so waited for):
+    # the same goal now replays with no model at all.
+    wait_until(
+        lambda: alice.get(f"/api/skills/{skill['slug']}").json()["version"] == 2,
+        timeout=20,
+        what="the skill's next version",
+    )
     again = start_goal(alice, SHOP_GOAL, site.url("/shop"), params={"email": EMAIL})
     assert again["status"] == "completed" and again["cost"]["model_calls"] == 0, again
     assert test_model.calls == calls + 1
