@@ -16,7 +16,11 @@
   // events of the window, so a run finishing right after a step would leave its page stale.
   var timers = {};
   var again = {};
+  var paces = {};
+  var heard = {}; // how many events each name has heard
   function refresh(name, detail, pace) {
+    heard[name] = (heard[name] || 0) + 1;
+    paces[name] = pace;
     if (timers[name]) { again[name] = detail || {}; return; }
     emit(name, detail);
     timers[name] = setTimeout(function tick() {
@@ -30,6 +34,34 @@
       }
     }, pace);
   }
+
+  // A fragment's answer may predate an event heard while its request was out (the event is
+  // sent once committed, the answer may have been read before), and htmx does not listen on a
+  // fragment it swapped in until it has settled, so an event heard meanwhile is lost. Either way
+  // the fragment asks once more after it settles: no change that reached this page stays unseen.
+  var LIVE_TRIGGER = /(twin:[\w-]+) from:body/g;
+  function liveNames(elt) {
+    var names = [];
+    var trigger = (elt && elt.getAttribute && elt.getAttribute("hx-trigger")) || "";
+    var match;
+    LIVE_TRIGGER.lastIndex = 0;
+    while ((match = LIVE_TRIGGER.exec(trigger)) !== null) names.push(match[1]);
+    return names;
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var sent = {};
+    liveNames(event.detail.target).forEach(function (name) { sent[name] = heard[name] || 0; });
+    event.detail.requestConfig.twinHeard = sent;
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var config = event.detail.requestConfig;
+    var sent = config && config.twinHeard;
+    if (!sent) return;
+    config.twinHeard = null; // once per answer (it settles once per element it swapped in)
+    Object.keys(sent).forEach(function (name) {
+      if ((heard[name] || 0) > sent[name]) refresh(name, {}, paces[name] || 300);
+    });
+  });
 
   // body[data-live] is "on" while every socket of the page is open (tests and CSS read it).
   var sockets = [];

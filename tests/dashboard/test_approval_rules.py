@@ -10,7 +10,7 @@ from typing import Any
 from playwright.sync_api import BrowserContext, expect
 
 from tenants.models import Role
-from tests.dashboard.conftest import LIVE_TIMEOUT_MS, Person, shoot, sign_in, wait_live
+from tests.dashboard.conftest import LIVE_TIMEOUT_MS, Person, shoot, sign_in, wait_js, wait_live
 from tests.dashboard.flows import blocked_on_a_missing_button
 from tests.site.server import FixtureSite
 
@@ -107,3 +107,36 @@ def test_failing_a_blocked_step_reads_fail_the_run_not_approved(
     expect(page.locator("table.pauses")).to_contain_text("Fail the run by dave")
     expect(page.locator("table.pauses")).not_to_contain_text("Approved")
     shoot(page, "run-page-fail-the-run", full_page=False)
+
+
+def test_an_approval_heard_while_the_list_is_being_redrawn_still_shows_on_the_card(
+    new_context: Callable[..., BrowserContext],
+    alice: Person,
+    dave: Person,
+    person: Callable[..., Person],
+    site: FixtureSite,
+    worker: object,
+) -> None:
+    """A live refresh whose answer left before an approval, swapped in just as the approval's
+    event arrives, must not leave the card stale: htmx does not listen on the new list until it
+    has settled, so that event used to be lost and the card said "0 of 2" until the next event."""
+    erin = person("erin", "acme", Role.APPROVER)
+    run = alice.start_run(two_person_payment(site), goal="Pay the rent", wait=30)
+    assert run["status"] == "awaiting_approval", run
+
+    desk = new_context(viewport={"width": 1366, "height": 900}).new_page()
+    sign_in(desk, dave)
+    wait_live(desk)
+    card = desk.locator("article.item", has_text="Pay the rent")
+    expect(card.locator(".votes")).to_contain_text("0 of 2 approvals given; waiting for 2 more")
+
+    # The refresh the socket's opening asked for is in and listening.
+    wait_js(desk, "!document.querySelector('#inbox-list.htmx-request, #inbox-list.htmx-settling')")
+    # A slow browser: the new list settles (and listens) 3 s after it is swapped in.
+    desk.evaluate("htmx.config.defaultSettleDelay = 3000")
+    with desk.expect_response(lambda r: r.url.split("?")[0].endswith("/inbox/") and r.request.method == "GET"):
+        desk.evaluate("document.body.dispatchEvent(new CustomEvent('twin:inbox'))")
+    given = erin.api("POST", f"/api/runs/{run['id']}/approve", {})
+    assert given.status_code == 202, given.text
+
+    expect(card.locator(".votes")).to_contain_text("1 of 2 approvals given (erin)", timeout=LIVE_TIMEOUT_MS)
