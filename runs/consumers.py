@@ -110,6 +110,9 @@ class LiveViewConsumer(AsyncJsonWebsocketConsumer):
     taking_over = False
     inputs = 0
     gone = False
+    # Frames of a stream whose ``status`` is not sent yet (its screencast runs before ``_watch``
+    # resumes): the viewer hears the status first, then them, in order; None once it has.
+    held: list[tuple[str, dict[str, Any]]] | None = None
 
     async def connect(self) -> None:
         self.run_id = str(self.scope["url_route"]["kwargs"]["run_id"])
@@ -143,6 +146,7 @@ class LiveViewConsumer(AsyncJsonWebsocketConsumer):
             target = await database_sync_to_async(liveview.live_target)(self.run_id)
             self.status = target.status
             detail = target.reason
+            self.held = []
             if target.url is not None:
                 try:
                     cast = await liveview.Screencast.start(target.url, self._frame, mask=target.mask)
@@ -159,6 +163,10 @@ class LiveViewConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(
                 {"type": "status", "streaming": streaming, "run_status": self.status, "detail": detail}
             )
+            held = self.held
+            while held:  # (frames that come while these are sent join the queue)
+                await self._send_frame(*held.pop(0))
+            self.held = None
 
     async def _until_closed(self, cast: liveview.Screencast) -> None:
         await cast.wait_closed()
@@ -172,6 +180,12 @@ class LiveViewConsumer(AsyncJsonWebsocketConsumer):
     async def _frame(self, data: str, metadata: dict[str, Any]) -> None:
         if self.gone:
             return
+        if self.held is not None:
+            self.held.append((data, metadata))
+            return
+        await self._send_frame(data, metadata)
+
+    async def _send_frame(self, data: str, metadata: dict[str, Any]) -> None:
         meta = {k: metadata.get(k) for k in _FRAME_METADATA}
         await self.send_json({"type": "frame", "data": data, "metadata": meta})
 

@@ -6,6 +6,7 @@ Real worker, real Chromium, real Redis; the consumer runs in this process under 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -158,6 +159,39 @@ def test_a_paused_animated_page_streams_jpeg_frames_and_stops_when_the_viewer_le
     assert liveview.open_screencasts() == 0
     # The page itself lives on, still paused for its approver.
     assert wait_run(alice, run["id"], wait=0)["status"] == "awaiting_approval"
+
+
+def test_the_viewer_hears_the_status_before_the_first_frame_of_a_still_page(
+    alice: Persona, site: Any, worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A still page sends one frame as its screencast starts, and none after. On a loaded host the
+    consumer resumed after that frame had gone out, so it came before the ``status`` saying the
+    stream is on (a reloaded page's live view test waited 30 s for a frame that had come first)."""
+    run = start_run(alice, note_program(site))
+    assert run["status"] == "awaiting_approval", run
+    started = liveview.Screencast.start
+
+    async def start_late(url: str, on_frame: Any, *, mask: tuple[str, ...] = ()) -> liveview.Screencast:
+        cast = await started(url, on_frame, mask=mask)
+        await asyncio.sleep(1.5)  # the first frame (and the picture of a still page) are out by now
+        return cast
+
+    monkeypatch.setattr(liveview.Screencast, "start", start_late)
+
+    async def watch() -> list[str]:
+        comm = communicator(alice, run["id"])
+        connected, _ = await comm.connect()
+        assert connected
+        kinds = []
+        for _ in range(3):
+            message = await comm.receive_json_from(timeout=30)
+            kinds.append(message["type"])
+            if message["type"] == "status":
+                assert message["streaming"] is True, message
+        await comm.disconnect(timeout=5)
+        return kinds
+
+    assert async_to_sync(watch)() == ["hello", "status", "frame"]
 
 
 def test_a_running_run_is_streamed_and_the_stream_follows_it_into_its_pause(
