@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from playwright.sync_api import BrowserContext, expect
+from playwright.sync_api import BrowserContext, Response, expect
 
 from tenants.models import Role
 from tests.dashboard.conftest import LIVE_TIMEOUT_MS, Person, shoot, sign_in, wait_js, wait_live
@@ -134,7 +134,10 @@ def test_an_approval_heard_while_the_list_is_being_redrawn_still_shows_on_the_ca
     wait_js(desk, "!document.querySelector('#inbox-list.htmx-request, #inbox-list.htmx-settling')")
     # A slow browser: the new list settles (and listens) 3 s after it is swapped in.
     desk.evaluate("htmx.config.defaultSettleDelay = 3000")
-    with desk.expect_response(lambda r: r.url.split("?")[0].endswith("/inbox/") and r.request.method == "GET"):
+    def the_list(response: Response) -> bool:
+        return response.url.split("?")[0].endswith("/inbox/") and response.request.method == "GET"
+
+    with desk.expect_response(the_list):
         desk.evaluate("document.body.dispatchEvent(new CustomEvent('twin:inbox'))")
     given = erin.api("POST", f"/api/runs/{run['id']}/approve", {})
     assert given.status_code == 202, given.text
