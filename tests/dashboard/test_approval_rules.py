@@ -134,6 +134,7 @@ def test_an_approval_heard_while_the_list_is_being_redrawn_still_shows_on_the_ca
     wait_js(desk, "!document.querySelector('#inbox-list.htmx-request, #inbox-list.htmx-settling')")
     # A slow browser: the new list settles (and listens) 3 s after it is swapped in.
     desk.evaluate("htmx.config.defaultSettleDelay = 3000")
+
     def the_list(response: Response) -> bool:
         return response.url.split("?")[0].endswith("/inbox/") and response.request.method == "GET"
 
