@@ -389,13 +389,16 @@ class Screencast:
             }
             if self.frames or self.closed:  # (a frame came meanwhile: it is newer)
                 return
-            data = str(shot["data"])
-            self.frames += 1
-            self.bytes += len(data)
-            self.last_frame = data
-            if self.recording is not None:
-                self.recording.frame(data)
-            await self._on_frame(data, metadata)
+            await self._show(str(shot["data"]), metadata)
+
+    async def _show(self, data: str, metadata: dict[str, Any]) -> None:
+        """A picture of the page to the viewer (and the take-over's recording, if one runs)."""
+        self.frames += 1
+        self.bytes += len(data)
+        self.last_frame = data
+        if self.recording is not None:
+            self.recording.frame(data)
+        await self._on_frame(data, metadata)
 
     async def _mask(self, values: tuple[str, ...]) -> None:
         """Cover the run's secrets and inputs in what this viewer sees, in this document and any it
@@ -433,13 +436,7 @@ class Screencast:
     async def _event(self, method: str, params: dict[str, Any]) -> None:
         if method != "Page.screencastFrame":
             return
-        data = params.get("data", "")
-        self.frames += 1
-        self.bytes += len(data)
-        self.last_frame = data
-        if self.recording is not None:
-            self.recording.frame(data)
-        await self._on_frame(data, params.get("metadata", {}))
+        await self._show(params.get("data", ""), params.get("metadata", {}))
         self._unacked += 1
         if self._unacked < VIEWER_WINDOW:
             await self.page.notify("Page.screencastFrameAck", {"sessionId": params["sessionId"]})

@@ -16,11 +16,11 @@
   // events of the window, so a run finishing right after a step would leave its page stale.
   var timers = {};
   var again = {};
-  var paces = {};
   var heard = {}; // how many events each name has heard
-  function refresh(name, detail, pace) {
+  function paceOf(name) { return PACE[name] || RUN_PACE; } // (twin:run-<id>: one run's page)
+  function refresh(name, detail) {
+    var pace = paceOf(name);
     heard[name] = (heard[name] || 0) + 1;
-    paces[name] = pace;
     if (timers[name]) { again[name] = detail || {}; return; }
     emit(name, detail);
     timers[name] = setTimeout(function tick() {
@@ -59,7 +59,7 @@
     if (!sent) return;
     config.twinHeard = null; // once per answer (it settles once per element it swapped in)
     Object.keys(sent).forEach(function (name) {
-      if ((heard[name] || 0) > sent[name]) refresh(name, {}, paces[name] || 300);
+      if ((heard[name] || 0) > sent[name]) refresh(name, {});
     });
   });
 
@@ -106,11 +106,11 @@
     var body = document.body;
     if (body.dataset.eventsUrl) {
       connect(body.dataset.eventsUrl, function (msg) {
-        refresh("twin:run", msg, PACE["twin:run"]);
-        if (INBOX_EVENTS.indexOf(msg.event) !== -1) refresh("twin:inbox", msg, PACE["twin:inbox"]);
+        refresh("twin:run", msg);
+        if (INBOX_EVENTS.indexOf(msg.event) !== -1) refresh("twin:inbox", msg);
       }, function () {
-        refresh("twin:run", {}, PACE["twin:run"]);
-        refresh("twin:inbox", {}, PACE["twin:inbox"]);
+        refresh("twin:run", {});
+        refresh("twin:inbox", {});
       });
     }
     var run = document.querySelector("[data-run-events-url]");
@@ -118,9 +118,9 @@
       var runId = run.dataset.runId;
       connect(run.dataset.runEventsUrl, function (msg) {
         window.twinLastRunEvent = { at: performance.now(), msg: msg };
-        refresh("twin:run-" + msg.run_id, msg, RUN_PACE);
+        refresh("twin:run-" + msg.run_id, msg);
       }, function () {
-        if (runId) refresh("twin:run-" + runId, {}, RUN_PACE);
+        if (runId) refresh("twin:run-" + runId, {});
       });
     }
     showLive();
