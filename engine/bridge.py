@@ -215,6 +215,45 @@ def submit_with(proxy: Sync, fn: Callable[[Any], Any]) -> concurrent.futures.Fut
     return proxy._loop.submit(fn, proxy._obj)
 
 
+class Soon:
+    """A call started on the loop (:func:`soon`): its answer proxied when taken, or let go unread."""
+
+    def __init__(self, future: concurrent.futures.Future[Any], loop: Loop) -> None:
+        self.future, self.loop = future, loop
+
+    def result(self, timeout: float) -> Any:
+        """The answer, waiting up to ``timeout`` seconds for it (the call's error raised)."""
+        return wrap(self.future.result(timeout=timeout), self.loop)
+
+    def drop(self, fn: Callable[[Any], Any]) -> None:
+        """Nobody will read the answer: ``fn(it)`` on the loop once it has come (a handle's
+        ``dispose``), without waiting for it here; an error is nobody's."""
+
+        def done(future: concurrent.futures.Future[Any]) -> None:
+            if not future.cancelled() and future.exception() is None:
+                with contextlib.suppress(LoopGone):
+                    self.loop.submit(fn, future.result())
+
+        self.future.add_done_callback(done)
+
+
+def let_go(value: Any, fn: Callable[[Any], Any]) -> None:
+    """``fn(value's async object)`` started on its loop, not waited for (a handle's ``dispose``:
+    a round trip nobody needs the answer of); its error is nobody's. Called in place for an
+    object that is not a proxy."""
+    if isinstance(value, Sync):
+        with contextlib.suppress(LoopGone):
+            submit_with(value, fn)
+    else:
+        with contextlib.suppress(Exception):
+            fn(value)
+
+
+def soon(proxy: Sync, fn: Callable[[Any], Any]) -> Soon:
+    """Start ``fn(the async object behind proxy)`` on its loop now; read its answer later."""
+    return Soon(submit_with(proxy, fn), proxy._loop)
+
+
 def impl(value: Any) -> Any:
     """The async API object behind a proxy (for code that runs on the loop itself)."""
     return value._obj if isinstance(value, Sync) else value

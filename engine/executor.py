@@ -37,7 +37,7 @@ from . import browser as browser_mod
 from . import locators
 from . import restore as restore_mod
 from .boxes import capture_boxes
-from .bridge import run_with, submit_with
+from .bridge import let_go, run_with, submit_with
 from .egress import explain as explain_refusal
 from .egress import refusal_of
 from .netguard import UrlRefused, check_url
@@ -199,6 +199,9 @@ class Execution(Planning):
     # The description of the step's element, asked for as the step started (describe_soon):
     # (the selector as resolve will see it, the page's answer to come).
     prefetched: tuple[str, Any] | None = None
+    # A skill step's first look for its element, asked for as the step started (describe_soon):
+    # (the step's index, locators.find_soon's answer to come).
+    found_soon: tuple[int, Any] | None = None
     finished_before: set[int] = field(default_factory=set)  # steps an earlier execution finished
     outputs_changed: bool = False  # an extract's output, written with the next step's lease
 
@@ -399,6 +402,7 @@ class Execution(Planning):
                     attempts=F("attempts") + 1,
                 )
         if not owned:
+            self.release_handles()  # (a skill step's element, found as it started)
             raise Stop()
 
     def answers(self, index: int) -> Answers:
@@ -559,7 +563,7 @@ class Execution(Planning):
             gate = gate_of(step)
         if gate is not None and answers.gate is None:
             raise gate_pause(step, gate)
-        self.describe_soon(step, answers)  # (while the step's start is written)
+        self.describe_soon(index, step, answers)  # (while the step's start is written)
         self.start_step(index, step, renew=straight)
         if self.recorder is not None:
             self.recorder.mark(index, step["action"])
@@ -886,10 +890,7 @@ class Execution(Planning):
             if action == "assert_text":
                 self.assert_text(field_value("text"), selector or "body", timeout_ms)
                 return
-            bundle = replay_bundle(step)
-            if bundle is not None and locators.bundle_templates(bundle):
-                # What the page shows of a parameter (a compiled skill's bundle names it): this run's value.
-                bundle = locators.map_displayed(bundle, lambda text: render(text, self.param_value))
+            bundle = self.bundle_of(step)
             if action in SINGLE_TARGET_ACTIONS:
                 value = field_value("value") if action in {"fill", "select"} else ""
                 # A secret or a human's input is typed as dots: screenshots and the video never show it.
@@ -939,11 +940,22 @@ class Execution(Planning):
             self.release_handles()
 
     def release_handles(self) -> None:
-        """Let the page forget the elements found for this step (a long run on one page piles them up)."""
+        """Let the page forget the elements found for this step (a long run on one page piles them
+        up): the disposals are sent, not waited for (nothing reads their answers)."""
         handles, self.handles, self.prefetched = self.handles, [], None
+        found_soon, self.found_soon = self.found_soon, None
+        if found_soon is not None:  # asked for, never taken in (the step went another way)
+            found_soon[1].drop(lambda handle: handle.dispose())
         for handle in handles:
-            with contextlib.suppress(Exception):
-                handle.dispose()
+            let_go(handle, lambda handle: handle.dispose())
+
+    def bundle_of(self, step: dict[str, Any]) -> dict[str, Any] | None:
+        """The locator bundle a skill step finds its element by (replay_bundle), with this run's
+        values where it names a parameter (what the page shows of it); None for a selector's step."""
+        bundle = replay_bundle(step)
+        if bundle is not None and locators.bundle_templates(bundle):
+            bundle = locators.map_displayed(bundle, lambda text: render(text, self.param_value))
+        return bundle
 
     def param_value(self, expr: str) -> str:
         """``{{params.NAME}}`` in a bundle's texts: this run's value (nothing else may be named there)."""
@@ -983,8 +995,15 @@ class Execution(Planning):
             for candidate in chosen.candidates or []:
                 if candidate.get("lookalike") and candidate["label"] == chosen.choice:
                     pick = int(candidate["nth"])
+        first = None
+        found_soon, self.found_soon = self.found_soon, None
+        if found_soon is not None:
+            if found_soon[0] == self.run.current_step and pick is None:
+                first = found_soon[1]
+            else:
+                found_soon[1].drop(lambda handle: handle.dispose())
         try:
-            found = locators.find(self.page, bundle, timeout_ms=timeout_ms, pick=pick)
+            found = locators.find(self.page, bundle, timeout_ms=timeout_ms, pick=pick, first=first)
         except locators.Ambiguous as exc:
             labels = _describe_candidates(exc.candidates)
             raise Pause(
@@ -1076,21 +1095,27 @@ class Execution(Planning):
                 raise StepFailed(f"nothing matches {selector!r} after {timeout_ms / 1000:g} s") from None
             raise
 
-    def describe_soon(self, step: dict[str, Any], answers: Answers) -> None:
+    def describe_soon(self, index: int, step: dict[str, Any], answers: Answers) -> None:
         """Start describing the element a hand-written click, fill, check, select, press or extract
-        means (resolve), on the browser's loop, while this thread writes the step's start: the page
-        call and the database's commit overlap. A read of the page: nothing happens to it."""
+        means (resolve), or finding the one a skill's step means (find_recorded), on the browser's
+        loop, while this thread writes the step's start: the page call and the database's commit
+        overlap. A read of the page: nothing happens to it."""
         self.prefetched = None
         action, selector = step["action"], str(step.get("selector") or "")
         if (
-            action not in SINGLE_TARGET_ACTIONS | {"press", "extract"}
-            or not selector
-            or templates_in(selector)  # (rendered at the action, with this run's values)
-            or replay_bundle(step) is not None  # a skill's step: its bundle finds the element
+            action not in SINGLE_TARGET_ACTIONS | {"press", "extract", "wait_for"}
             or answers.ambiguity is not None  # a person's pick among several
             or self.page is None
         ):
             return
+        if replay_bundle(step) is not None:  # a skill's step: its bundle finds the element
+            bundle = self.bundle_of(step)
+            if bundle is not None and self.planned_handle is None:
+                with contextlib.suppress(Exception):  # the page is going: found the usual way
+                    self.found_soon = (index, locators.find_soon(self.page, bundle))
+            return
+        if action == "wait_for" or not selector or templates_in(selector):
+            return  # (a template is rendered at the action, with this run's values)
         if action not in SINGLE_TARGET_ACTIONS:
             selector += " >> nth=0"  # (Locator.first, as perform asks for it)
         request = locators.describe_css_request(selector)

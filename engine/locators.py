@@ -19,11 +19,13 @@ read from a form field's value: a bundle never holds what a step typed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .bridge import let_go, soon
 from .scrub import MASK
 
 # The order a replay tries a bundle's locators in; positional ones last.
@@ -654,18 +656,34 @@ class Found:
         return self.by not in {self.primary, "human"}
 
 
-def find(page: Any, bundle: dict[str, Any], *, timeout_ms: float, pick: int | None = None) -> Found:
+def find_soon(page: Any, bundle: dict[str, Any]) -> Any:
+    """:func:`find`'s first look at the page, started now on the browser's loop (a read: nothing
+    happens to the page), for ``find(first=...)`` to take in later: a ``bridge.Soon``."""
+    return soon(page, lambda target: target.evaluate_handle(FIND_JS, [bundle, None]))
+
+
+def find(
+    page: Any, bundle: dict[str, Any], *, timeout_ms: float, pick: int | None = None, first: Any = None
+) -> Found:
     """The element the bundle means on ``page`` now, waiting up to ``timeout_ms`` for it.
 
     ``pick`` is a human's answer to an earlier :class:`Ambiguous`: the index among the look-alikes.
     A fallback locator is accepted once the page has loaded (before that the primary may still
-    come); several look-alikes are asked about once they have stayed so for a moment.
+    come); several look-alikes are asked about once they have stayed so for a moment. ``first``:
+    the first look, asked for earlier (:func:`find_soon`, with no pick); if it failed (the page
+    was between documents), the page is asked again.
     """
     deadline = time.monotonic() + timeout_ms / 1000
     ambiguous_since: float | None = None
     last: dict[str, Any] = {}
     while True:
-        result = page.evaluate_handle(FIND_JS, [bundle, pick])
+        result, early = None, first is not None
+        if first is not None:
+            with contextlib.suppress(Exception):
+                result = first.result(timeout=max(0.0, deadline - time.monotonic()) + 5)
+            first = None
+        if result is None:
+            result, early = page.evaluate_handle(FIND_JS, [bundle, pick]), False
         element = result.as_element()  # known without a round trip: the primary held
         if element is not None:
             return Found(element, primary(bundle), primary(bundle))
@@ -674,7 +692,7 @@ def find(page: Any, bundle: dict[str, Any], *, timeout_ms: float, pick: int | No
             info = properties["info"].json_value()
             element = properties["el"].as_element() if info.get("status") == "found" else None
         finally:
-            result.dispose()
+            let_go(result, lambda handle: handle.dispose())  # (sent, not waited for)
         last = info
         now = time.monotonic()
         if element is not None:
@@ -692,7 +710,8 @@ def find(page: Any, bundle: dict[str, Any], *, timeout_ms: float, pick: int | No
             ambiguous_since = None
         if now >= deadline:
             break
-        time.sleep(POLL_S)
+        if not early:  # (the early look is as old as the step's start: the page is asked again now)
+            time.sleep(POLL_S)
     raise NotFound(
         "no element on the page agrees with the one recorded "
         f"({_fingerprint_words(bundle)}; {last.get('lookalikes', 0)} look-alikes)"

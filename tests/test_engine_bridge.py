@@ -178,3 +178,32 @@ def test_a_run_no_longer_ours_keeps_the_done_step_and_starts_nothing(alice: Any,
         (1, "done"),
         (2, "queued"),
     ]
+
+
+def test_an_answer_nobody_reads_is_let_go_on_the_loop_and_a_disposal_is_not_waited_for(
+    loop_browser: tuple[bridge.Loop, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop, browser = loop_browser
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        # A look asked for early, then not needed (the step went another way): once it has come,
+        # its handle goes to the function given, on the loop.
+        dropped = threading.Event()
+        seen: list[Any] = []
+        early = bridge.soon(page, lambda target: target.evaluate_handle("() => ({answer: 42})"))
+        early.drop(lambda handle: (seen.append(handle), dropped.set()))
+        assert dropped.wait(10)
+        assert type(seen[0]).__name__ == "JSHandle"
+
+        # A handle's disposal is sent without waiting for the loop; the loop does it, in order.
+        handle = page.evaluate_handle("() => ({answer: 42})")
+        hops = Hops(monkeypatch, loop)
+        bridge.let_go(handle, lambda target: target.dispose())
+        assert hops.count == 0
+        with pytest.raises(Exception, match="disposed|has been closed"):
+            handle.json_value()
+        # A look that is read gives the proxied answer, as a call through the proxy would.
+        assert bridge.soon(page, lambda target: target.evaluate("() => 6 * 7")).result(timeout=10) == 42
+    finally:
+        context.close()

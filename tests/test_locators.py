@@ -5,12 +5,15 @@ Each test runs its page code in the tests' browser thread, in a fresh context of
 
 from __future__ import annotations
 
+import concurrent.futures
+import time
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from engine import locators
+from engine import bridge, locators
 from engine.browser import session
 from engine.scrub import MASK
 from runs.models import Step
@@ -114,6 +117,57 @@ def test_the_fingerprint_must_agree(on_page):
             locators.find(page, pay, timeout_ms=300)
 
     on_page('<button id="pay">Pay</button>', check)
+
+
+class CountedPage:
+    """The page as ``locators.find`` sees it, counting the looks it asks for itself."""
+
+    def __init__(self, page: Any) -> None:
+        self.page, self.looks = page, 0
+
+    def evaluate_handle(self, *args: Any) -> Any:
+        self.looks += 1
+        return self.page.evaluate_handle(*args)
+
+
+def test_a_skill_steps_first_look_is_taken_while_its_start_is_written_and_a_stale_miss_asked_again_at_once(
+    on_page, monkeypatch
+):
+    naps: list[float] = []
+    monkeypatch.setattr(locators, "time", SimpleNamespace(monotonic=time.monotonic, sleep=naps.append))
+
+    def check(page: Any) -> None:
+        done = record(page, "#done")
+        assert done["unique"][0] == "id"
+        counted = CountedPage(page)
+
+        # The element is there when the step starts: the early look is the find (no look of its own).
+        found = locators.find(counted, done, timeout_ms=2000, first=locators.find_soon(page, done))
+        assert (found.by, counted.looks) == ("id", 0)
+        assert found.handle.evaluate("(el) => el.id") == "done"
+
+        # It comes a moment later (after the click that shows it): the early look's miss is as
+        # old as the step's start, so the page is asked again at once, not after a pause.
+        page.evaluate("document.getElementById('done').remove()")
+        early = locators.find_soon(page, done)
+        page.evaluate("document.body.insertAdjacentHTML('beforeend', '<p id=\"done\">Order confirmed</p>')")
+        found = locators.find(counted, done, timeout_ms=2000, first=early)
+        assert (found.by, counted.looks, naps) == ("id", 1, [])
+
+        # An early look that failed (the page was between documents) is asked again.
+        failed: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        failed.set_exception(RuntimeError("Execution context was destroyed"))
+        gone = bridge.Soon(failed, bridge.Loop(name="test-unused-loop"))
+        found = locators.find(counted, done, timeout_ms=2000, first=gone)
+        assert (found.by, counted.looks) == ("id", 2)
+
+        # A look that finds nothing still waits between looks, and gives up at the deadline.
+        page.evaluate("document.getElementById('done').remove()")
+        with pytest.raises(locators.NotFound):
+            locators.find(counted, done, timeout_ms=300, first=locators.find_soon(page, done))
+        assert naps and set(naps) == {locators.POLL_S}
+
+    on_page('<p id="done">Order confirmed</p>', check)
 
 
 def test_a_masked_text_agrees_with_any_value_in_its_place(on_page):
