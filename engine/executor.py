@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from approvals.models import Approval, ApprovalStatus
 from approvals.rules import rule_for
-from runs.events import record_event
+from runs.events import batched, record_event
 from runs.models import Run, RunStatus, Step, StepStatus
 from runs.program import REPEATABLE_ACTIONS, SINGLE_TARGET_ACTIONS, describe, gate_of, render, templates_in
 from twin_site.limits import MAX_OUTPUT
@@ -385,7 +385,7 @@ class Execution(Planning):
         when the run turns out not to be this execution's any more."""
         from runs.states import step_transition
 
-        with transaction.atomic():
+        with transaction.atomic(), batched(self.run):  # (both steps' events: one insert)
             self.flush_finish()
             owned = not renew or self._extend_lease(index, step)
             if owned:

@@ -201,9 +201,65 @@ def test_an_answer_nobody_reads_is_let_go_on_the_loop_and_a_disposal_is_not_wait
         hops = Hops(monkeypatch, loop)
         bridge.let_go(handle, lambda target: target.dispose())
         assert hops.count == 0
-        with pytest.raises(Exception, match="disposed|has been closed"):
+        with pytest.raises(Exception, match=r"disposed|has been closed"):
             handle.json_value()
         # A look that is read gives the proxied answer, as a call through the proxy would.
         assert bridge.soon(page, lambda target: target.evaluate("() => 6 * 7")).result(timeout=10) == 42
     finally:
         context.close()
+
+
+def test_a_step_boundary_reads_the_trail_head_once_and_writes_both_events_in_one_insert(
+    alice: Any, private_urls: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from engine.executor import Execution
+    from runs.audit import verify_run
+    from runs.models import Run, RunEvent
+
+    run = _running_run(alice)
+    execution = Execution(run=run, owner="me", reason="start", first_index=1)
+    execution.finish_due = (1, {"locator": None, "healed_by": "", "finished_at": timezone.now()})
+    sent: list[dict[str, Any]] = []
+    events.event_subscribers.append((99, lambda run, event, data: sent.append({"pk": event.pk, **data})))
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            execution.start_step(2, run.program[1], renew=True)
+    finally:
+        events.event_subscribers.pop()
+
+    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+    writes = [s for s in statements if s in {"SELECT", "INSERT", "UPDATE"}]
+    # The run's head read (and locked) once; step 1 done; the lease; step 2 running; both events
+    # in one insert; the run's head once.
+    assert writes == ["SELECT", "UPDATE", "UPDATE", "UPDATE", "INSERT", "UPDATE"], statements
+    trail = list(RunEvent.objects.filter(run=run).order_by("seq"))
+    assert [(e.type, e.step_index) for e in trail][-2:] == [("step.finished", 1), ("step.started", 2)]
+    run = Run.objects.get(pk=run.pk)
+    assert list(verify_run(run.pk, run.audit_seq, run.audit_head, trail)) == []  # the chain holds
+    # Subscribers heard each event once it had its row, in order.
+    assert [(s["pk"], s["status"]) for s in sent] == [(trail[-2].pk, "done"), (trail[-1].pk, "running")]
+
+
+def test_an_error_in_a_batched_block_writes_none_of_its_events(alice: Any, private_urls: Any) -> None:
+    from django.db import transaction
+
+    from runs.models import Run, RunEvent
+
+    run = _running_run(alice)
+    before = RunEvent.objects.filter(run=run).count()
+    with pytest.raises(ZeroDivisionError), transaction.atomic(), events.batched(run):
+        events.record_event(run, "note.one")
+        events.record_event(run, "note.two")
+        1 / 0  # noqa: B018
+    assert RunEvent.objects.filter(run=run).count() == before
+    with transaction.atomic(), events.batched(run):
+        events.record_event(run, "note.one")
+        events.record_event(run, "note.two")
+    run = Run.objects.get(pk=run.pk)
+    trail = list(RunEvent.objects.filter(run=run).order_by("seq"))
+    assert [e.type for e in trail][-2:] == ["note.one", "note.two"]
+    assert run.audit_seq == trail[-1].seq and run.audit_head == trail[-1].hash
