@@ -192,7 +192,12 @@ def test_an_answer_nobody_reads_is_let_go_on_the_loop_and_a_disposal_is_not_wait
         dropped = threading.Event()
         seen: list[Any] = []
         early = bridge.soon(page, lambda target: target.evaluate_handle("() => ({answer: 42})"))
-        early.drop(lambda handle: (seen.append(handle), dropped.set()))
+
+        def let_go(handle: Any) -> None:
+            seen.append(handle)
+            dropped.set()
+
+        early.drop(let_go)
         assert dropped.wait(10)
         assert type(seen[0]).__name__ == "JSHandle"
 
