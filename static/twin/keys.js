@@ -21,6 +21,13 @@
     if (!card.hasAttribute("tabindex")) card.setAttribute("tabindex", "-1");
     return card;
   }
+  // Post a form through htmx even when it was redrawn a moment ago: htmx takes on new content only
+  // once it settles (20 ms, longer on a busy tab), and a form it has not taken on yet would post
+  // the browser's own way, reloading the page. Taking it on now is what the settle would do.
+  function submit(form) {
+    if (window.htmx) window.htmx.process(form);
+    form.requestSubmit();
+  }
   function focusCard(card) {
     focusable(card).focus({ preventScroll: true });
     card.scrollIntoView({ block: "nearest" });
@@ -206,7 +213,7 @@
       var target = document.contains(form) ? form : document.querySelector('form[data-confirm][action="' + CSS.escape(action) + '"]');
       if (!target) return;
       target.dataset.confirmed = "yes";
-      target.requestSubmit();
+      submit(target);
     });
   }, true);
 
@@ -232,7 +239,7 @@
     var field = form.querySelector("input[name=input]") ||
       form.querySelector("input[name=choice]:checked") || form.querySelector("input[name=choice]");
     if (field) { field.focus(); return; }
-    form.requestSubmit();
+    submit(form);
   }
   function reject(card) {
     var form = card.querySelector(PENDING);
@@ -252,7 +259,7 @@
       if (!target) return;
       var field = target.querySelector("input[name=note]");
       if (field) field.value = reason;
-      target.requestSubmit();
+      submit(target);
     });
   }
   function showKeys() {

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.dashboard.conftest import LIVE_TIMEOUT_MS, Person, shoot, sign_in, wait_live
+from tests.dashboard.conftest import LIVE_TIMEOUT_MS, Person, shoot, sign_in, wait_js, wait_live
 from tests.dashboard.flows import login_then_otp, pay_with_approval
 from tests.site.server import TOTP_SEED, FixtureSite
 from vault.totp import totp
@@ -207,3 +207,33 @@ def test_cancelling_a_run_asks_first_and_works_without_javascript(
     plain.get_by_role("button", name="Cancel run").click()
     expect(plain.locator(".page-head .badge").first).to_have_text("cancelled")
     assert alice.run(str(cancelled["id"]))["status"] == "cancelled"
+
+
+def test_a_key_pressed_just_after_a_live_refresh_decides_in_place_without_reloading_the_page(
+    page: Page, alice: Person, site: FixtureSite, worker: object
+) -> None:
+    """htmx listens on a redrawn list only once it has settled (20 ms, longer on a busy tab), and
+    the live refresh hands the focus back to the same card at once: `a` pressed in between used to
+    post the card's form the browser's own way, reloading the whole page (the focus lost, the
+    decision's notice never shown)."""
+    runs = [alice.start_run(pay_with_approval(site), goal=f"Pay supplier {n}") for n in (1, 2)]
+    wait_for_pauses(alice, runs)
+    sign_in(page, alice)
+    wait_live(page)
+    expect(page.locator("#inbox-list article.item")).to_have_count(2)
+    first, second = card_ids(page)
+    page.keyboard.press("j")
+    expect(page.locator(f"#{first}")).to_be_focused()
+    wait_js(page, "!document.querySelector('#inbox-list.htmx-request, #inbox-list.htmx-settling')")
+    page.evaluate("window.twinSamePage = true; htmx.config.defaultSettleDelay = 3000")  # a slow tab
+
+    page.evaluate("document.body.dispatchEvent(new CustomEvent('twin:inbox'))")  # a live refresh
+    wait_js(page, "!!document.querySelector('#inbox-list.htmx-settling')")  # swapped in, not settled
+    expect(page.locator(f"#{first}")).to_be_focused()  # the same card, redrawn
+    goal = page.locator(f"#{first} .goal").inner_text()
+    page.keyboard.press("a")
+
+    expect(page.locator("#notices")).to_contain_text(f"“{goal}”")
+    assert page.evaluate("window.twinSamePage === true")  # decided in place: no reload
+    expect(page.locator(f"#{second}")).to_be_focused()
+    assert alice.run(str(runs[0]["id"]), wait=20)["status"] in {"running", "completed"}
