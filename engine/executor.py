@@ -996,12 +996,9 @@ class Execution(Planning):
                 if candidate.get("lookalike") and candidate["label"] == chosen.choice:
                     pick = int(candidate["nth"])
         first = None
-        found_soon, self.found_soon = self.found_soon, None
-        if found_soon is not None:
-            if found_soon[0] == self.run.current_step and pick is None:
-                first = found_soon[1]
-            else:
-                found_soon[1].drop(lambda handle: handle.dispose())
+        found_soon = self.found_soon
+        if found_soon is not None and found_soon[0] == self.run.current_step and pick is None:
+            self.found_soon, first = None, found_soon[1]  # (else let go with the step's handles)
         try:
             found = locators.find(self.page, bundle, timeout_ms=timeout_ms, pick=pick, first=first)
         except locators.Ambiguous as exc:

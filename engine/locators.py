@@ -677,13 +677,14 @@ def find(
     ambiguous_since: float | None = None
     last: dict[str, Any] = {}
     while True:
-        result, early = None, first is not None
+        result = None
         if first is not None:
             with contextlib.suppress(Exception):
                 result = first.result(timeout=max(0.0, deadline - time.monotonic()) + 5)
             first = None
+        early = result is not None  # (taken as the step started)
         if result is None:
-            result, early = page.evaluate_handle(FIND_JS, [bundle, pick]), False
+            result = page.evaluate_handle(FIND_JS, [bundle, pick])
         element = result.as_element()  # known without a round trip: the primary held
         if element is not None:
             return Found(element, primary(bundle), primary(bundle))
