@@ -2,10 +2,16 @@
 
 A start task is a token, not an order: "a slot is free, start something". The worker thread that
 takes it starts the queued run of the tenant with the fewest runs running now (ties: the tenant
-whose oldest queued run has waited longest), that tenant's oldest queued run. One token per
-queued run, so every queued run is started by some token; a token that finds nothing queued (its
-run was cancelled, or started by another token) does nothing. So a tenant that queues a thousand
-runs does not make another tenant's one run wait behind them: it starts at the next free slot.
+served least recently, whose last run started longest ago or never; then the tenant whose oldest
+queued run has waited longest), that tenant's oldest queued run. One token per queued run, so
+every queued run is started by some token; a token that finds nothing queued (its run was
+cancelled, or started by another token) does nothing. So a tenant that queues a thousand runs does
+not make another tenant's one run wait behind them: it starts at the next free slot.
+
+The tie goes to the tenant served least recently, not to the oldest queued run: when slots free
+one at a time (a host limit of one, or the other slots busy), both tenants run nothing at each
+claim, and the backlog's oldest run is always older than the newcomer's — so "oldest first" would
+start the whole backlog before it. Served least recently takes turns.
 
 The database decides (Redis only carries the tokens): the claim is the state machine's
 ``queued → running``, so two threads can never start one run.
@@ -16,7 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db.models import Count, Min
+from django.db.models import Count, Min, OuterRef, Subquery
 
 from .models import Run, RunStatus
 from .states import run_transition
@@ -26,10 +32,15 @@ log = logging.getLogger(__name__)
 
 def next_queued() -> Run | None:
     """The run the next free slot should start (not claimed)."""
+    last_started = (
+        Run.objects.filter(tenant_id=OuterRef("tenant_id"), started_at__isnull=False)
+        .order_by("-started_at")
+        .values("started_at")[:1]
+    )
     waiting = list(
         Run.objects.filter(status=RunStatus.QUEUED)
         .values("tenant_id")
-        .annotate(oldest=Min("created_at"))
+        .annotate(oldest=Min("created_at"), served=Subquery(last_started))
         .order_by()
     )
     if not waiting:
@@ -42,7 +53,12 @@ def next_queued() -> Run | None:
         .order_by()
         .values_list("tenant_id", "n")
     )
-    turn = min(waiting, key=lambda row: (running.get(row["tenant_id"], 0), row["oldest"], row["tenant_id"]))
+
+    def key(row: dict[str, Any]) -> tuple[Any, ...]:
+        served = row["served"]
+        return (running.get(row["tenant_id"], 0), served is not None, served, row["oldest"], row["tenant_id"])
+
+    turn = min(waiting, key=key)
     theirs = Run.objects.filter(status=RunStatus.QUEUED, tenant_id=turn["tenant_id"])
     return theirs.order_by("created_at", "pk").first()
 

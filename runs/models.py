@@ -102,6 +102,8 @@ class Run(models.Model):
             models.Index(fields=["tenant", "-created_at"], name="run_tenant_recent"),
             models.Index(fields=["tenant", "status", "-created_at"], name="run_tenant_status"),
             models.Index(fields=["status", "lease_until"], name="run_status_lease"),
+            # Which tenant a free slot served least recently (runs.admission).
+            models.Index(fields=["tenant", "-started_at"], name="run_tenant_started"),
         ]
 
     def __str__(self) -> str:

@@ -25,6 +25,11 @@ def slow_steps(site: Any, ms: int) -> list[dict[str, Any]]:
     ]
 
 
+def started_at(run: Run) -> datetime:
+    assert run.started_at is not None, run
+    return run.started_at
+
+
 def most_at_once(runs: list[Run]) -> int:
     """The most runs whose [started, finished] overlapped at one moment."""
     moments: list[tuple[datetime, int]] = []
@@ -90,14 +95,19 @@ def test_past_the_limit_runs_stay_queued_in_order_and_each_tenant_takes_its_turn
     theirs = list(Run.objects.filter(pk__in=[run["id"] for run in backlog]).order_by("created_at"))
     mine = Run.objects.get(pk=other["id"])
     assert most_at_once([*theirs, mine]) == 2
-    started = [run.started_at.timestamp() for run in theirs if run.started_at is not None]
+    started = [started_at(run) for run in theirs]
     # A tenant's runs start in the order they were queued.
-    assert len(started) == 6 and started == sorted(started)
-    # globex's one run did not wait behind acme's backlog of four: it took one of the next two
-    # slots to free (the first, unless both freed at once and acme's oldest had waited longer).
-    assert mine.started_at is not None
-    ahead = [run for run in theirs[2:] if run.started_at is not None and run.started_at < mine.started_at]
-    assert len(ahead) <= 1, (mine.started_at, [run.started_at for run in theirs])
+    assert started == sorted(started)
+    # globex's one run did not wait behind acme's backlog of four: it took the first slot to free
+    # after it was queued (globex runs nothing and was never served).
+    queued_at, began = mine.created_at, started_at(mine)
+    ahead = [at for at in started if queued_at < at < began]
+    after = [at for at in started if began < at]
+    assert not ahead and len(after) >= 3, (
+        queued_at.isoformat(),
+        began.isoformat(),
+        [at.isoformat() for at in started],
+    )
 
 
 # -- the choice itself, in the database ------------------------------------------------------------
@@ -129,6 +139,24 @@ def test_the_tenant_with_fewest_runs_running_goes_next_then_the_longest_waiting(
 
     Run.objects.filter(pk__in=[second.pk, third.pk]).update(status=RunStatus.RUNNING)
     assert next_queued() == theirs[1]  # acme runs three now, globex one
+
+
+def test_when_slots_free_one_at_a_time_the_tenants_take_turns(alice: Persona, carol: Persona) -> None:
+    # Nobody runs anything at each claim (a host limit of one, or the other slots busy): the tenant
+    # served least recently goes next, not the backlog whose oldest run is older than the newcomer.
+    backlog = queued(alice, 3)
+    assert claim_next() == str(backlog[0].pk)  # alice is the only tenant waiting
+    Run.objects.filter(pk=backlog[0].pk).update(status=RunStatus.COMPLETED)
+    newcomer = queued(carol, 2)
+
+    assert claim_next() == str(newcomer[0].pk)  # never served: before alice's older backlog
+    Run.objects.filter(pk=newcomer[0].pk).update(status=RunStatus.COMPLETED)
+    assert claim_next() == str(backlog[1].pk)  # carol was served after alice: alice's turn
+    Run.objects.filter(pk=backlog[1].pk).update(status=RunStatus.COMPLETED)
+    assert claim_next() == str(newcomer[1].pk)
+    Run.objects.filter(pk=newcomer[1].pk).update(status=RunStatus.COMPLETED)
+    assert claim_next() == str(backlog[2].pk)
+    assert claim_next() is None
 
 
 def test_a_claim_starts_the_run_once_and_nothing_when_none_waits(alice: Persona) -> None:
