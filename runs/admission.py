@@ -54,7 +54,7 @@ def next_queued() -> Run | None:
         .values_list("tenant_id", "n")
     )
 
-    def key(row: dict[str, Any]) -> tuple[Any, ...]:
+    def key(row: Any) -> tuple[Any, ...]:
         served = row["served"]
         return (running.get(row["tenant_id"], 0), served is not None, served, row["oldest"], row["tenant_id"])
 
