@@ -1476,6 +1476,7 @@ def execute_run(run_id: Any, *, reason: str) -> None:
         run_transition(run, to=RunStatus.RUNNING, expect=[RunStatus.QUEUED])
         run.refresh_from_db()
     if run.status != RunStatus.RUNNING:
+        log.info("run %s: %s, nothing to %s", run.pk, run.status, reason)
         return
     first_step = run.program[max(run.current_step, 1) - 1] if run.program else {}
     owner = claim_lease(run, float(first_step.get("timeout") or settings.TWIN_DEFAULT_STEP_TIMEOUT) + 30)

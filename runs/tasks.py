@@ -64,6 +64,7 @@ def start_run_task(self: Any, run_id: str, claimed: bool = False) -> None:
         except OperationalError as exc:
             raise self.retry(exc=exc, countdown=2, max_retries=10) from exc
         if picked is None:
+            log.info("start token of run %s: no queued run to start", run_id)
             return
         run_id = picked
     _execute(self, run_id, "start", again={"claimed": True})
