@@ -77,5 +77,5 @@ def claim_next(hint: Any = None, *, attempts: int = 8) -> str | None:
                 log.debug("start token of run %s starts run %s (its turn)", hint, run.pk)
             return str(run.pk)
         # Another thread claimed it (or it was cancelled) meanwhile: the next one.
-    log.warning("start token of run %s: %d claims lost to other threads; it starts nothing", hint, attempts)
+    log.warning("start token of run %s: %d claims lost (taken or cancelled meanwhile)", hint, attempts)
     return None
