@@ -30,8 +30,8 @@ from .states import run_transition
 log = logging.getLogger(__name__)
 
 
-def next_queued() -> Run | None:
-    """The run the next free slot should start (not claimed)."""
+def turns() -> list[Any]:
+    """The tenants with queued runs, whose turn first (see the module's docstring)."""
     last_started = (
         Run.objects.filter(tenant_id=OuterRef("tenant_id"), started_at__isnull=False)
         .order_by("-started_at")
@@ -44,10 +44,9 @@ def next_queued() -> Run | None:
         .order_by()
     )
     if not waiting:
-        return None
-    tenants = [row["tenant_id"] for row in waiting]
+        return []
     running = dict(
-        Run.objects.filter(status=RunStatus.RUNNING, tenant_id__in=tenants)
+        Run.objects.filter(status=RunStatus.RUNNING, tenant_id__in=[row["tenant_id"] for row in waiting])
         .values("tenant_id")
         .annotate(n=Count("pk"))
         .order_by()
@@ -58,15 +57,39 @@ def next_queued() -> Run | None:
         served = row["served"]
         return (running.get(row["tenant_id"], 0), served is not None, served, row["oldest"], row["tenant_id"])
 
-    turn = min(waiting, key=key)
-    theirs = Run.objects.filter(status=RunStatus.QUEUED, tenant_id=turn["tenant_id"])
+    return [row["tenant_id"] for row in sorted(waiting, key=key)]
+
+
+def first_queued(tenant_id: Any) -> Run | None:
+    """A tenant's oldest queued run."""
+    theirs = Run.objects.filter(status=RunStatus.QUEUED, tenant_id=tenant_id)
     return theirs.order_by("created_at", "pk").first()
+
+
+def next_queued() -> Run | None:
+    """The run the next free slot should start (not claimed).
+
+    Two threads that free at once see the same turns: when the first takes the last queued run of
+    the tenant whose turn it is, the second goes on to the next tenant's — it must not conclude that
+    nothing waits, or a queued run would lose the token that was to start it.
+    """
+    for tenant_id in turns():
+        run = first_queued(tenant_id)
+        if run is not None:
+            return run
+    return None
+
+
+class ClaimsLost(Exception):
+    """Every attempt lost its run to another thread: the token must be tried again, not dropped."""
 
 
 def claim_next(hint: Any = None, *, attempts: int = 8) -> str | None:
     """Start (``queued → running``) the run whose turn it is; its id, or None when none waits.
 
     ``hint`` is the run the token was sent for: it is only logged, since fairness may pick another.
+    Raises ClaimsLost when each of ``attempts`` lost its run to another claim (or a cancel): runs may
+    still wait, and this token is one of theirs.
     """
     for _ in range(attempts):
         run = next_queued()
@@ -78,4 +101,4 @@ def claim_next(hint: Any = None, *, attempts: int = 8) -> str | None:
             return str(run.pk)
         # Another thread claimed it (or it was cancelled) meanwhile: the next one.
     log.warning("start token of run %s: %d claims lost (taken or cancelled meanwhile)", hint, attempts)
-    return None
+    raise ClaimsLost(hint)

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from engine.executor import execute_run, lease_owner_is_dead, release_page
 
-from .admission import claim_next
+from .admission import ClaimsLost, claim_next
 from .hosts import Heartbeat, queue_for_host
 from .models import Run, RunStatus
 from .routing import DEFAULT_QUEUE, host_queue
@@ -63,6 +63,9 @@ def start_run_task(self: Any, run_id: str, claimed: bool = False) -> None:
             picked = claim_next(run_id)
         except OperationalError as exc:
             raise self.retry(exc=exc, countdown=2, max_retries=10) from exc
+        except ClaimsLost as exc:
+            # Other threads took every run this token tried: runs may still wait, so the token stays.
+            raise self.retry(exc=exc, countdown=0.5, max_retries=20) from exc
         if picked is None:
             log.info("start token of run %s: no queued run to start", run_id)
             return

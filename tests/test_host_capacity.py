@@ -10,8 +10,9 @@ from typing import Any
 
 import psutil
 import pytest
+from django.db import connection
 
-from runs.admission import claim_next, next_queued
+from runs.admission import ClaimsLost, claim_next, next_queued
 from runs.models import Run, RunEvent, RunStatus
 from runs.services import run_create
 from tests.conftest import Persona, Worker, event_types, start_run, wait_run, wait_until, worker_env
@@ -169,6 +170,63 @@ def test_a_claim_starts_the_run_once_and_nothing_when_none_waits(alice: Persona)
     cancelled = queued(alice, 1)[0]
     Run.objects.filter(pk=cancelled.pk).update(status=RunStatus.CANCELLED)
     assert claim_next(hint=cancelled.pk) is None
+
+
+def test_when_another_thread_takes_the_last_run_of_the_tenant_whose_turn_it_is_the_next_tenant_goes(
+    alice: Persona, carol: Persona
+) -> None:
+    # Two threads free at once and both see it is carol's turn; the first takes carol's one run. The
+    # second must start alice's next run — not conclude that nothing waits, which would lose the
+    # token that was to start it (seen in CI: one of alice's runs sat queued for good).
+    backlog = queued(alice, 3)
+    assert claim_next() == str(backlog[0].pk)  # alice served: carol's turn next
+    Run.objects.filter(pk=backlog[0].pk).update(status=RunStatus.COMPLETED)
+    (newcomer,) = queued(carol, 1)
+    turns_read = taken = False
+
+    def other_thread_claims_after_the_turns_are_read(execute: Any, sql: str, *args: Any) -> Any:
+        nonlocal turns_read, taken
+        query = sql.upper()
+        if turns_read and not taken and "LIMIT" in query and "GROUP BY" not in query:
+            taken = True  # the turn is decided; before its run is looked up, another thread takes it
+            Run.objects.filter(pk=newcomer.pk).update(status=RunStatus.RUNNING)
+        turns_read = turns_read or ("MIN(" in query and "GROUP BY" in query)
+        return execute(sql, *args)
+
+    with connection.execute_wrapper(other_thread_claims_after_the_turns_are_read):
+        assert claim_next() == str(backlog[1].pk)
+    assert taken
+    assert Run.objects.get(pk=backlog[1].pk).status == RunStatus.RUNNING
+
+
+def test_a_token_whose_every_claim_was_lost_is_tried_again_not_dropped(
+    alice: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runs.admission
+    import runs.tasks
+
+    (waiting,) = queued(alice, 1)
+    real = runs.admission.run_transition
+    losses = 0
+
+    def lose_the_first_eight(run: Run, **kwargs: Any) -> bool:
+        nonlocal losses
+        if losses < 8:  # as if another thread had claimed each run this token chose
+            losses += 1
+            return False
+        return real(run, **kwargs)
+
+    executed: list[str] = []
+    monkeypatch.setattr(runs.admission, "run_transition", lose_the_first_eight)
+    monkeypatch.setattr(runs.tasks, "_execute", lambda task, run_id, *args, **kwargs: executed.append(run_id))
+    with pytest.raises(ClaimsLost):
+        claim_next(hint=waiting.pk)
+    assert Run.objects.get(pk=waiting.pk).status == RunStatus.QUEUED  # nothing lost, nothing started
+
+    losses = 0
+    runs.tasks.start_run_task.apply(args=(str(waiting.pk),))  # eager: its retry runs at once
+    assert executed == [str(waiting.pk)]
+    assert Run.objects.get(pk=waiting.pk).status == RunStatus.RUNNING
 
 
 # -- memory: what a page costs, and the parked pages' budget -----------------------------------------
