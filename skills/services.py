@@ -675,8 +675,10 @@ def auto_compile(run: Run) -> SkillVersion | None:
     else:
         return None
     literals = _literals_used(run)
-    version = skill_compile(run, actor=None, slug=slug, params=literals or None)
-    Skill.objects.filter(pk=version.skill_id).update(answers_goals=True, param_key=param_key(run.params))
+    # One transaction: when "skill.compiled" goes out (on commit), the skill already answers the goal.
+    with transaction.atomic():
+        version = skill_compile(run, actor=None, slug=slug, params=literals or None)
+        Skill.objects.filter(pk=version.skill_id).update(answers_goals=True, param_key=param_key(run.params))
     return version
 
 

@@ -8,6 +8,8 @@ import json
 import secrets
 from typing import Any
 
+import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from runs.models import Run, RunStatus, Step, StepStatus
@@ -287,3 +289,29 @@ def test_no_secret_or_one_time_code_is_in_any_skill_version(alice, site, worker)
     assert done["cost"]["tokens_in"] == done["cost"]["tokens_out"] == 0
     assert 0 < done["cost"]["browser_s"] <= done["cost"]["wall_s"]
     assert done["cost"]["steps"] == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_when_a_planned_run_is_said_compiled_its_skill_already_answers_the_goal(
+    alice: Persona, private_urls: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The skill.compiled event reaches webhooks and live pages when it commits: by then the skill
+    # must answer the goal, or the same goal sent at once is planned again (a CI run of the agent
+    # test read the skill between the two).
+    from runs import events
+    from skills.learning import compile_completed
+
+    seen: list[bool] = []
+
+    def on_commit_read_the_skill(run: Any, event: Any, data: dict[str, Any]) -> None:
+        if event.type == "skill.compiled":
+            skill_id = data["skill_id"]
+            transaction.on_commit(lambda: seen.append(Skill.objects.get(pk=skill_id).answers_goals))
+
+    monkeypatch.setattr(
+        events, "event_subscribers", [*events.event_subscribers, (99, on_commit_read_the_skill)]
+    )
+    run = completed_run(alice, planner="model")
+    compile_completed(run.pk)
+    assert seen == [True]
+    assert Skill.objects.get(tenant=alice.tenant).answers_goals
