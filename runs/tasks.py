@@ -26,16 +26,20 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 
 
-def _execute(task: Any, run_id: str, reason: str, again: dict[str, Any] | None = None) -> None:
-    """``again``: the keyword arguments a retry of the task is sent with (its run stays the same)."""
+def _execute(
+    task: Any, run_id: str, reason: str, again: dict[str, Any] | None = None, *, spent: int = 0
+) -> None:
+    """``again``: the keyword arguments a retry of the task is sent with (its run stays the same);
+    ``spent``: the retries the task took before the execution began (a start token's claim), which
+    are not the execution's attempts."""
     retry = {"args": (run_id,), "kwargs": again or {}}
     try:
         execute_run(run_id, reason=reason)
     except OperationalError as exc:
-        raise task.retry(exc=exc, countdown=2, max_retries=10, **retry) from exc
+        raise task.retry(exc=exc, countdown=2, max_retries=spent + 10, **retry) from exc
     except Exception as exc:
         log.exception("run %s: execution failed (%s)", run_id, reason)
-        if task.request.retries >= MAX_ATTEMPTS - 1:
+        if task.request.retries - spent >= MAX_ATTEMPTS - 1:
             run = Run.objects.filter(pk=run_id).first()
             if run is not None:
                 with transaction.atomic():
@@ -51,14 +55,16 @@ def _execute(task: Any, run_id: str, reason: str, again: dict[str, Any] | None =
                     )
             return
         # The next attempt finds the interrupted step and treats it as a crash would.
-        raise task.retry(exc=exc, countdown=1, **retry) from exc
+        raise task.retry(exc=exc, countdown=1, max_retries=spent + MAX_ATTEMPTS, **retry) from exc
 
 
 @shared_task(bind=True, max_retries=MAX_ATTEMPTS)
-def start_run_task(self: Any, run_id: str, claimed: bool = False) -> None:
+def start_run_task(self: Any, run_id: str, claimed: bool = False, spent: int = 0) -> None:
     """A free slot: start the queued run whose turn it is (runs.admission: each tenant in turn),
-    which need not be ``run_id``; a retry (``claimed``) goes on with the run it started."""
+    which need not be ``run_id``; a retry (``claimed``) goes on with the run it started, ``spent``
+    the retries its claim took."""
     if not claimed:
+        spent = self.request.retries
         try:
             picked = claim_next(run_id)
         except OperationalError as exc:
@@ -70,7 +76,7 @@ def start_run_task(self: Any, run_id: str, claimed: bool = False) -> None:
             log.info("start token of run %s: no queued run to start", run_id)
             return
         run_id = picked
-    _execute(self, run_id, "start", again={"claimed": True})
+    _execute(self, run_id, "start", again={"claimed": True, "spent": spent}, spent=spent)
 
 
 @shared_task(bind=True, max_retries=MAX_ATTEMPTS)

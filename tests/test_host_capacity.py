@@ -199,34 +199,69 @@ def test_when_another_thread_takes_the_last_run_of_the_tenant_whose_turn_it_is_t
     assert Run.objects.get(pk=backlog[1].pk).status == RunStatus.RUNNING
 
 
-def test_a_token_whose_every_claim_was_lost_is_tried_again_not_dropped(
-    alice: Persona, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def lose_claims(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    """The first ``count`` claims lose their run, as if another thread had taken each."""
     import runs.admission
-    import runs.tasks
 
-    (waiting,) = queued(alice, 1)
     real = runs.admission.run_transition
     losses = 0
 
-    def lose_the_first_eight(run: Run, **kwargs: Any) -> bool:
+    def lose(run: Run, **kwargs: Any) -> bool:
         nonlocal losses
-        if losses < 8:  # as if another thread had claimed each run this token chose
+        if losses < count:
             losses += 1
             return False
         return real(run, **kwargs)
 
+    monkeypatch.setattr(runs.admission, "run_transition", lose)
+
+
+def test_a_token_whose_every_claim_was_lost_is_tried_again_not_dropped(
+    alice: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runs.tasks
+
+    (waiting,) = queued(alice, 1)
+    lose_claims(monkeypatch, 8)
     executed: list[str] = []
-    monkeypatch.setattr(runs.admission, "run_transition", lose_the_first_eight)
     monkeypatch.setattr(runs.tasks, "_execute", lambda task, run_id, *args, **kwargs: executed.append(run_id))
     with pytest.raises(ClaimsLost):
         claim_next(hint=waiting.pk)
     assert Run.objects.get(pk=waiting.pk).status == RunStatus.QUEUED  # nothing lost, nothing started
 
-    losses = 0
+    lose_claims(monkeypatch, 8)
     runs.tasks.start_run_task.apply(args=(str(waiting.pk),))  # eager: its retry runs at once
     assert executed == [str(waiting.pk)]
     assert Run.objects.get(pk=waiting.pk).status == RunStatus.RUNNING
+
+
+@pytest.mark.parametrize("failures", [1, 5])
+def test_a_token_that_waited_for_its_claim_still_gets_every_attempt_at_the_execution(
+    alice: Persona, monkeypatch: pytest.MonkeyPatch, failures: int
+) -> None:
+    # The retries a start token spent claiming (its claims lost twice) are not execution attempts:
+    # a transient error in the run's first execution is retried; three failed attempts fail the run.
+    import runs.tasks
+
+    (waiting,) = queued(alice, 1)
+    lose_claims(monkeypatch, 16)  # two tries of eight
+    executions: list[str] = []
+
+    def fail(run_id: Any, *, reason: str) -> None:
+        executions.append(reason)
+        if len(executions) <= failures:
+            raise RuntimeError("the browser went away")
+
+    monkeypatch.setattr(runs.tasks, "execute_run", fail)
+    runs.tasks.start_run_task.apply(args=(str(waiting.pk),))  # eager: its retries run at once
+    run = Run.objects.get(pk=waiting.pk)
+    if failures == 1:
+        assert executions == ["start", "start"]
+        assert run.status == RunStatus.RUNNING
+    else:
+        assert executions == ["start"] * 3
+        assert run.status == RunStatus.FAILED
+        assert run.error.startswith("internal error after 3 attempts: RuntimeError"), run.error
 
 
 # -- memory: what a page costs, and the parked pages' budget -----------------------------------------
