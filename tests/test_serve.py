@@ -343,8 +343,18 @@ def test_live_events_reach_websockets_on_every_web_process(served: Served, fixtu
     session = _dashboard_session(served)
     sockets: list[Any] = []
     with contextlib.ExitStack() as stack:
-        # Connections until both processes hold at least one (each logs its WSCONNECT).
-        for _ in range(20):
+        # Connections until both processes hold at least one (each logs its WSCONNECT). Both accept
+        # on one socket, and the one that accepted last is often first again (a CI run gave all 20
+        # to one): after a few, each is made while a request holds whichever process takes it, so
+        # the other accepts the connection — and the process that takes every connection takes
+        # the hold too.
+        accepted_by: set[str] = set()
+        for attempt in range(20):
+            holding = None
+            if attempt >= 3:
+                holding = threading.Thread(target=served.get, args=("/_test/hold?seconds=2",), daemon=True)
+                holding.start()
+                time.sleep(0.5)  # the hold is being served
             sockets.append(
                 stack.enter_context(
                     connect(
@@ -354,6 +364,8 @@ def test_live_events_reach_websockets_on_every_web_process(served: Served, fixtu
                     )
                 )
             )
+            if holding is not None:
+                holding.join()
             accepted_by = set(re.findall(r"(web\.\d+)\s+\| .*WSCONNECT /ws/events/", served.output()))
             if len(accepted_by) >= 2 and len(sockets) >= 2:
                 break
