@@ -450,6 +450,17 @@ def _fresh_rate_limits() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_channel_layer() -> None:
+    """Each test its own channel layer: channels_redis keeps its receive state (a lock bound to the
+    event loop that waited on it) on the one instance, and a consumer left receiving in an earlier
+    test's ``async_to_sync`` loop broke every later receive of that process ("bound to a different
+    event loop", two take-over tests in a row on one xdist worker)."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
 def _own_audit_checkpoints(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Each test's audit checkpoints in a directory of its own: the test database is new every
     session, so checkpoints of ``var/audit/`` (another database's runs) would not match it."""
